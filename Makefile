@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` serves the CPU profile on :8081, `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+HOST ?= 127.0.0.1
+PORT ?= 8081
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+run: install
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m app serve
+
+lint: install-dev
+	bash scripts/static_checks.sh
+
+test: install-dev lint
+	$(BIN)/python -m pytest
+
+bench: install-dev
+	$(BIN)/python -m bench.all
+
+clean:
+	rm -rf $(VENV) .pytest_cache output
