@@ -23,7 +23,7 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 run: install
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m app serve
+	HOST=$(HOST) PORT=$(PORT) exec $(BIN)/python -m app serve
 
 lint: install-dev
 	bash scripts/static_checks.sh

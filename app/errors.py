@@ -97,6 +97,13 @@ class SidecarFailed(AppError):
     status, type = 502, "sidecar_failed"
 
 
+class WorkerCrashed(AppError):
+    """A worker process died while converting a page (killed, out of memory, a native crash). The pool replaces
+    the worker; the page itself failed and is not retried (it may be what crashed the worker)."""
+
+    status, type = 500, "worker_crashed"
+
+
 class InsufficientStorage(AppError):
     status, type = 507, "insufficient_storage"
 

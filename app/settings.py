@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     vlm_retries: int = Field(3, ge=0)
     vlm_health_timeout_s: float = Field(2.0, gt=0)
     vlm_startup_timeout_s: float = Field(1800.0, gt=0, description="How long startup waits for the sidecar")
+    vlm_probe_interval_s: float = Field(2.0, gt=0, description="Sidecar health probe period while the breaker is open")
+    vlm_breaker_failures: int = Field(3, ge=1, description="Consecutive sidecar failures that open the circuit breaker")
+    vlm_chart_recognition: bool = Field(False, description="Send chart regions to the VLM (official default: off)")
 
     # --- S3 output (any endpoint) ------------------------------------------------------------------------------
     s3_endpoint: str | None = Field(None, validation_alias=AliasChoices("CLOUDRU_S3_ENDPOINT", "S3_ENDPOINT", "s3_endpoint"))

@@ -1,5 +1,78 @@
 #!/usr/bin/env bash
-# Static checks for what cannot run here (images, manifests, shell). Each check skips only when its target is absent.
+# Static checks for what cannot run here (images, manifests, shell, supervisord config). Every tool works
+# offline: hadolint, yamllint, kubectl (kustomize) and kubernetes-validate (ships the schemas) come from
+# requirements-dev.txt in .venv, shellcheck from apt. Each check skips only when its target is absent; a missing
+# tool is an error, not a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+BIN="${VENV:-.venv}/bin"
+failures=0
+
+step() { printf '== %s\n' "$*"; }
+fail() { printf 'FAILED: %s\n' "$*" >&2; failures=$((failures + 1)); }
+need() { command -v "$1" >/dev/null 2>&1 || { echo "missing tool: $1 (make install-dev / apt-get install $1)" >&2; exit 2; }; }
+
+need "$BIN/hadolint"
+need "$BIN/yamllint"
+need "$BIN/kubectl"
+need "$BIN/kubernetes-validate"
+need "$BIN/python"
+need shellcheck
+
+step "hadolint"
+for dockerfile in Dockerfile.vllm Dockerfile.cpu; do
+    [[ -f "$dockerfile" ]] || continue
+    "$BIN/hadolint" "$dockerfile" || fail "hadolint $dockerfile"
+done
+
+step "shellcheck"
+mapfile -t shell_scripts < <(git ls-files --cached --others --exclude-standard -- '*.sh' .ci/run)
+if ((${#shell_scripts[@]})); then
+    shellcheck "${shell_scripts[@]}" || fail "shellcheck"
+fi
+
+step "yamllint"
+mapfile -t yaml_files < <(git ls-files --cached --others --exclude-standard -- '*.yaml' '*.yml' .yamllint)
+if ((${#yaml_files[@]})); then
+    "$BIN/yamllint" -s "${yaml_files[@]}" || fail "yamllint"
+fi
+
+step "kustomize render + kubernetes-validate --strict"
+rendered="$(mktemp -d)"
+trap 'rm -rf "$rendered"' EXIT
+for kustomization in k8s/overlays/gpu k8s/overlays/cpu k8s/batch; do
+    [[ -f "$kustomization/kustomization.yaml" ]] || continue
+    out="$rendered/$(echo "$kustomization" | tr / _).yaml"
+    if "$BIN/kubectl" kustomize "$kustomization" >"$out"; then
+        "$BIN/kubernetes-validate" --strict --quiet "$out" || fail "kubernetes-validate $kustomization"
+    else
+        fail "kustomize $kustomization"
+    fi
+done
+for example in k8s/base/*.example.yaml; do
+    [[ -f "$example" ]] || continue
+    "$BIN/kubernetes-validate" --strict --quiet "$example" || fail "kubernetes-validate $example"
+done
+
+step "supervisord config (parsed by supervisor itself)"
+if [[ -f supervisord.conf ]]; then
+    "$BIN/python" - supervisord.conf <<'PY' || fail "supervisord.conf"
+import sys
+
+from supervisor.options import ServerOptions
+
+options = ServerOptions()
+# realize() parses the file exactly as supervisord would (sections, expansions, program commands) and exits
+# with a usage error on any problem; it neither forks nor opens the socket.
+options.realize(["-c", sys.argv[1]])
+names = [group.name for group in options.process_group_configs]
+print("supervisord.conf programs:", ", ".join(names))
+PY
+fi
+
+if ((failures)); then
+    echo "static checks: $failures failed" >&2
+    exit 1
+fi
 echo "static checks: ok"

@@ -1,0 +1,53 @@
+"""Optional API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`, compared in constant time.
+
+Applied as ASGI middleware so it covers every path (API routes, /docs, unknown URLs) except the probes, which
+a platform calls without credentials, and /metrics unless METRICS_REQUIRE_AUTH is set. The key is a SecretStr
+and headers are never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.error_handlers import error_response
+from app.settings import Settings
+
+PROBE_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/health"})
+
+
+def presented_key(headers: Headers) -> str | None:
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("x-api-key") or None
+
+
+def key_matches(presented: str | None, expected: str) -> bool:
+    if presented is None:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.key = settings.api_key.get_secret_value() if settings.api_key else None
+        self.public = set(PROBE_PATHS) if settings.metrics_require_auth else set(PROBE_PATHS) | {"/metrics"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.key or scope["path"] in self.public:
+            await self.app(scope, receive, send)
+            return
+        if key_matches(presented_key(Headers(scope=scope)), self.key):
+            await self.app(scope, receive, send)
+            return
+        request_id = scope.get("state", {}).get("request_id")
+        response = error_response(
+            401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key> or X-API-Key)", request_id,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+        await response(scope, receive, send)

@@ -1,0 +1,83 @@
+"""Every error leaves as `{"error": {"type", "message", "request_id"}}` with its status.
+
+AppError subclasses carry their own status and type; Starlette's HTTP errors (404, 405) and FastAPI's
+validation errors are mapped onto the same shape. Unknown exceptions are rendered by the request middleware
+(`render_internal_error`) so they get the same shape and the request id header; their traceback goes to the log
+only.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import AppError
+
+_HTTP_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "upload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_parameter",
+    429: "too_many_requests",
+    503: "not_ready",
+}
+
+
+def error_response(
+    status: int, type_: str, message: str, request_id: str | None, *, retry_after_s: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+    return JSONResponse(
+        {"error": {"type": type_, "message": message, "request_id": request_id}}, status_code=status, headers=headers
+    )
+
+
+def app_error_response(exc: AppError, request_id: str | None) -> JSONResponse:
+    return error_response(exc.status, exc.type, exc.message, request_id, retry_after_s=exc.retry_after_s)
+
+
+def render_internal_error(request_id: str | None) -> JSONResponse:
+    return error_response(500, "internal_error", "internal server error", request_id)
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+async def _on_app_error(request: Request, exc: AppError) -> JSONResponse:
+    return app_error_response(exc, _request_id(request))
+
+
+async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    type_ = _HTTP_TYPES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else type_.replace("_", " ")
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    return error_response(exc.status_code, type_, message, _request_id(request), headers=exc.headers)
+
+
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ()) if p not in ('query', 'body', 'path', 'header'))}: "
+        f"{err.get('msg')}"
+        for err in exc.errors()
+    )
+    return error_response(422, "invalid_parameter", problems or "invalid request", _request_id(request))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _on_app_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]

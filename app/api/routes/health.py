@@ -1,0 +1,84 @@
+"""Probes. `/health` is the reference deployment's body (one URL for all three platform probes: 200 only when
+ready); `/startupz`, `/readyz`, `/livez` are the split probes for platforms that can use them. None of them is
+authenticated, and none waits on a model: they read the lifecycle state, and at most ask the VLM sidecar's
+`/health` with a short timeout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app import __version__
+from app.api.deps import LifecycleDep, PoolDep, SettingsDep
+from app.lifecycle import Verdict
+
+router = APIRouter(tags=["probes"])
+
+
+def _probe(verdict: Verdict) -> JSONResponse:
+    if verdict.ok:
+        return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "fail", "reason": verdict.reason}, status_code=503)
+
+
+@router.get("/livez", summary="Liveness: the process is not wedged")
+async def livez(lifecycle: LifecycleDep) -> JSONResponse:
+    return _probe(lifecycle.liveness())
+
+
+@router.get("/startupz", summary="Startup: models loaded and warmed up")
+async def startupz(lifecycle: LifecycleDep) -> JSONResponse:
+    return _probe(lifecycle.startup())
+
+
+@router.get("/readyz", summary="Readiness: warm and able to take work")
+async def readyz(request: Request, lifecycle: LifecycleDep) -> JSONResponse:
+    return _probe(await lifecycle.readiness(request.app))
+
+
+@router.get("/health", summary="Reference deployment health body; 200 only when ready")
+async def health(request: Request, settings: SettingsDep, lifecycle: LifecycleDep, pool: PoolDep) -> JSONResponse:
+    ready = await lifecycle.readiness(request.app)
+    alive = lifecycle.liveness()
+    vlm = request.app.state.vlm
+    if ready.ok:
+        status, reason = "healthy", None
+        degraded = _degradation(lifecycle, pool)
+        if degraded:
+            status, reason = "degraded", degraded
+    elif lifecycle.phase == "starting" and not lifecycle.shutting_down:
+        status, reason = "starting", ready.reason
+    else:
+        status, reason = "unhealthy", ready.reason if alive.ok else alive.reason
+    body: dict[str, Any] = {
+        "status": status,
+        "models_present": lifecycle.models_present,
+        "models_path": lifecycle.models_path,
+        "vllm_status": vlm.status if vlm is not None else "disabled",
+        "vllm_url": settings.vllm_url,
+        "use_vlm_api": settings.vlm_enabled,
+        "output_dir": str(settings.output_dir),
+        "s3_storage": lifecycle.s3_status,
+        "version": __version__,
+        "uptime_s": round(lifecycle.uptime_s, 1),
+        "warm": lifecycle.warm,
+    }
+    if reason:
+        body["reason"] = reason
+    return JSONResponse(body, status_code=200 if ready.ok else 503)
+
+
+def _degradation(lifecycle: Any, pool: Any) -> str | None:
+    """Ready, but something the operator should look at: lost workers being replaced, S3 failing."""
+    problems = []
+    try:
+        stats = pool.stats()
+        if stats.alive_workers < stats.workers:
+            problems.append(f"{stats.alive_workers} of {stats.workers} workers alive")
+    except Exception:  # stats are advisory here; readiness already asked the pool whether it is healthy
+        pass
+    if lifecycle.s3_status == "error":
+        problems.append(f"S3 storage error: {lifecycle.s3_error}")
+    return "; ".join(problems) or None

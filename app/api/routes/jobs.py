@@ -1,0 +1,203 @@
+"""Asynchronous jobs: submit a PDF, poll or stream its progress, fetch the result, cancel or delete it.
+
+With an API key, a job belongs to the key that created it (a hash of it is stored); any other caller gets 404,
+as if the id did not exist. Job ids are random, so they cannot be enumerated either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from app.api.auth import presented_key
+from app.api.deps import JobsDep, RequestIdDep, SettingsDep
+from app.api.upload import receive_pdf_upload
+from app.errors import Conflict, NotFound, NotReady
+from app.jobs import files
+from app.jobs.events import JobEvent
+from app.jobs.manager import JobManager, job_view, owner_for_key
+from app.jobs.store import FINISHED
+from app.settings import Settings
+
+router = APIRouter(tags=["jobs"])
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_KEEPALIVE_S = 15.0
+_POLL_S = 1.0
+
+
+def get_owner(request: Request) -> str:
+    """Who is asking: the hash of the presented API key when the service has one configured, else ''."""
+    settings: Settings = request.app.state.settings
+    if settings.api_key is None:
+        return ""
+    return owner_for_key(presented_key(request.headers))
+
+
+OwnerDep = Annotated[str, Depends(get_owner)]
+
+
+def _manager(jobs: JobManager | None) -> JobManager:
+    if jobs is None or not jobs.accepting:
+        raise NotReady("the job service is not running yet")
+    return jobs
+
+
+def _check_id(job_id: str) -> None:
+    if not _JOB_ID.match(job_id):
+        raise NotFound(f"no job {job_id}")
+
+
+def accepted(job: Any) -> JSONResponse:
+    """202 pointing at a job: the body of POST /jobs and of a POST /ocr/pdf handed off to a job."""
+    status_url = f"/jobs/{job.id}"
+    body = {"job_id": job.id, "status": job.status, "status_url": status_url, "result_url": f"{status_url}/result",
+            "events_url": f"{status_url}/events"}
+    return JSONResponse(body, status_code=202, headers={"Location": status_url})
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    summary="Convert a PDF asynchronously",
+    description="Multipart `file` plus the options of /ocr/pdf (`pages`, `mode`, `dpi`). Answers 202 with the "
+    "job's URLs once the upload is stored; the same `Idempotency-Key` (per API key) returns the same job. "
+    "Bad input gets the same 4xx as /ocr/pdf; 507 when the output disk is nearly full.",
+    responses={202: {"description": "Job accepted; `Location` is its status URL"}, 507: {"description": "Disk full"}},
+)
+async def submit_job(
+    request: Request,
+    settings: SettingsDep,
+    jobs: JobsDep,
+    owner: OwnerDep,
+    request_id: RequestIdDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> JSONResponse:
+    manager = _manager(jobs)
+    files.check_free_space(settings)  # before reading a large body we would only throw away
+    upload = await receive_pdf_upload(request, settings, request_id)
+    try:
+        from app.api.routes.ocr import parse_options  # here, not at import: ocr.py imports this module
+
+        options = parse_options(settings, upload.fields, {})
+    except BaseException:
+        upload.discard()
+        raise
+    job = await manager.submit(upload.path, options, owner=owner, idempotency_key=idempotency_key,
+                               filename=upload.filename)
+    return accepted(job)
+
+
+@router.get("/jobs", summary="Recent jobs of the caller")
+async def list_jobs(
+    jobs: JobsDep,
+    owner: OwnerDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+) -> dict[str, Any]:
+    return {"jobs": [job_view(j) for j in await _manager(jobs).list_jobs(owner, limit, status)]}
+
+
+@router.get("/jobs/{job_id}", summary="Status and progress of a job")
+async def get_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> dict[str, Any]:
+    _check_id(job_id)
+    return job_view(await _manager(jobs).get(job_id, owner))
+
+
+@router.get(
+    "/jobs/{job_id}/result",
+    summary="The finished job's result",
+    description="`format=json` (default) or `markdown`; without `format`, `Accept: text/markdown` picks Markdown. "
+    "409 while the job has not succeeded.",
+    responses={409: {"description": "Not finished (or failed/cancelled)"}},
+)
+async def get_result(
+    job_id: str,
+    request: Request,
+    jobs: JobsDep,
+    owner: OwnerDep,
+    format: Literal["json", "markdown"] | None = None,  # noqa: A002 - the public query parameter's name
+) -> Response:
+    _check_id(job_id)
+    manager = _manager(jobs)
+    job = await manager.get(job_id, owner)
+    if job.status != "succeeded":
+        raise Conflict(f"job {job.id} is {job.status}; its result exists once it has succeeded")
+    if format is None:
+        format = "markdown" if "text/markdown" in request.headers.get("accept", "") else "json"
+    json_path, md_path = manager.result_paths(job)
+    if format == "markdown":
+        return FileResponse(md_path, media_type="text/markdown; charset=utf-8")
+    return FileResponse(json_path, media_type="application/json")
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    summary="Progress as Server-Sent Events",
+    description="A `status` event with the current state, one `page` event per finished page, a final `status` "
+    "event (succeeded/failed/cancelled), then the stream ends.",
+    response_class=StreamingResponse,
+)
+async def job_events(job_id: str, request: Request, jobs: JobsDep, owner: OwnerDep) -> StreamingResponse:
+    _check_id(job_id)
+    manager = _manager(jobs)
+    await manager.get(job_id, owner)  # 404 before the stream starts
+
+    lifecycle = request.app.state.lifecycle
+
+    async def stream() -> Any:
+        async with manager.events.subscribe(job_id) as queue:
+            # Subscribed first, read second: nothing that happens in between is missed.
+            job = await manager.store.get(job_id)
+            if job is None:
+                return
+            yield JobEvent("status", job_view(job)).encode()
+            if job.status in FINISHED:
+                return
+            quiet_since = time.monotonic()
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=_POLL_S)
+                except TimeoutError:
+                    if lifecycle.shutting_down:
+                        return  # an open stream must not hold up the server's drain; clients reconnect
+                    if time.monotonic() - quiet_since < _KEEPALIVE_S:
+                        continue
+                    quiet_since = time.monotonic()
+                    # Quiet for a while: re-read the store in case the job ended (or was deleted) unseen.
+                    job = await manager.store.get(job_id)
+                    if job is None:
+                        return
+                    if job.status in FINISHED:
+                        yield JobEvent("status", job_view(job)).encode()
+                        return
+                    yield b": keep-alive\n\n"
+                    continue
+                quiet_since = time.monotonic()
+                yield event.encode()
+                if event.final:
+                    return
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    summary="Cancel a running job or delete a finished one",
+    description="An active job is cancelled (pages not started are never started) and its status returned; "
+    "a finished job is deleted with its files (204).",
+    responses={204: {"description": "Deleted"}},
+)
+async def delete_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> Response:
+    _check_id(job_id)
+    job = await _manager(jobs).cancel_or_delete(job_id, owner)
+    if job is None:
+        return Response(status_code=204)
+    return JSONResponse(job_view(job))

@@ -1,0 +1,163 @@
+"""Streaming multipart upload: the PDF goes to a temp file chunk by chunk, never whole into memory.
+
+The body is read from `request.stream()` and fed to python-multipart's incremental parser; bytes are counted as
+they arrive, so a client that sends no Content-Length (chunked) still gets its 413 as soon as it passes
+MAX_UPLOAD_MB. The temp file is named after the request id; the client's filename is kept only as a string.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
+from app.settings import Settings
+
+FILE_FIELD = "file"
+# Room for the multipart framing and the small form fields on top of the file itself.
+_OVERHEAD_BYTES = 1024 * 1024
+_MAX_FIELD_BYTES = 4096
+
+
+@dataclass
+class Upload:
+    path: Path
+    size: int
+    filename: str | None
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def uploads_dir(settings: Settings) -> Path:
+    path = settings.output_dir / ".uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class _Collector:
+    """python-multipart callbacks: the `file` part to disk, other parts as small strings."""
+
+    def __init__(self, settings: Settings, request_id: str) -> None:
+        self.settings = settings
+        self.request_id = request_id
+        self.limit = settings.max_upload_bytes
+        self.fields: dict[str, str] = {}
+        self.path: Path | None = None
+        self.filename: str | None = None
+        self.size = 0
+        self._file: IO[bytes] | None = None
+        self._field_name: str | None = None
+        self._field_buf = bytearray()
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[str, bytes] = {}
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda d, s, e: self._header_name.extend(d[s:e]),
+            "on_header_value": lambda d, s, e: self._header_value.extend(d[s:e]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._field_name = None
+        self._field_buf = bytearray()
+
+    def _header_end(self) -> None:
+        self._headers[self._header_name.decode("latin-1").strip().lower()] = bytes(self._header_value).strip()
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get("content-disposition", b""))
+        name = params.get(b"name", b"").decode("utf-8", "replace")
+        if name == FILE_FIELD:
+            if self.path is not None:
+                raise InvalidParameter("send exactly one 'file' part")
+            raw_name = params.get(b"filename")
+            self.filename = raw_name.decode("utf-8", "replace") if raw_name is not None else None
+            fd, tmp = tempfile.mkstemp(dir=uploads_dir(self.settings), prefix=f"{self.request_id}-", suffix=".pdf")
+            self.path = Path(tmp)
+            self._file = os.fdopen(fd, "wb")
+        else:
+            self._field_name = name
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._file is not None:
+            self.size += end - start
+            if self.size > self.limit:
+                raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={self.settings.max_upload_mb:g}")
+            # A chunk is at most one network read (64 KiB): writing it to the page cache is cheaper than a
+            # thread hop, and it keeps memory flat whatever the file size.
+            self._file.write(data[start:end])
+        elif self._field_name is not None:
+            self._field_buf.extend(data[start:end])
+            if len(self._field_buf) > _MAX_FIELD_BYTES:
+                raise InvalidParameter(f"form field {self._field_name!r} is too long")
+
+    def _part_end(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        elif self._field_name:
+            self.fields[self._field_name] = self._field_buf.decode("utf-8", "replace").strip()
+            self._field_name = None
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+async def receive_pdf_upload(request: Request, settings: Settings, request_id: str) -> Upload:
+    """Stream the multipart body of `request` into a temp file; raise 413/415/422 AppErrors on bad input."""
+    content_type, params = parse_options_header(request.headers.get("content-type"))
+    if content_type != b"multipart/form-data":
+        raise NotAPdf("send the PDF as multipart/form-data in a field named 'file'")
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise InvalidParameter("multipart body without a boundary")
+    body_limit = settings.max_upload_bytes + _OVERHEAD_BYTES
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > body_limit:
+        raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+
+    collector = _Collector(settings, request_id)
+    try:
+        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > body_limit:
+                raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as exc:
+        collector.abort()
+        raise InvalidParameter(f"malformed multipart body: {exc}") from None
+    except ClientDisconnect:
+        collector.abort()
+        raise AppError("client disconnected during the upload") from None
+    except BaseException:
+        collector.abort()
+        raise
+    if collector.path is None or collector._file is not None:
+        collector.abort()
+        raise InvalidParameter("multipart field 'file' with the PDF is required")
+    return Upload(path=collector.path, size=collector.size, filename=collector.filename, fields=collector.fields)

@@ -1,0 +1,261 @@
+"""Batch conversion of PDFs in S3, sharded across processes or Kubernetes Indexed Job completions.
+
+`python -m app batch s3://bucket/in/ --out s3://bucket/out/ --shard i/n` lists every `.pdf` under the input
+prefix, keeps the ones whose stable hash falls in shard `i` of `n`, skips those that already have a result,
+and converts the rest through one PagePool (models load once per worker for the whole run).
+
+Key scheme: the input `s3://B/in/reports/q3.pdf` (relative key `reports/q3.pdf`) gives
+`<out>/reports/q3.md` and `<out>/reports/q3.json`. The JSON is uploaded last, so its presence means the result
+is complete; that is the idempotency check, and a retried pod redoes only what is missing. An input the
+pipeline rejects (not a PDF, encrypted, too large: 4xx errors) gets `<out>/reports/q3.error.json` instead and
+counts as done, so retries do not grind on it; anything else (S3 trouble, a crashed worker) leaves no marker
+and makes the run exit non-zero, so Kubernetes retries that shard.
+
+Sharding hashes the relative key with SHA-256, so shard membership is the same in every process and every run,
+whatever the listing order; two runs with `n` shards cover each input exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from app.errors import AppError, InvalidParameter
+from app.pipeline.options import ConvertOptions
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PDF_SUFFIX = ".pdf"
+MD_SUFFIX = ".md"
+JSON_SUFFIX = ".json"
+ERROR_SUFFIX = ".error.json"
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # "" or ends with "/"
+
+    def key(self, relative: str) -> str:
+        return self.prefix + relative
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def parse_s3_url(url: str) -> S3Location:
+    """`s3://bucket/some/prefix` -> S3Location("bucket", "some/prefix/"): a prefix always names a folder."""
+    if not url.startswith("s3://"):
+        raise InvalidParameter(f"{url!r} is not an s3://bucket/prefix URL")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if not bucket:
+        raise InvalidParameter(f"{url!r} has no bucket name")
+    prefix = prefix.strip("/")
+    return S3Location(bucket, prefix + "/" if prefix else "")
+
+
+def parse_shard(spec: str | None, environ: Mapping[str, str] = os.environ) -> tuple[int, int]:
+    """`"i/n"` (0-based i) -> (i, n). Without a spec, Kubernetes Indexed Jobs give i in JOB_COMPLETION_INDEX and
+    the Job manifest gives n in BATCH_SHARDS; with neither, one shard takes everything."""
+    if spec is None:
+        index, count = environ.get("JOB_COMPLETION_INDEX"), environ.get("BATCH_SHARDS")
+        if index is None and count is None:
+            return 0, 1
+        if index is None or count is None:
+            raise InvalidParameter("JOB_COMPLETION_INDEX and BATCH_SHARDS must be set together (or pass --shard i/n)")
+        spec = f"{index}/{count}"
+    try:
+        index_text, count_text = spec.split("/")
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        raise InvalidParameter(f"shard {spec!r}: expected i/n such as 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise InvalidParameter(f"shard {spec!r}: need 0 <= i < n")
+    return index, count
+
+
+def shard_of(relative_key: str, shards: int) -> int:
+    digest = hashlib.sha256(relative_key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+def result_stem(relative_key: str) -> str:
+    """`reports/q3.pdf` -> `reports/q3` (the suffix is matched case-insensitively)."""
+    path = PurePosixPath(relative_key)
+    return str(path.with_suffix("")) if path.suffix.lower() == PDF_SUFFIX else relative_key
+
+
+def is_input(relative_key: str) -> bool:
+    return relative_key.lower().endswith(PDF_SUFFIX) and not relative_key.endswith("/")
+
+
+@dataclass
+class BatchPlan:
+    todo: list[str] = field(default_factory=list)  # relative keys to convert, sorted
+    done: list[str] = field(default_factory=list)  # already have a result or an error marker
+    other_shards: int = 0
+
+
+def plan(input_keys: Iterable[str], existing_outputs: Iterable[str], shard: int, shards: int) -> BatchPlan:
+    """Decide what this shard converts. Both key lists are relative to their prefixes."""
+    existing = set(existing_outputs)
+    result = BatchPlan()
+    for key in sorted(set(input_keys)):
+        if not is_input(key):
+            continue
+        if shard_of(key, shards) != shard:
+            result.other_shards += 1
+            continue
+        stem = result_stem(key)
+        if stem + JSON_SUFFIX in existing or stem + ERROR_SUFFIX in existing:
+            result.done.append(key)
+        else:
+            result.todo.append(key)
+    return result
+
+
+def list_relative_keys(client: Any, location: S3Location) -> Iterator[str]:
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=location.bucket, Prefix=location.prefix):
+        for item in page.get("Contents", ()):
+            yield item["Key"][len(location.prefix) :]
+
+
+@dataclass
+class BatchReport:
+    shard: int
+    shards: int
+    converted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)  # input's fault: error marker written
+    failed: dict[str, str] = field(default_factory=dict)  # our side: no marker, retry the shard
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "shard": f"{self.shard}/{self.shards}",
+            "converted": len(self.converted),
+            "skipped": len(self.skipped),
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _put(client: Any, bucket: str, key: str, body: bytes, content_type: str) -> None:
+    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+async def _make_recognizer(settings: Settings, options: ConvertOptions) -> tuple[Any, Any]:
+    """(client, recognizer) for `vl` mode, after waiting for the sidecar; (None, None) otherwise."""
+    if options.mode != "vl":
+        return None, None
+    from app.vlm.client import VlmClient
+    from app.vlm.recognizer import VlRecognizer
+
+    client = VlmClient(settings)
+    await client.wait_until_ready(settings.vlm_startup_timeout_s)
+    return client, VlRecognizer(client, settings)
+
+
+async def run_batch(
+    settings: Settings,
+    source: S3Location,
+    dest: S3Location,
+    *,
+    shard: int = 0,
+    shards: int = 1,
+    options: ConvertOptions | None = None,
+    client: Any | None = None,
+    documents_in_flight: int | None = None,
+) -> BatchReport:
+    """Convert this shard's missing results. Documents run concurrently (bounded) through one PagePool, which
+    interleaves their pages fairly across its workers."""
+    from app.pipeline.document import convert_document
+    from app.pipeline.intake import inspect_pdf
+    from app.pipeline.pool import PagePool
+    from app.storage.s3 import make_s3_client
+
+    options = options or ConvertOptions(mode=settings.default_mode, dpi=settings.default_dpi)
+    client = client or make_s3_client(settings)
+    started = time.monotonic()
+    report = BatchReport(shard=shard, shards=shards)
+
+    inputs, outputs = await asyncio.gather(
+        asyncio.to_thread(lambda: list(list_relative_keys(client, source))),
+        asyncio.to_thread(lambda: list(list_relative_keys(client, dest))),
+    )
+    work = plan(inputs, outputs, shard, shards)
+    report.skipped = work.done
+    log.info(
+        "batch shard %d/%d: %d to convert, %d already done, %d in other shards",
+        shard, shards, len(work.todo), len(work.done), work.other_shards,
+    )
+    if not work.todo:
+        report.seconds = time.monotonic() - started
+        return report
+
+    vlm_client, recognizer = await _make_recognizer(settings, options)
+    pool = PagePool(settings)
+    pool.start()
+    limit = asyncio.Semaphore(documents_in_flight or max(2, min(8, settings.workers)))
+    try:
+        with tempfile.TemporaryDirectory(prefix="batch-") as scratch:
+
+            async def one(index: int, relative: str) -> None:
+                async with limit:
+                    local = Path(scratch) / f"{index}.pdf"
+                    stem = dest.key(result_stem(relative))
+                    try:
+                        await asyncio.to_thread(client.download_file, source.bucket, source.key(relative), str(local))
+                        info = await asyncio.to_thread(inspect_pdf, local, settings, options.pages)
+                        result = await convert_document(
+                            pool, local, options, page_indices=info.page_indices, page_count=info.page_count,
+                            vl=recognizer,
+                        )
+                        markdown = result.markdown.encode("utf-8")
+                        document = result.model_dump_json().encode("utf-8")
+                        await asyncio.to_thread(_put, client, dest.bucket, stem + MD_SUFFIX, markdown, "text/markdown")
+                        # Last: its presence marks the result complete.
+                        await asyncio.to_thread(_put, client, dest.bucket, stem + JSON_SUFFIX, document, "application/json")
+                        report.converted.append(relative)
+                        log.info("batch: %s -> s3://%s/%s{%s,%s}", relative, dest.bucket, stem, MD_SUFFIX, JSON_SUFFIX)
+                    except AppError as exc:
+                        if 400 <= exc.status < 500:
+                            marker = {"input": f"s3://{source.bucket}/{source.key(relative)}",
+                                      "error": {"type": exc.type, "message": exc.message}}
+                            body = json.dumps(marker).encode("utf-8")
+                            await asyncio.to_thread(_put, client, dest.bucket, stem + ERROR_SUFFIX, body,
+                                                    "application/json")
+                            report.rejected[relative] = exc.type
+                            log.warning("batch: %s rejected: %s", relative, exc.message)
+                        else:
+                            report.failed[relative] = f"{exc.type}: {exc.message}"
+                            log.error("batch: %s failed: %s", relative, exc.message)
+                    except Exception as exc:  # noqa: BLE001 - one bad document must not stop the shard
+                        report.failed[relative] = type(exc).__name__
+                        log.exception("batch: %s failed", relative)
+                    finally:
+                        local.unlink(missing_ok=True)
+
+            await asyncio.gather(*(one(i, key) for i, key in enumerate(work.todo)))
+    finally:
+        await pool.stop(settings.shutdown_grace_s)
+        if vlm_client is not None:
+            await vlm_client.aclose()
+    report.seconds = time.monotonic() - started
+    return report

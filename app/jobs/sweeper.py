@@ -1,0 +1,69 @@
+"""Retention: finished jobs, their files and their S3 objects are deleted JOB_TTL_HOURS after they finished.
+
+Also removes job directories the database does not know (a crash between creating the directory and inserting
+the row) once they are older than the TTL, so a crash never leaks disk for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from app.jobs import files
+from app.jobs.store import JobStore
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_once(settings: Settings, store: JobStore, *, now: float | None = None) -> list[str]:
+    """Delete every job that finished more than `job_ttl_hours` ago; returns the ids removed."""
+    now = time.time() if now is None else now
+    cutoff = now - settings.job_ttl_hours * 3600
+    removed: list[str] = []
+    for job in await store.expired(cutoff):
+        try:
+            await delete_job_files(settings, job.id)
+        except Exception:  # S3 down: keep the row so the next sweep retries
+            log.exception("sweep: could not delete the files of job %s", job.id)
+            continue
+        await store.delete(job.id)
+        removed.append(job.id)
+    removed += await _sweep_orphans(settings, store, cutoff)
+    if removed:
+        log.info("sweep: removed %s expired jobs", len(removed))
+    return removed
+
+
+async def delete_job_files(settings: Settings, job_id: str) -> None:
+    if settings.s3_configured:
+        await asyncio.to_thread(files.s3_delete_job, settings, job_id)
+    await asyncio.to_thread(files.remove_job_dir, settings, job_id)
+
+
+async def _sweep_orphans(settings: Settings, store: JobStore, cutoff: float) -> list[str]:
+    root = files.jobs_root(settings)
+    if not root.is_dir():
+        return []
+    known = await store.all_ids()
+
+    def scan() -> list[str]:
+        return [p.name for p in root.iterdir() if p.is_dir() and p.name not in known and p.stat().st_mtime < cutoff]
+
+    orphans = await asyncio.to_thread(scan)
+    for job_id in orphans:
+        await asyncio.to_thread(files.remove_job_dir, settings, job_id)
+    return orphans
+
+
+async def run_sweeper(settings: Settings, store: JobStore) -> None:
+    """Sweep now, then every `job_sweep_interval_s`, until cancelled; a failed sweep is logged and retried."""
+    while True:
+        try:
+            await sweep_once(settings, store)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job retention sweep failed")
+        await asyncio.sleep(settings.job_sweep_interval_s)

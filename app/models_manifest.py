@@ -1,0 +1,152 @@
+"""The baked models' manifest: what the image build downloaded, so the running container can tell it is intact.
+
+`preload/preload_models.py` downloads the models into `$PADDLEX_HOME/official_models/<name>/` at build time and
+then calls `write_manifest`, which records every file's size and SHA-256 plus where each model came from.
+`verify(models_dir)` is what `/health.models_present` reports: every required model is listed and every listed
+file exists with its recorded size. `verify(models_dir, deep=True)` also re-hashes every file; the build runs it
+(`preload_models.py --verify`) because hashing ~2 GB takes seconds, too slow for a health endpoint.
+
+Standard library only: the image's model-download stage imports this module without the app's dependencies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+VLM_MODEL = "PaddleOCR-VL-0.9B"
+LAYOUT_MODEL = "PP-DocLayoutV2"
+REQUIRED_MODELS: tuple[str, ...] = (VLM_MODEL, LAYOUT_MODEL)
+
+# Download bookkeeping that is not part of a model (huggingface_hub keeps `.cache/` inside `local_dir`).
+_SKIPPED_DIRS = frozenset({".cache", "__pycache__"})
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where one model directory came from: a hub repository at a fixed revision, optionally one subfolder."""
+
+    name: str
+    repo_id: str
+    revision: str
+    subfolder: str | None = None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _model_files(model_dir: Path) -> list[Path]:
+    files = []
+    for root, dirs, names in os.walk(model_dir):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
+        files.extend(Path(root) / name for name in sorted(names))
+    return files
+
+
+def build_manifest(models_dir: Path, sources: list[ModelSource]) -> dict:
+    """Describe every file under `models_dir/<source.name>/` (paths relative to `models_dir`, POSIX separators)."""
+    files: dict[str, dict[str, object]] = {}
+    models: dict[str, dict[str, object]] = {}
+    for source in sources:
+        model_dir = models_dir / source.name
+        if not model_dir.is_dir():
+            raise FileNotFoundError(f"model {source.name} is missing: no directory {model_dir}")
+        found = _model_files(model_dir)
+        if not found:
+            raise FileNotFoundError(f"model {source.name} is empty: {model_dir}")
+        for path in found:
+            relative = path.relative_to(models_dir).as_posix()
+            files[relative] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        models[source.name] = {
+            "repo_id": source.repo_id,
+            "revision": source.revision,
+            "subfolder": source.subfolder,
+            "files": len(found),
+            "bytes": sum(p.stat().st_size for p in found),
+        }
+    return {"version": MANIFEST_VERSION, "models": models, "files": files}
+
+
+def write_manifest(models_dir: Path, sources: list[ModelSource]) -> Path:
+    """Hash the downloaded models and write `models_dir/manifest.json` atomically; returns its path."""
+    manifest = build_manifest(models_dir, sources)
+    target = models_dir / MANIFEST_NAME
+    fd, tmp = tempfile.mkstemp(dir=models_dir, prefix=".manifest-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(manifest, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("wrote %s: %d models, %d files", target, len(manifest["models"]), len(manifest["files"]))
+    return target
+
+
+def load_manifest(models_dir: Path) -> dict:
+    with (models_dir / MANIFEST_NAME).open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def problems(models_dir: Path, *, deep: bool = False, required: tuple[str, ...] = REQUIRED_MODELS) -> list[str]:
+    """Everything wrong with the baked models, one readable line each; an empty list means intact.
+
+    Checks that the manifest exists and parses, that each `required` model is listed, that every listed file
+    exists with its recorded size (and, with `deep`, its recorded SHA-256), and that no file was added under a
+    listed model's directory since the build."""
+    models_dir = Path(models_dir)
+    try:
+        manifest = load_manifest(models_dir)
+    except FileNotFoundError:
+        return [f"no {MANIFEST_NAME} in {models_dir}"]
+    except (OSError, ValueError) as exc:
+        return [f"unreadable {MANIFEST_NAME} in {models_dir}: {exc}"]
+    if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
+        return [f"{MANIFEST_NAME} in {models_dir} is not a version {MANIFEST_VERSION} manifest"]
+    listed_models = manifest.get("models") or {}
+    files = manifest.get("files") or {}
+    found = [f"model {name} is not in the manifest" for name in required if name not in listed_models]
+    for relative, entry in sorted(files.items()):
+        path = models_dir / relative
+        try:
+            size = path.stat().st_size
+        except OSError:
+            found.append(f"{relative}: missing")
+            continue
+        if size != entry.get("size"):
+            found.append(f"{relative}: size {size}, manifest says {entry.get('size')}")
+        elif deep and sha256_file(path) != entry.get("sha256"):
+            found.append(f"{relative}: sha256 differs from the manifest")
+    for name in listed_models:
+        model_dir = models_dir / name
+        if model_dir.is_dir():
+            for path in _model_files(model_dir):
+                relative = path.relative_to(models_dir).as_posix()
+                if relative not in files:
+                    found.append(f"{relative}: not in the manifest")
+    return found
+
+
+def verify(models_dir: Path, *, deep: bool = False, required: tuple[str, ...] = REQUIRED_MODELS) -> bool:
+    """True when the baked models match their manifest (see `problems`); what `/health.models_present` shows."""
+    found = problems(models_dir, deep=deep, required=required)
+    for line in found[:20]:
+        log.warning("models check: %s", line)
+    return not found

@@ -1,0 +1,288 @@
+"""Assembly: layout regions + text lines (PDF points) -> ordered Blocks -> the page's Markdown.
+
+A pure function of its inputs, so the same code serves every mode: text-layer lines with layout (`auto`), OCR
+lines with layout (`ocr`), lines without any layout (`text`), and regions whose text a recognizer already read
+(`vl`, where `Region.text`/`.html` are used as they are). Steps:
+
+1. regions with preset text become blocks; each remaining line goes to the region covering most of it;
+2. table regions become grids (`tables.py`), text regions and uncovered lines become paragraphs
+   (`textblocks.py`): nothing a line says is ever dropped;
+3. header / footer / page-number blocks (by layout label, confirmed by position, or by position and shape
+   alone) stay in `blocks` but not in the Markdown;
+4. the body is put in reading order (`reading_order.py`, columns aware) and rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from app.pipeline.furniture import furniture_kind, mark_folios
+from app.pipeline.layout.base import area, intersection
+from app.pipeline.primitives import Region, TextLine
+from app.pipeline.reading_order import reading_order
+from app.pipeline.result import FURNITURE, BBox, Block, BlockType, PageResult, PageSource
+from app.pipeline.tables import build_table, find_ruled_tables, grow_ruled_table
+from app.pipeline.textblocks import (
+    BULLET,
+    SENTENCE_END,
+    PageStats,
+    group_paragraphs,
+    heading_level,
+    is_list_item,
+    join_lines,
+    union,
+)
+
+log = logging.getLogger(__name__)
+
+# A line belongs to a region when at least this share of its box lies inside it.
+MIN_LINE_COVER = 0.5
+# Layout header/footer labels are believed only this close to the top/bottom edge (share of page height).
+HEADER_ZONE = 0.2
+FOOTER_ZONE = 0.8
+
+
+@dataclass
+class _Item:
+    type: BlockType
+    bbox: BBox
+    text: str = ""
+    html: str | None = None
+    score: float | None = None
+    level: int | None = None
+    markdown: str | None = None  # when the Markdown differs from `text` (tables, figures, formulas, lists)
+    lines: list[TextLine] = field(default_factory=list)
+
+
+def build_page(
+    *,
+    page_number: int,
+    width: float,
+    height: float,
+    source: PageSource,
+    regions: list[Region],
+    lines: list[TextLine],
+    rulings: Sequence[BBox] = (),
+) -> PageResult:
+    """Blocks in reading order and the page's Markdown from layout regions and text lines, all in PDF points
+    (top-left origin). Header, footer and page-number blocks are kept in `blocks` but left out of `markdown`.
+    `timings` is left empty for the caller."""
+    lines = [ln for ln in lines if ln.text and ln.text.strip()]
+    rulings = list(rulings)
+    stats = PageStats.of(lines)
+    preset = [r for r in regions if r.text is not None or r.html is not None]
+    open_regions = [r for r in regions if r.text is None and r.html is None]
+    if not any(r.label == "table" for r in regions):
+        # No layout table (or no layout at all): tables the page draws with rulings still come out as tables.
+        taken = [r.bbox for r in regions]
+        for box in find_ruled_tables(rulings, width):
+            box = grow_ruled_table(box, lines)
+            if not any(_cover(box, other) >= 0.5 for other in taken):
+                open_regions.append(Region(label="table", bbox=box, score=0.0))
+
+    items: list[_Item] = [_preset_item(r) for r in preset]
+    lines = [ln for ln in lines if not any(_cover(ln.bbox, r.bbox) >= MIN_LINE_COVER for r in preset)]
+    assigned, uncovered = _assign(lines, open_regions)
+    for region, members in zip(open_regions, assigned):
+        items += _region_items(region, members, stats, rulings, width, height)
+    for group in group_paragraphs(uncovered, stats):
+        items.append(_paragraph_item(group, stats, width, height))
+
+    mark_folios(items, width, height)
+    furniture = [it for it in items if it.type in FURNITURE]
+    body = reading_order([it for it in items if it.type not in FURNITURE], lambda it: it.bbox)
+    body = _merge_lists(body)
+    head = sorted((it for it in furniture if _mid_y(it.bbox) < height / 2), key=lambda it: it.bbox[1])
+    foot = sorted((it for it in furniture if _mid_y(it.bbox) >= height / 2), key=lambda it: it.bbox[1])
+    ordered = head + body + foot
+
+    blocks = [
+        Block(type=it.type, bbox=_round(it.bbox), text=it.text, html=it.html, score=it.score, order=i, level=it.level)
+        for i, it in enumerate(ordered)
+    ]
+    markdown = "\n\n".join(md for it in body if (md := _markdown(it)))
+    return PageResult(page=page_number, width=width, height=height, source=source, markdown=markdown, blocks=blocks)
+
+
+# --- lines to regions -------------------------------------------------------------------------------------------
+def _cover(line: BBox, region: BBox) -> float:
+    return intersection(line, region) / max(area(line), 1e-9)
+
+
+def _assign(lines: list[TextLine], regions: list[Region]) -> tuple[list[list[TextLine]], list[TextLine]]:
+    assigned: list[list[TextLine]] = [[] for _ in regions]
+    uncovered: list[TextLine] = []
+    for line in lines:
+        best, best_key = None, None
+        for index, region in enumerate(regions):
+            cover = _cover(line.bbox, region.bbox)
+            if cover < MIN_LINE_COVER:
+                continue
+            # Most coverage wins; among equals the smaller (more specific) region.
+            key = (round(cover, 2), -area(region.bbox))
+            if best_key is None or key > best_key:
+                best, best_key = index, key
+        if best is None:
+            uncovered.append(line)
+        else:
+            assigned[best].append(line)
+    return assigned, uncovered
+
+
+# --- items ------------------------------------------------------------------------------------------------------
+def _preset_item(region: Region) -> _Item:
+    """A region a recognizer already read (vl mode): its text and HTML are the result."""
+    text = (region.text or "").strip()
+    item = _Item(type=region.label, bbox=region.bbox, text=text, html=region.html, score=region.score)
+    if region.label == "table" and not text and region.html:
+        item.markdown = region.html
+    elif region.label == "title" and text and not text.startswith("#"):
+        item.level = 2
+        item.markdown = f"## {text}"
+    elif region.label == "formula" and text and not text.startswith("$"):
+        item.markdown = f"$$\n{text}\n$$"
+    elif region.label in ("figure", "chart"):
+        item.markdown = _figure_markdown(item)
+    return item
+
+
+def _region_items(
+    region: Region, members: list[TextLine], stats: PageStats, rulings: list[BBox], width: float, height: float
+) -> list[_Item]:
+    label, score = region.label, region.score
+    ordered = sorted(members, key=lambda ln: (ln.bbox[1], ln.bbox[0]))
+    text = join_lines([ln.text for ln in _row_order(ordered)])
+    if label in ("figure", "chart") and _mostly_prose(members):
+        label = "text"  # a "figure" full of sentences is a misread text block: keep its paragraphs readable
+    if label in ("figure", "chart"):
+        item = _Item(type=label, bbox=region.bbox, text=text, score=score, lines=members)
+        item.markdown = _figure_markdown(item)
+        return [item]
+    if not members:
+        return []  # a text-like region with nothing in it says nothing
+    if label == "table":
+        table = build_table(members, region.bbox, rulings)
+        if len(table.rows) >= 2 and table.n_cols >= 2:
+            md = table.markdown()
+            return [_Item(type="table", bbox=region.bbox, text=md, html=table.html(), score=score, markdown=md)]
+        label = "text"  # one row or one column: not worth a grid
+    if label == "formula":
+        return [_Item(type="formula", bbox=region.bbox, text=text, score=score, markdown=f"$$\n{text}\n$$")]
+    if label in ("header", "footer"):
+        top, bottom = region.bbox[3] <= HEADER_ZONE * height, region.bbox[1] >= FOOTER_ZONE * height
+        if (label == "header" and top) or (label == "footer" and bottom):
+            kind = furniture_kind(text, region.bbox, 1, width, height)
+            return [_Item(type="page_number" if kind == "page_number" else label, bbox=region.bbox, text=text,
+                          score=score)]
+        label = "text"  # the model's header far from the edge: a heading or paragraph, keep it in the body
+    if label == "title":
+        if len(members) <= 4 and len(text) <= 300:
+            level = heading_level(members, stats, layout_title=True)
+            return [_Item(type="title", bbox=region.bbox, text=text, score=score, level=level,
+                          markdown="#" * (level or 2) + " " + text)]
+        label = "text"
+    if label == "caption":
+        return [_Item(type="caption", bbox=region.bbox, text=text, score=score)]
+    groups = reading_order(group_paragraphs(members, stats), lambda g: union([ln.bbox for ln in g]))
+    items = [_paragraph_item(g, stats, width, height, score=score, label=label, headings=False) for g in groups]
+    items = _rejoin_sentences(items)
+    if len(items) == 1 and items[0].type in ("text", "reference"):
+        items[0].bbox = region.bbox
+    return items
+
+
+def _rejoin_sentences(items: list[_Item]) -> list[_Item]:
+    """Paragraphs of one layout text region that split mid-sentence (a drop cap, an indented run-in line) are
+    one paragraph again: a piece that does not end a sentence continues into the next one."""
+    out: list[_Item] = []
+    for item in items:
+        prev = out[-1] if out else None
+        if prev is not None and prev.type == item.type and item.type in ("text", "reference") \
+                and not SENTENCE_END.search(prev.text) and not is_list_item(item.text):
+            prev.text = join_lines([prev.text, item.text])
+            prev.bbox = union([prev.bbox, item.bbox])
+            prev.lines += item.lines
+            continue
+        out.append(item)
+    return out
+
+
+def _paragraph_item(
+    group: list[TextLine], stats: PageStats, width: float, height: float, *, score: float | None = None,
+    label: BlockType = "text", headings: bool = True,
+) -> _Item:
+    group = _row_order(sorted(group, key=lambda ln: (ln.bbox[1], ln.bbox[0])))
+    text = join_lines([ln.text for ln in group])
+    box = union([ln.bbox for ln in group])
+    kind = furniture_kind(text, box, len(group), width, height)
+    if kind is not None:
+        return _Item(type=kind, bbox=box, text=text, score=score, lines=group)  # type: ignore[arg-type]
+    level = heading_level(group, stats) if headings else None
+    if level is not None:
+        return _Item(type="title", bbox=box, text=text, score=score, level=level, lines=group,
+                     markdown="#" * level + " " + text)
+    if is_list_item(group[0].text):
+        return _Item(type="list", bbox=box, text=text, score=score, lines=group, markdown=_list_line(text))
+    return _Item(type=label, bbox=box, text=text, score=score, lines=group)
+
+
+def _mostly_prose(lines: list[TextLine]) -> bool:
+    words = sum(len(ln.text.split()) for ln in lines)
+    return words >= 40 and words / max(len(lines), 1) >= 6
+
+
+def _row_order(lines: list[TextLine]) -> list[TextLine]:
+    """Lines sorted top-to-bottom, left-to-right within a visual row (OCR may split one row into pieces)."""
+    rows: list[list[TextLine]] = []
+    for line in lines:
+        if rows:
+            last = rows[-1][-1]
+            overlap = min(last.bbox[3], line.bbox[3]) - max(last.bbox[1], line.bbox[1])
+            if overlap > 0.5 * min(last.bbox[3] - last.bbox[1], line.bbox[3] - line.bbox[1]):
+                rows[-1].append(line)
+                continue
+        rows.append([line])
+    return [ln for row in rows for ln in sorted(row, key=lambda ln: ln.bbox[0])]
+
+
+def _list_line(text: str) -> str:
+    match = BULLET.match(text)
+    return "- " + (text[match.end():] if match else text)
+
+
+def _merge_lists(items: list[_Item]) -> list[_Item]:
+    """Consecutive list items become one list block (one item per line)."""
+    merged: list[_Item] = []
+    for item in items:
+        prev = merged[-1] if merged else None
+        if prev is not None and prev.type == "list" and item.type == "list":
+            prev.text += "\n" + item.text
+            prev.markdown = (prev.markdown or "") + "\n" + (item.markdown or item.text)
+            prev.bbox = union([prev.bbox, item.bbox])
+            prev.lines += item.lines
+            continue
+        merged.append(item)
+    return merged
+
+
+# --- rendering --------------------------------------------------------------------------------------------------
+def _figure_markdown(item: _Item) -> str:
+    x0, y0, x1, y1 = (round(v) for v in item.bbox)
+    md = f"![{item.type}](#bbox={x0},{y0},{x1},{y1})"
+    return f"{md}\n\n{item.text}" if item.text else md
+
+
+def _markdown(item: _Item) -> str:
+    if item.markdown is not None:
+        return item.markdown.strip()
+    return item.text.strip()
+
+
+def _mid_y(box: BBox) -> float:
+    return (box[1] + box[3]) / 2
+
+
+def _round(box: BBox) -> BBox:
+    return (round(box[0], 2), round(box[1], 2), round(box[2], 2), round(box[3], 2))

@@ -1,0 +1,181 @@
+"""A whole file through the page pool: admission, fair submission, progress callbacks, cancellation, ordering.
+
+`convert_document` is what the API and the jobs await; `convert_file_sync` is the same for the CLI, which owns no
+event loop. Pages finish in any order (`on_page` sees them as they come, so jobs can checkpoint), the result
+lists them in page order. The first page that fails fails the document with that page's error; pages not yet
+started are then dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from app.errors import AppError, Cancelled, InvalidParameter
+from app.pipeline import page as page_mod
+from app.pipeline.intake import inspect_pdf
+from app.pipeline.options import ConvertOptions
+from app.pipeline.page import VL_NEEDS_SIDECAR, PageTask, RegionRecognizer, VlAnalysis
+from app.pipeline.pool import Admission, PagePool, claim_current_admission
+from app.pipeline.result import DocumentResult, PageResult
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OnPage = Callable[[PageResult], Awaitable[None] | None]
+
+# Modes whose pages need the layout/OCR engines in the workers.
+MODEL_MODES = frozenset({"auto", "ocr", "vl"})
+
+
+async def convert_document(
+    pool: PagePool,
+    pdf_path: Path,
+    options: ConvertOptions,
+    *,
+    page_indices: list[int] | None = None,
+    on_page: OnPage | None = None,
+    cancel: asyncio.Event | None = None,
+    vl: RegionRecognizer | None = None,
+    page_count: int | None = None,
+    admission: Admission | None = None,
+) -> DocumentResult:
+    """Convert the selected pages of `pdf_path` (0-based `page_indices`, else `options.pages`) on `pool`.
+
+    Admission: uses `admission` when given, else an unclaimed `pool.admit(len(pages))` made earlier in this
+    task's context (the API route admits before it starts the task), else admits the pages itself (raising
+    `Overloaded`). Setting `cancel` stops the conversion: pages not yet started
+    are dropped and `Cancelled` is raised. In `vl` mode the workers find and crop the regions and `vl` reads them;
+    without `vl` the request is refused."""
+    started = time.perf_counter()
+    if options.mode == "vl" and vl is None:
+        raise InvalidParameter(VL_NEEDS_SIDECAR)
+    if page_indices is None or page_count is None:
+        info = await asyncio.to_thread(inspect_pdf, pdf_path, pool.settings, options.pages)
+        page_indices = info.page_indices if page_indices is None else page_indices
+        page_count = info.page_count
+    page_indices = sorted(set(page_indices))
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("the conversion was cancelled")
+
+    own_admission = None
+    if admission is None:
+        admission = claim_current_admission(pool, len(page_indices))
+    if admission is None:
+        admission = own_admission = pool.admit(len(page_indices))
+
+    kind = "vl" if options.mode == "vl" else "page"
+    queue = pool.document(name=str(pdf_path))
+    results: dict[int, PageResult] = {}
+    waiting: dict[asyncio.Future, int] = {}
+    reading: dict[asyncio.Future, int] = {}  # vl pages whose regions the recognizer is reading
+    cancel_wait = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+    try:
+        for index in page_indices:
+            task = PageTask(pdf_path=str(pdf_path), page_index=index, options=options, kind=kind)
+            waiting[asyncio.wrap_future(queue.submit(page_mod.run_task, task))] = index
+        while waiting or reading:
+            watch = set(waiting) | set(reading)
+            if cancel_wait is not None:
+                watch.add(cancel_wait)
+            done, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+            if cancel_wait is not None and cancel_wait in done:
+                raise Cancelled("the conversion was cancelled")
+            for future in done:
+                if future in waiting:
+                    index = waiting.pop(future)
+                    value = _page_value(future, index)
+                    if isinstance(value, VlAnalysis):
+                        reading[asyncio.ensure_future(_read_regions(vl, value))] = index
+                        continue
+                else:
+                    index = reading.pop(future)
+                    value = _page_value(future, index)
+                results[index] = value
+                admission.page_done()
+                if on_page is not None:
+                    outcome = on_page(value)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+    finally:
+        queue.close()
+        leftovers = [*waiting, *reading]
+        if cancel_wait is not None:
+            leftovers.append(cancel_wait)
+        for future in leftovers:
+            future.cancel()
+        if leftovers:
+            await asyncio.gather(*leftovers, return_exceptions=True)
+        if own_admission is not None:
+            own_admission.release()
+    return merge_pages([results[i] for i in page_indices], page_count, total_s=time.perf_counter() - started)
+
+
+async def _read_regions(vl: RegionRecognizer | None, analysis: VlAnalysis) -> PageResult:
+    assert vl is not None
+    start = time.perf_counter()
+    recognized = await vl.recognize(list(analysis.crops)) if analysis.crops else []
+    result = page_mod.assemble_vl_page(analysis, recognized)
+    result.timings["vl"] = time.perf_counter() - start
+    return result
+
+
+def _page_value(future: asyncio.Future, index: int):
+    """The page's result, or its error re-raised with the page number in the message."""
+    try:
+        return future.result()
+    except AppError as exc:
+        if exc.message.lower().startswith("page "):
+            raise
+        raise type(exc)(f"page {index + 1}: {exc.message}", retry_after_s=exc.retry_after_s) from None
+
+
+def merge_pages(pages: list[PageResult], page_count: int, *, total_s: float | None = None) -> DocumentResult:
+    """One document from its pages (in any order): Markdown joined with a blank line between pages, timings summed
+    per stage, plus `total` (the wall time when given, else the sum of the stages)."""
+    ordered = sorted(pages, key=lambda p: p.page)
+    timings: dict[str, float] = {}
+    for page in ordered:
+        for stage, seconds in page.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+    timings["total"] = total_s if total_s is not None else sum(timings.values())
+    bodies = [p.markdown.strip("\n") for p in ordered if p.markdown.strip()]
+    markdown = "\n\n".join(bodies) + "\n" if bodies else ""
+    return DocumentResult(markdown=markdown, page_count=page_count, pages=ordered, timings=timings)
+
+
+def convert_file_sync(
+    path: Path,
+    options: ConvertOptions,
+    settings: Settings,
+    progress: Callable[[PageResult], None] | None = None,
+    *,
+    pool: PagePool | None = None,
+    vl: RegionRecognizer | None = None,
+) -> DocumentResult:
+    """Convert one file from synchronous code (the CLI). Uses `pool` when given, else starts one sized for the
+    file (no models loaded for `text` mode) and stops it afterwards. `progress` is called with each finished
+    page."""
+    info = inspect_pdf(path, settings, options.pages)
+    own_pool = pool is None
+    if pool is None:
+        pool = PagePool(
+            settings,
+            workers=max(1, min(settings.workers, len(info.page_indices))),
+            preload_engines=options.mode in MODEL_MODES,
+        )
+        pool.start()
+    try:
+        return asyncio.run(
+            convert_document(
+                pool, Path(path), options, page_indices=info.page_indices, page_count=info.page_count,
+                on_page=progress, vl=vl,
+            )
+        )
+    finally:
+        if own_pool:
+            pool.close(grace_s=0)

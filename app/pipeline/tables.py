@@ -1,0 +1,330 @@
+"""Tables from lines: a cell grid from ruling lines where the page draws them, from the lines' own alignment
+(rows by y, columns by x) where it does not, rendered as Markdown and HTML.
+
+Born-digital pages give text-layer lines and the thin paths that draw the table (`rulings`); scanned pages give
+OCR lines only. Either way the result is a rectangular grid of cell texts, first row as the heading row.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from app.pipeline.primitives import TextLine
+from app.pipeline.result import BBox
+
+# Ruling positions closer than this (points) are one rule.
+_SNAP = 2.5
+# Rules further apart than this (points) belong to different tables.
+_MAX_RULE_GAP = 48.0
+# Minimum rulings to call a set of them a table grid on its own (text mode, no layout).
+_MIN_GRID_RULES = 3
+
+
+@dataclass
+class Table:
+    rows: list[list[str]]
+    spans: dict[tuple[int, int], int] = field(default_factory=dict)  # (row, col) -> colspan, for HTML
+
+    @property
+    def n_cols(self) -> int:
+        return max((len(r) for r in self.rows), default=0)
+
+    def markdown(self) -> str:
+        if not self.rows:
+            return ""
+        width = self.n_cols
+        rows = [[_md_cell(c) for c in r] + [""] * (width - len(r)) for r in self.rows]
+        out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width]
+        out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        parts = ["<table>"]
+        for r, row in enumerate(self.rows):
+            tag = "th" if r == 0 else "td"
+            cells, c = [], 0
+            while c < len(row):
+                span = self.spans.get((r, c), 1)
+                attr = f' colspan="{span}"' if span > 1 else ""
+                cells.append(f"<{tag}{attr}>{html.escape(row[c])}</{tag}>")
+                c += span
+            parts.append("<tr>" + "".join(cells) + "</tr>")
+        parts.append("</table>")
+        return "".join(parts)
+
+    def text(self) -> str:
+        return "\n".join(" ".join(c for c in row if c) for row in self.rows)
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def _center(box: BBox) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def _snap(values: list[float]) -> list[float]:
+    out: list[float] = []
+    for v in sorted(values):
+        if out and v - out[-1] <= _SNAP:
+            continue
+        out.append(v)
+    return out
+
+
+def split_rulings(rulings: list[BBox], within: BBox | None = None) -> tuple[list[BBox], list[BBox]]:
+    """Horizontal and vertical rules among `rulings` (optionally only those touching `within`, padded 4 pt)."""
+    horizontal, vertical = [], []
+    for r in rulings:
+        if within is not None:
+            x0, y0, x1, y1 = within
+            if r[2] < x0 - 4 or r[0] > x1 + 4 or r[3] < y0 - 4 or r[1] > y1 + 4:
+                continue
+        w, h = r[2] - r[0], r[3] - r[1]
+        if w >= 3 * max(h, 0.1):
+            horizontal.append(r)
+        elif h >= 3 * max(w, 0.1):
+            vertical.append(r)
+    return horizontal, vertical
+
+
+def build_table(lines: list[TextLine], bbox: BBox, rulings: list[BBox] = ()) -> Table:
+    """The grid of a table region from the lines inside it, using the rulings that cross it when there are any."""
+    lines = [ln for ln in lines if ln.text.strip()]
+    if not lines:
+        return Table(rows=[])
+    horizontal, vertical = split_rulings(list(rulings), bbox)
+    width = max(bbox[2] - bbox[0], 1.0)
+    row_rules = _snap([(r[1] + r[3]) / 2 for r in horizontal if r[2] - r[0] >= 0.1 * width])
+    col_rules = _snap([(r[0] + r[2]) / 2 for r in vertical])
+    height = max(bbox[3] - bbox[1], 1.0)
+    long_rows = [y for y in _snap([(r[1] + r[3]) / 2 for r in horizontal if r[2] - r[0] >= 0.6 * width])]
+    inner_cols = [
+        x for x in col_rules
+        if bbox[0] + 4 < x < bbox[2] - 4
+        and sum(v[3] - v[1] for v in vertical if abs((v[0] + v[2]) / 2 - x) <= _SNAP) >= 0.5 * height
+    ]
+    if inner_cols and len(long_rows) >= 2:
+        # A drawn grid: every band between two rules is one row (its cells may wrap over several lines).
+        cols = [float("-inf"), *inner_cols, float("inf")]
+        rows = [float("-inf"), *[y for y in row_rules if bbox[1] + 2 < y < bbox[3] - 2], float("inf")]
+        return _grid(lines, rows, cols)
+    # Rules between rows only (booktabs) or none: rows from the lines' heights, split again at every rule.
+    row_groups = _cluster_rows(lines, row_rules)
+    columns = _column_bounds(row_groups, bbox)
+    return _fill(row_groups, columns)
+
+
+def _grid(lines: list[TextLine], rows: list[float], cols: list[float]) -> Table:
+    cells: dict[tuple[int, int], list[TextLine]] = {}
+    for line in lines:
+        cx, cy = _center(line.bbox)
+        r = next(i for i in range(len(rows) - 1) if rows[i] <= cy < rows[i + 1])
+        c = next(i for i in range(len(cols) - 1) if cols[i] <= cx < cols[i + 1])
+        cells.setdefault((r, c), []).append(line)
+    used_rows = sorted({r for r, _ in cells})
+    used_cols = sorted({c for _, c in cells})
+    grid = [
+        [_join_cell(cells.get((r, c), [])) for c in used_cols]
+        for r in used_rows
+    ]
+    return Table(rows=grid)
+
+
+def _join_cell(lines: list[TextLine]) -> str:
+    ordered = sorted(lines, key=lambda ln: (round(ln.bbox[1] / 3), ln.bbox[0]))
+    return " ".join(" ".join(ln.text.split()) for ln in ordered)
+
+
+def _cluster_rows(lines: list[TextLine], rules: list[float]) -> list[list[TextLine]]:
+    """Lines grouped into rows: a line joins the current row when it overlaps its height by half and no rule
+    runs between them."""
+    ordered = sorted(lines, key=lambda ln: (_center(ln.bbox)[1], ln.bbox[0]))
+    rows: list[list[TextLine]] = []
+    top = bottom = 0.0
+    for line in ordered:
+        y0, y1 = line.bbox[1], line.bbox[3]
+        if rows:
+            overlap = min(bottom, y1) - max(top, y0)
+            row_mid, line_mid = (top + bottom) / 2, (y0 + y1) / 2
+            ruled = any(row_mid < y < line_mid for y in rules)
+            if overlap > 0.5 * min(y1 - y0, bottom - top) and not ruled:
+                rows[-1].append(line)
+                top, bottom = min(top, y0), max(bottom, y1)
+                continue
+        rows.append([line])
+        top, bottom = y0, y1
+    return [sorted(r, key=lambda ln: ln.bbox[0]) for r in rows]
+
+
+def _column_bounds(rows: list[list[TextLine]], bbox: BBox) -> list[tuple[float, float]]:
+    """Column x-ranges: where enough rows have text. A gap that only a few rows cross (a heading spanning two
+    columns) still separates columns."""
+    x_min = min(ln.bbox[0] for r in rows for ln in r)
+    x_max = max(ln.bbox[2] for r in rows for ln in r)
+    steps = max(1, int(x_max - x_min) + 1)
+    coverage = [0] * (steps + 1)
+    for row in rows:
+        hit = [False] * (steps + 1)
+        for ln in row:
+            for x in range(int(ln.bbox[0] - x_min), min(steps, int(ln.bbox[2] - x_min)) + 1):
+                hit[x] = True
+        for x, h in enumerate(hit):
+            coverage[x] += h
+    # Columns are the runs of x that some row covers; inside a run, a valley that only a few rows cross (a heading
+    # spanning two columns) still separates the strong parts on either side of it.
+    threshold = max(1, int(0.15 * len(rows))) if len(rows) >= 3 else 0
+    columns: list[tuple[float, float]] = []
+    for start, stop in _runs(coverage, 0):
+        strong = [(a, b) for a, b in _runs(coverage[start:stop], threshold)]
+        if len(strong) < 2:
+            columns.append((x_min + start, x_min + stop))
+            continue
+        edges = [start] + [start + (strong[i][1] + strong[i + 1][0]) // 2 for i in range(len(strong) - 1)] + [stop]
+        columns += [(x_min + edges[i], x_min + edges[i + 1]) for i in range(len(edges) - 1)]
+    return columns or [(x_min, x_max)]
+
+
+def _runs(values: list[int], above: int) -> list[tuple[int, int]]:
+    """[start, stop) index ranges where `values` exceed `above`."""
+    runs, start = [], None
+    for i, v in enumerate([*values, above]):
+        if v > above and start is None:
+            start = i
+        elif v <= above and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
+
+
+def _fill(rows: list[list[TextLine]], columns: list[tuple[float, float]]) -> Table:
+    grid: list[list[str]] = []
+    spans: dict[tuple[int, int], int] = {}
+    parts: list[list[list[TextLine]]] = []
+    for row in rows:
+        cells: list[list[TextLine]] = [[] for _ in columns]
+        pieces = [p for line in row for p in (_split_by_columns(line, columns) if len(row) > 1 else [line])]
+        for line in pieces:
+            hits = [i for i, (c0, c1) in enumerate(columns) if min(c1, line.bbox[2]) - max(c0, line.bbox[0]) > 0]
+            if not hits:  # in a gap: nearest column by centre
+                cx = _center(line.bbox)[0]
+                hits = [min(range(len(columns)), key=lambda i: abs((columns[i][0] + columns[i][1]) / 2 - cx))]
+            cells[hits[0]].append(line)
+            if len(hits) > 1:
+                spans[(len(parts), hits[0])] = len(hits)
+        parts.append(cells)
+    parts, spans = _merge_wrapped_rows(rows, parts, spans)
+    for cells in parts:
+        grid.append([_join_cell(c) for c in cells])
+    return Table(rows=grid, spans=spans)
+
+
+def _split_by_columns(line: TextLine, columns: list[tuple[float, float]]) -> list[TextLine]:
+    """A line that runs over several columns in a row with other cells ("Tokens Words", "3.48T 22.38T") is
+    several cells the text layer joined: split it at word boundaries, placing each word by where its characters
+    fall (assuming evenly wide characters)."""
+    x0, y0, x1, y1 = line.bbox
+    spanned = [i for i, (c0, c1) in enumerate(columns) if min(c1, x1) - max(c0, x0) > 0]
+    words = line.text.split()
+    if len(spanned) < 2 or len(words) < 2:
+        return [line]
+    per_char = (x1 - x0) / max(len(line.text), 1)
+    groups: dict[int, list[tuple[str, float, float]]] = {}
+    pos = 0
+    for word in words:
+        start = line.text.index(word, pos)
+        pos = start + len(word)
+        wx0, wx1 = x0 + start * per_char, x0 + pos * per_char
+        mid = (wx0 + wx1) / 2
+        col = min(spanned, key=lambda i: 0 if columns[i][0] <= mid <= columns[i][1]
+                  else min(abs(mid - columns[i][0]), abs(mid - columns[i][1])))
+        groups.setdefault(col, []).append((word, wx0, wx1))
+    if len(groups) < 2:
+        return [line]
+    return [
+        TextLine(text=" ".join(w for w, _, _ in ws), bbox=(ws[0][1], y0, ws[-1][2], y1), score=line.score,
+                 font_size=line.font_size, bold=line.bold)
+        for _, ws in sorted(groups.items())
+    ]
+
+
+def _merge_wrapped_rows(rows, parts, spans):
+    """A row that only continues cells of the row above (a wrapped cell: fewer cells, all under filled ones,
+    much closer than rows usually are) is folded into it."""
+    if len(parts) < 3:
+        return parts, spans
+    tops = [min(ln.bbox[1] for ln in r) for r in rows]
+    bottoms = [max(ln.bbox[3] for ln in r) for r in rows]
+    gaps = sorted(tops[i + 1] - bottoms[i] for i in range(len(rows) - 1))
+    typical = gaps[len(gaps) // 2]
+    merged = [parts[0]]
+    merged_spans = {k: v for k, v in spans.items() if k[0] == 0}
+    last_bottom = bottoms[0]
+    for i in range(1, len(parts)):
+        prev, cur = merged[-1], parts[i]
+        filled_prev = {c for c, cell in enumerate(prev) if cell}
+        filled_cur = {c for c, cell in enumerate(cur) if cell}
+        gap = tops[i] - last_bottom
+        close = typical > 0 and gap < 0.5 * typical and not any(k[0] in (i, i - 1) for k in spans)
+        # The wrapped piece is the partial row: below a full row (cells anchored at the top) or above one
+        # (anchored at the bottom, or vertically centred).
+        wrapped = close and (
+            (len(filled_cur) < len(cur) and filled_cur <= filled_prev)
+            or (len(filled_prev) < len(prev) and filled_prev <= filled_cur and len(filled_cur) > len(filled_prev))
+        )
+        if wrapped:
+            merged[-1] = [a + b for a, b in zip(prev, cur)]
+        else:
+            for k, v in spans.items():
+                if k[0] == i:
+                    merged_spans[(len(merged), k[1])] = v
+            merged.append(cur)
+        last_bottom = bottoms[i]
+    return merged, merged_spans
+
+
+def find_ruled_tables(rulings: list[BBox], page_width: float) -> list[BBox]:
+    """Table boxes from the rulings alone (text mode has no layout model): clusters of horizontal rules that
+    overlap in x, at least three rules, or two plus vertical rules between them."""
+    horizontal, vertical = split_rulings(rulings)
+    horizontal = [r for r in horizontal if r[2] - r[0] >= 0.08 * page_width]
+    horizontal.sort(key=lambda r: r[1])
+    clusters: list[list[BBox]] = []
+    for rule in horizontal:
+        for cluster in clusters:
+            box = _union(cluster)
+            x_overlap = min(box[2], rule[2]) - max(box[0], rule[0])
+            if x_overlap > 0.5 * min(box[2] - box[0], rule[2] - rule[0]) and rule[1] - box[3] < _MAX_RULE_GAP:
+                cluster.append(rule)
+                break
+        else:
+            clusters.append([rule])
+    tables = []
+    for cluster in clusters:
+        box = _union(cluster)
+        ys = _snap([(r[1] + r[3]) / 2 for r in cluster])
+        verticals = [v for v in vertical if v[0] >= box[0] - 4 and v[2] <= box[2] + 4 and v[1] < box[3] and v[3] > box[1]]
+        if len(ys) >= _MIN_GRID_RULES or (len(ys) >= 2 and verticals):
+            tables.append(box)
+    return tables
+
+
+def grow_ruled_table(box: BBox, lines: list[TextLine]) -> BBox:
+    """Rules often underline only the number columns (financial statements) or sit below the heading row: take
+    in the lines that share the rules' rows, and the heading line right above."""
+    x0, y0, x1, y1 = box
+    for line in lines:
+        mid = (line.bbox[1] + line.bbox[3]) / 2
+        if y0 < mid < y1:
+            x0, x1 = min(x0, line.bbox[0]), max(x1, line.bbox[2])
+    above = [ln for ln in lines if ln.bbox[3] <= y0 + 1 and y0 - ln.bbox[3] < 0.8 * (ln.bbox[3] - ln.bbox[1])
+             and ln.bbox[0] >= x0 - 1 and ln.bbox[2] <= x1 + 1]
+    if above:
+        y0 = min(ln.bbox[1] for ln in above)
+    return (x0, y0, x1, y1)
+
+
+def _union(boxes: list[BBox]) -> BBox:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))

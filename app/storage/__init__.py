@@ -1,0 +1,1 @@
+"""Where results go: the local output directory (always) and an S3 bucket (when configured)."""

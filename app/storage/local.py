@@ -1,0 +1,45 @@
+"""Results on local disk: `OUTPUT_DIR/<request_id>/result.json` and `result.md`, each written atomically.
+
+Only the server-generated (or validated) request id ever names a path; nothing the client called its file
+reaches the filesystem, so `../../etc/passwd.pdf` is just a string in a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from app.pipeline.result import DocumentResult
+
+# Request ids we accept from clients (X-Request-ID) and use as directory names.
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+RESULT_JSON = "result.json"
+RESULT_MD = "result.md"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a partial one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_outputs(output_dir: Path, request_id: str, result: DocumentResult) -> Path:
+    """Write `result.json` and `result.md` under `output_dir/request_id/` and return that directory."""
+    if not SAFE_ID.match(request_id):
+        raise ValueError(f"unsafe request id {request_id!r}")
+    target = Path(output_dir) / request_id
+    target.mkdir(parents=True, exist_ok=True)
+    atomic_write(target / RESULT_JSON, result.model_dump_json(indent=2).encode("utf-8"))
+    atomic_write(target / RESULT_MD, result.markdown.encode("utf-8"))
+    return target

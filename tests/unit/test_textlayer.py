@@ -1,0 +1,187 @@
+"""Text layer: lines with boxes in top-left points, font size and boldness, rulings, and the trust check."""
+
+from __future__ import annotations
+
+import pypdfium2 as pdfium
+import pytest
+
+from app.pipeline import textlayer
+from app.pipeline.primitives import TextLayer, TextLine
+from app.pipeline.render import render_page
+from tests import pdfgen
+
+
+@pytest.fixture
+def open_page():
+    docs = []
+
+    def open_(path, index=0, rotation=None):
+        doc = pdfium.PdfDocument(path)
+        docs.append(doc)
+        page = doc[index]
+        if rotation is not None:
+            page.set_rotation(rotation)
+        return page
+
+    yield open_
+    for doc in docs:
+        doc.close()
+
+
+def _line(layer, text):
+    matches = [line for line in layer.lines if line.text == text]
+    assert matches, f"{text!r} not among {[line.text for line in layer.lines]}"
+    return matches[0]
+
+
+def test_born_digital_page_gives_lines_with_fonts_and_top_left_boxes(tmp_path, open_page):
+    page = open_page(pdfgen.text_pdf(tmp_path / "doc.pdf"))
+    layer = textlayer.extract(page)
+    title = _line(layer, pdfgen.TITLE)
+    heading = _line(layer, pdfgen.SECTION_HEADINGS[0])
+    header = _line(layer, pdfgen.RUNNING_HEADER)
+    footer = _line(layer, pdfgen.page_number_text(1))
+    assert title.font_size == pytest.approx(24, abs=0.1) and title.bold
+    assert heading.font_size == pytest.approx(14, abs=0.1) and heading.bold
+    body = [line for line in layer.lines if line.text.startswith("Widgets are small")][0]
+    assert body.font_size == pytest.approx(11, abs=0.1) and not body.bold
+    # y grows downwards: header above the title above the body above the footer
+    assert header.bbox[3] <= title.bbox[1] < body.bbox[1] < footer.bbox[1]
+    assert footer.bbox[3] <= 792 and header.bbox[1] >= 0
+    for line in layer.lines:
+        x0, y0, x1, y1 = line.bbox
+        assert 0 <= x0 < x1 <= 612 and 0 <= y0 < y1 <= 792
+    assert layer.char_count >= sum(len(line.text) for line in layer.lines) * 0.9
+
+
+def test_boxes_cover_the_rendered_glyphs(tmp_path, open_page):
+    page = open_page(pdfgen.text_pdf(tmp_path / "doc.pdf"))
+    layer = textlayer.extract(page)
+    image, scale = render_page(page, 72, 40_000_000)
+    x0, y0, x1, y1 = (round(v * scale) for v in _line(layer, pdfgen.TITLE).bbox)
+    inside = (image[y0:y1, x0:x1] < 128).sum()
+    assert inside > 0.9 * (image[max(0, y0 - 5):y1 + 5, max(0, x0 - 5):x1 + 5] < 128).sum()
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotated_pages_give_boxes_in_display_orientation(tmp_path, open_page, rotation):
+    page = open_page(pdfgen.table_pdf(tmp_path / "t.pdf"), rotation=rotation)
+    layer = textlayer.extract(page)
+    title = _line(layer, "Sales Summary")  # a whole line, not one line per word
+    image, scale = render_page(page, 72, 40_000_000)
+    x0, y0, x1, y1 = (round(v) for v in title.bbox)
+    assert (image[y0:y1, x0:x1, 0] < 128).mean() > 0.1
+    width, height = page.get_size()
+    assert all(0 <= v <= max(width, height) for v in title.bbox)
+
+
+def test_two_columns_are_never_merged_into_one_line(tmp_path, open_page):
+    layer = textlayer.extract(open_page(pdfgen.two_column_pdf(tmp_path / "two.pdf")))
+    texts = [line.text for line in layer.lines]
+    assert any("Apples" in t for t in texts) and any("Zebras" in t for t in texts)
+    assert not any("Apples" in t and "Zebras" in t for t in texts)
+    left = [line for line in layer.lines if "left column" in line.text][0]
+    right = [line for line in layer.lines if "right column" in line.text][0]
+    assert left.bbox[2] < right.bbox[0]
+
+
+def test_table_cells_become_separate_lines_and_rulings_are_found(tmp_path, open_page):
+    layer = textlayer.extract(open_page(pdfgen.table_pdf(tmp_path / "t.pdf")))
+    texts = [line.text for line in layer.lines]
+    for row in pdfgen.TABLE_ROWS:
+        for cell in row:
+            assert cell in texts
+    horizontal = [r for r in layer.rulings if r[2] - r[0] > 100 and r[3] - r[1] < 3]
+    vertical = [r for r in layer.rulings if r[3] - r[1] > 100 and r[2] - r[0] < 3]
+    assert len(horizontal) == len(pdfgen.TABLE_ROWS) + 1
+    assert len(vertical) == len(pdfgen.TABLE_ROWS[0]) + 1
+    region = _line(layer, "North").bbox
+    assert min(r[0] for r in vertical) < region[0] < max(r[2] for r in vertical)
+
+
+def test_rectangle_cell_borders_count_as_rulings(tmp_path, open_page):
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt", format="letter")
+    pdf.add_page()
+    pdf.rect(100, 100, 200, 40)  # one stroked rectangle: four edges
+    path = tmp_path / "rect.pdf"
+    pdf.output(str(path))
+    objects = textlayer.scan_objects(open_page(path))
+    assert len(objects.rulings) == 4
+    ys = sorted({round(r[1]) for r in objects.rulings if r[2] - r[0] > 100})
+    assert ys in ([100, 140], [99, 139], [100, 139], [99, 140])
+
+
+def test_image_objects_are_measured_without_decoding(tmp_path, open_page):
+    path, _ = pdfgen.scanned_pdf(tmp_path / "scan.pdf")
+    objects = textlayer.scan_objects(open_page(path))
+    assert len(objects.image_boxes) == 1
+    assert objects.image_area(612, 792) == pytest.approx(612 * 792, rel=0.01)
+    assert objects.image_sizes and objects.image_sizes[0][0] > 1000
+    huge = textlayer.scan_objects(open_page(pdfgen.huge_image_pdf(tmp_path / "huge.pdf")))
+    assert huge.image_sizes == [(30000, 30000)]
+
+
+def test_cjk_text_is_extracted(tmp_path, open_page):
+    page = open_page(pdfgen.cjk_pdf(tmp_path / "cjk.pdf"))
+    layer = textlayer.extract(page)
+    text = "".join(line.text for line in layer.lines)
+    assert pdfgen.CJK_TEXT[0] in text
+    assert textlayer.is_trustworthy(layer, 595 * 842)
+
+
+# --- trust -------------------------------------------------------------------------------------------------------
+def _layer(*texts: str) -> TextLayer:
+    lines = [TextLine(text=t, bbox=(0, 20.0 * i, 500, 20.0 * i + 12)) for i, t in enumerate(texts)]
+    return TextLayer(lines=lines, char_count=sum(len(t) for t in texts))
+
+
+def test_born_digital_pages_are_trustworthy(tmp_path, open_page):
+    for path in (pdfgen.text_pdf(tmp_path / "a.pdf"), pdfgen.two_column_pdf(tmp_path / "b.pdf"),
+                 pdfgen.table_pdf(tmp_path / "c.pdf")):
+        page = open_page(path)
+        objects = textlayer.scan_objects(page)
+        assert textlayer.is_trustworthy(textlayer.extract(page, objects), 612 * 792, objects.image_area(612, 792))
+
+
+def test_scanned_page_is_not_trustworthy(tmp_path, open_page):
+    path, _ = pdfgen.scanned_pdf(tmp_path / "scan.pdf")
+    page = open_page(path)
+    objects = textlayer.scan_objects(page)
+    layer = textlayer.extract(page, objects)
+    assert layer.lines == [] and layer.char_count == 0
+    assert not textlayer.is_trustworthy(layer, 612 * 792, objects.image_area(612, 792))
+
+
+def test_little_text_is_not_trustworthy():
+    assert not textlayer.is_trustworthy(_layer("Page 3"), 612 * 792)
+
+
+def test_replacement_and_private_use_characters_are_garbage():
+    assert not textlayer.is_trustworthy(_layer("\ufffd" * 40 + " some words here"), 612 * 792)
+    assert not textlayer.is_trustworthy(_layer("".join(chr(0xE000 + i) for i in range(60))), 612 * 792)
+    assert not textlayer.is_trustworthy(_layer("\x01\x02\x03\x04 " * 20), 612 * 792)
+
+
+def test_symbol_soup_is_garbage():
+    assert not textlayer.is_trustworthy(_layer("!#$% &*()+ ,-./: ;<=>? @[]^ " * 5), 612 * 792)
+
+
+def test_latin_words_without_vowels_are_garbage():
+    # What a font whose codes map to the wrong letters extracts as.
+    assert not textlayer.is_trustworthy(_layer("Tkhl qwbrt znxsp vkflg hwrst bcdfg lmnpq rstvw xzbcd fghjk"), 612 * 792)
+    assert textlayer.is_trustworthy(_layer("The quick brown fox jumps over the lazy dog again and again"), 612 * 792)
+
+
+def test_non_latin_scripts_are_not_judged_by_vowels():
+    layer = _layer("Доклад о состоянии рынка деталей за год", "这是一个中文段落，用于检查文字层的提取。")
+    assert textlayer.is_trustworthy(layer, 612 * 792)
+
+
+def test_page_covered_by_an_image_with_sparse_text_is_not_trustworthy():
+    sparse = _layer("Scanned by ACME Scanner 3000 on 2024-01-01")
+    assert textlayer.is_trustworthy(sparse, 612 * 792, image_area=0)
+    assert not textlayer.is_trustworthy(sparse, 612 * 792, image_area=0.9 * 612 * 792)
+    dense = _layer(*(["An invisible OCR text layer on top of a scanned page with many words."] * 10))
+    assert textlayer.is_trustworthy(dense, 612 * 792, image_area=612 * 792)
