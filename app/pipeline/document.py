@@ -20,7 +20,7 @@ from app.pipeline import page as page_mod
 from app.pipeline.intake import inspect_pdf
 from app.pipeline.options import ConvertOptions
 from app.pipeline.page import VL_NEEDS_SIDECAR, PageTask, RegionRecognizer, VlAnalysis
-from app.pipeline.pool import Admission, PagePool, claim_current_admission
+from app.pipeline.pool import Admission, PagePool
 from app.pipeline.result import DocumentResult, PageResult
 from app.settings import Settings
 
@@ -46,9 +46,8 @@ async def convert_document(
 ) -> DocumentResult:
     """Convert the selected pages of `pdf_path` (0-based `page_indices`, else `options.pages`) on `pool`.
 
-    Admission: uses `admission` when given, else an unclaimed `pool.admit(len(pages))` made earlier in this
-    task's context (the API route admits before it starts the task), else admits the pages itself (raising
-    `Overloaded`). Setting `cancel` stops the conversion: pages not yet started
+    Admission: uses `admission` when the caller already reserved the pages (the API route admits before it
+    starts the task), else admits them itself (raising `Overloaded`). Setting `cancel` stops the conversion: pages not yet started
     are dropped and `Cancelled` is raised. In `vl` mode the workers find and crop the regions and `vl` reads them;
     without `vl` the request is refused."""
     started = time.perf_counter()
@@ -63,8 +62,6 @@ async def convert_document(
         raise Cancelled("the conversion was cancelled")
 
     own_admission = None
-    if admission is None:
-        admission = claim_current_admission(pool, len(page_indices))
     if admission is None:
         admission = own_admission = pool.admit(len(page_indices))
 

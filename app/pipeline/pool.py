@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import contextvars
 import importlib
 import itertools
 import logging
@@ -66,9 +65,6 @@ class PoolStats:
 
 
 # --- admission ------------------------------------------------------------------------------------------------------
-_current_admission: contextvars.ContextVar[Admission | None] = contextvars.ContextVar("admission", default=None)
-
-
 class Admission:
     """A reservation of `pages` pending pages. Each finished page gives one back (`page_done`); `release()` (or
     leaving the `with` block) gives back the rest. Releasing twice is harmless."""
@@ -77,7 +73,6 @@ class Admission:
         self._pool = pool
         self._left = pages
         self.pages = pages
-        self.claimed = False  # a conversion uses it (see `claim_current_admission`)
 
     @property
     def pages_left(self) -> int:
@@ -101,19 +96,6 @@ class Admission:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def claim_current_admission(pool: PagePool, n_pages: int) -> Admission | None:
-    """The admission `pool.admit(n_pages)` made earlier in this context (tasks inherit it), if no conversion has
-    claimed it yet: a caller that admits a document and then converts it reserves its pages once, not twice."""
-    admission = _current_admission.get()
-    if (
-        admission is not None and admission.pool is pool and not admission.claimed
-        and admission.pages == n_pages and admission.pages_left == n_pages
-    ):
-        admission.claimed = True
-        return admission
-    return None
 
 
 # --- jobs, documents, workers -------------------------------------------------------------------------------------
@@ -329,9 +311,7 @@ class PagePool:
                     retry_after_s=float(retry),
                 )
             self._pending += n_pages
-            admission = Admission(self, n_pages)
-        _current_admission.set(admission)
-        return admission
+            return Admission(self, n_pages)
 
     def document(self, name: str = "") -> DocumentQueue:
         """A new queue for one document's pages, served in turn with every other document's."""

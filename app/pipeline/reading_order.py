@@ -22,6 +22,9 @@ MIN_GUTTER = 6.0
 # Boxes are shrunk by this share of their height before looking for horizontal gaps: layout boxes of
 # neighbouring blocks often overlap by a hair.
 _Y_SHRINK = 0.15
+# Last resort before sorting by position: trim each box's sides by this share of its width (at most _X_TRIM_MAX pt).
+_X_TRIM = 0.05
+_X_TRIM_MAX = 10.0
 
 
 def reading_order(items: Sequence[T], box: Callable[[T], BBox], *, min_gutter: float = MIN_GUTTER) -> list[T]:
@@ -39,7 +42,17 @@ def _order(ids: list[int], boxes: list[BBox], gutter: float) -> list[int]:
         return [i for column in columns for i in _order(column, boxes, gutter)]
     bands = _horizontal_split(ids, boxes)
     if len(bands) <= 1:
-        # Boxes overlap every way: fall back to top-to-bottom, left-to-right.
+        # Boxes overlap every way. Layout boxes often overhang their text by a few points (a drop cap, a margin
+        # note's box touching the column): look for a gutter once more with the boxes' sides trimmed, and only
+        # then fall back to top-to-bottom, left-to-right.
+        trimmed = list(boxes)
+        for i in ids:
+            x0, y0, x1, y1 = boxes[i]
+            pad = min(_X_TRIM * (x1 - x0), _X_TRIM_MAX)
+            trimmed[i] = (x0 + pad, y0, x1 - pad, y1)
+        columns = _vertical_split(ids, trimmed, gutter)
+        if len(columns) > 1:
+            return [i for column in columns for i in _order(column, boxes, gutter)]
         return sorted(ids, key=lambda i: (boxes[i][1], boxes[i][0]))
     groups: list[list[int]] = [bands[0]]
     for band in bands[1:]:

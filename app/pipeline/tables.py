@@ -205,7 +205,8 @@ def _fill(rows: list[list[TextLine]], columns: list[tuple[float, float]]) -> Tab
     parts: list[list[list[TextLine]]] = []
     for row in rows:
         cells: list[list[TextLine]] = [[] for _ in columns]
-        pieces = [p for line in row for p in (_split_by_columns(line, columns) if len(row) > 1 else [line])]
+        pieces = [p for line in row for p in (_split_by_columns(line, columns) if len(row) > 1 or _gappy(line)
+                                              else [line])]
         for line in pieces:
             hits = [i for i, (c0, c1) in enumerate(columns) if min(c1, line.bbox[2]) - max(c0, line.bbox[0]) > 0]
             if not hits:  # in a gap: nearest column by centre
@@ -230,13 +231,24 @@ def _split_by_columns(line: TextLine, columns: list[tuple[float, float]]) -> lis
     words = line.text.split()
     if len(spanned) < 2 or len(words) < 2:
         return [line]
-    per_char = (x1 - x0) / max(len(line.text), 1)
+    if len(words) == len(spanned) and _gappy(line):
+        # As many words as columns under a stretched line: one word per column, whatever their widths.
+        return [
+            TextLine(text=word, bbox=(max(x0, columns[i][0]), y0, min(x1, columns[i][1]), y1), score=line.score,
+                     font_size=line.font_size, bold=line.bold)
+            for word, i in zip(words, spanned)
+        ]
+    # Where each word sits, assuming evenly wide characters; in a gappy line (cells the text layer joined) the
+    # spare width goes to the gaps between words, not to the characters.
+    chars = sum(len(w) for w in words)
+    char_w = min((x1 - x0) / max(len(line.text), 1), _char_width(line))
+    gap_w = max(((x1 - x0) - chars * char_w) / (len(words) - 1), char_w)
     groups: dict[int, list[tuple[str, float, float]]] = {}
-    pos = 0
-    for word in words:
-        start = line.text.index(word, pos)
-        pos = start + len(word)
-        wx0, wx1 = x0 + start * per_char, x0 + pos * per_char
+    done = 0
+    for k, word in enumerate(words):
+        wx0 = x0 + done * char_w + k * gap_w
+        wx1 = wx0 + len(word) * char_w
+        done += len(word)
         mid = (wx0 + wx1) / 2
         col = min(spanned, key=lambda i: 0 if columns[i][0] <= mid <= columns[i][1]
                   else min(abs(mid - columns[i][0]), abs(mid - columns[i][1])))
@@ -248,6 +260,17 @@ def _split_by_columns(line: TextLine, columns: list[tuple[float, float]]) -> lis
                  font_size=line.font_size, bold=line.bold)
         for _, ws in sorted(groups.items())
     ]
+
+
+def _char_width(line: TextLine) -> float:
+    size = line.font_size or (line.bbox[3] - line.bbox[1]) / 1.2
+    return 0.55 * size
+
+
+def _gappy(line: TextLine) -> bool:
+    """Much wider than its characters need: several cells read as one line ("Source  Type  Tokens  Words")."""
+    words = line.text.split()
+    return len(words) >= 3 and (line.bbox[2] - line.bbox[0]) > 1.8 * _char_width(line) * len(line.text)
 
 
 def _merge_wrapped_rows(rows, parts, spans):
@@ -305,7 +328,9 @@ def find_ruled_tables(rulings: list[BBox], page_width: float) -> list[BBox]:
     for cluster in clusters:
         box = _union(cluster)
         ys = _snap([(r[1] + r[3]) / 2 for r in cluster])
-        verticals = [v for v in vertical if v[0] >= box[0] - 4 and v[2] <= box[2] + 4 and v[1] < box[3] and v[3] > box[1]]
+        verticals = [
+            v for v in vertical if v[0] >= box[0] - 4 and v[2] <= box[2] + 4 and v[1] < box[3] and v[3] > box[1]
+        ]
         if len(ys) >= _MIN_GRID_RULES or (len(ys) >= 2 and verticals):
             tables.append(box)
     return tables

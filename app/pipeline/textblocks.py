@@ -14,10 +14,14 @@ from dataclasses import dataclass
 from app.pipeline.primitives import TextLine
 from app.pipeline.result import BBox
 
-BULLET = re.compile(r"^\s*([\u2022\u25e6\u25aa\u25ab\u25cf\u25cb\u25a0\u25a1\u2023\u2043\u2219\u00b7\u2013\u2014*-])\s+")
+BULLET = re.compile(
+    r"^\s*([\u2022\u25e6\u25aa\u25ab\u25cf\u25cb\u25a0\u25a1\u2023\u2043\u2219\u00b7\u2013\u2014*-])\s+"
+)
 ENUMERATED = re.compile(r"^\s*(\(?(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)])\s+\S")
 PAGE_NUMBER = re.compile(
-    r"^\s*(?:page\s+)?(?:[-\u2013\u2014]\s*)?(?:\d{1,4}|[ivxlcdm]{1,6})(?:\s*[-\u2013\u2014])?"
+    r"^\s*(?:page\s+)?(?:[-\u2013\u2014]\s*)?"
+    r"(?:\d{1,4}|(?=[ivxlc])c{0,3}(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3}))"  # arabic, or a well-formed roman numeral
+    r"(?:\s*[-\u2013\u2014])?"
     r"(?:\s*(?:of|/)\s*\d{1,4})?\s*$",
     re.IGNORECASE,
 )

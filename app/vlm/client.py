@@ -212,7 +212,8 @@ class VlmClient:
         return None
 
     # --- requests --------------------------------------------------------------------------------------------
-    def _raise_if_open(self) -> None:
+    def raise_if_unavailable(self) -> None:
+        """Refuse at once (503 + Retry-After) while the sidecar is disabled or its breaker is open."""
         if not self.enabled:
             raise SidecarUnavailable("vl mode needs the VLM sidecar: set PROFILE=gpu or USE_VLM_API=true")
         if self.breaker.is_open:
@@ -228,9 +229,9 @@ class VlmClient:
         when it rejects the request or answers something unusable."""
         attempt = 0
         while True:
-            self._raise_if_open()
+            self.raise_if_unavailable()
             async with self._semaphore:
-                self._raise_if_open()  # it may have opened while this request waited for a slot
+                self.raise_if_unavailable()  # it may have opened while this request waited for a slot
                 self.in_flight += 1
                 self.counters["requests"] += 1
                 try:

@@ -105,7 +105,7 @@ def test_admission_is_taken_once_and_overload_is_refused(pool, report):
     async def scenario():
         # An admission made by the caller (as the API route does) is the one the conversion uses.
         admission = pool.admit(4)
-        task = asyncio.create_task(convert_document(pool, report, ConvertOptions(mode="text")))
+        task = asyncio.create_task(convert_document(pool, report, ConvertOptions(mode="text"), admission=admission))
         await asyncio.sleep(0)
         assert pool.stats().pending_pages <= 4
         await task

@@ -165,7 +165,8 @@ def answer(prompt: str, image: Image.Image, mode: str, reader: Reader) -> str:
         rows = _rows(lines)
         width = max((len(r) for r in rows), default=0)
         return "".join("".join(f"<fcel>{c}" for c in r) + "<ecel>" * (width - len(r)) + "<nl>" for r in rows)
-    text = "\n".join(t for t, _ in sorted(lines, key=lambda item: (item[1][1], item[1][0])))
+    # Read like the VLM does: line by line, words left to right (OCR boxes may be single words).
+    text = "\n".join(" ".join(row) for row in _rows(lines))
     if prompt == "Formula Recognition:":
         return f"\\[ {text or 'E = m c^{2}'} \\]"
     if prompt == "Chart Recognition:":

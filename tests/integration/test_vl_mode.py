@@ -95,7 +95,7 @@ async def test_vl_mode_reads_text_and_tables_through_the_sidecar(fake_vllm, pool
     assert tables and tables[0].html and "<table>" in tables[0].html
     for row in pdfgen.TABLE_ROWS[1:]:
         assert row[0] in tables[0].html  # region names came back through OCR -> OTSL -> HTML
-    assert fuzz.partial_ratio(pdfgen.TABLE_CAPTION, result.markdown) > 80
+    assert fuzz.partial_ratio(pdfgen.TABLE_CAPTION, result.markdown) > 80, result.markdown
     stats = httpx.get(f"{url}/fake/stats").json()
     assert stats["answered"] == client.counters["requests"] >= 2
 

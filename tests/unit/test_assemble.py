@@ -35,7 +35,8 @@ def two_column_lines() -> list[TextLine]:
 
 def test_two_column_text_mode_reads_title_then_left_then_right_column():
     md = page(two_column_lines()).markdown
-    assert md.index("# A Study of Two Columns") < md.index("alpha one") < md.index("alpha three") < md.index("omega one")
+    assert md.index("# A Study of Two Columns") < md.index("alpha one") < md.index("alpha three")
+    assert md.index("alpha three") < md.index("omega one")
     # Lines of one paragraph are joined with single spaces, never interleaved with the other column.
     assert "alpha one starts the left column and alpha two continues the left column alpha three ends it." in md
 
@@ -170,3 +171,18 @@ def test_preset_region_text_and_html_are_used_as_is():
 def test_empty_page_gives_empty_markdown():
     result = page([])
     assert result.markdown == "" and result.blocks == [] and result.page == 1 and result.source == "text"
+
+
+def test_a_bare_number_ending_a_page_is_its_page_number_even_mid_page():
+    # A cropped page: the folio "62" sits at 63% of the height, below everything else, centred.
+    lines = [*column(LEFT, 72, 100, width=400), line("62", 303, 499, width=6)]
+    result = page(lines)
+    assert {b.text: b.type for b in result.blocks}["62"] == "page_number"
+    assert "62" not in result.markdown
+
+
+def test_words_that_look_like_roman_numerals_are_not_page_numbers():
+    from app.pipeline.textblocks import is_folio
+
+    assert [is_folio(t) for t in ("12", "- 7 -", "Page 3", "3 of 10", "xiv")] == [True] * 5
+    assert [is_folio(t) for t in ("did", "civil", "lid", "12 apples")] == [False] * 4

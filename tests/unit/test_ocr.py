@@ -53,7 +53,8 @@ def test_blank_image_gives_no_lines():
 
 
 def test_factory_follows_the_setting(make_settings):
-    assert isinstance(create_ocr_engine(make_settings(ocr_engine="onnxocr")), OnnxOcrEngine)
+    onnx = create_ocr_engine(make_settings(ocr_engine="onnxocr", threads_per_worker=2))
+    assert isinstance(onnx, OnnxOcrEngine) and onnx.model == "ppocrv6-tiny" and onnx.threads == 2
     assert isinstance(create_ocr_engine(make_settings(ocr_engine="rapidocr")), RapidOcrEngine)
 
 

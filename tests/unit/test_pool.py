@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import NotReady, Overloaded, PageTooLarge, WorkerCrashed
-from app.pipeline.pool import PagePool, claim_current_admission
+from app.pipeline.pool import PagePool
 
 
 # --- functions the workers run (importable from the spawned processes) ----------------------------------------
@@ -106,25 +106,6 @@ def test_an_idle_pool_admits_a_document_larger_than_the_bound(make_settings):
             pool.admit(1)
     assert pool.stats().pending_pages == 0
     assert pool.admit(1).pages_left == 1
-
-
-def test_an_admission_is_claimed_once_by_a_task_started_from_the_same_context(make_settings):
-    pool = PagePool(make_settings())
-
-    async def claim(n_pages):
-        return claim_current_admission(pool, n_pages)
-
-    async def scenario():
-        admission = pool.admit(3)
-        wrong_size = await asyncio.create_task(claim(4))
-        claimed = await asyncio.create_task(claim(3))
-        again = await asyncio.create_task(claim(3))
-        admission.release()
-        return admission, wrong_size, claimed, again
-
-    admission, wrong_size, claimed, again = asyncio.run(scenario())
-    assert claimed is admission
-    assert wrong_size is None and again is None
 
 
 # --- workers --------------------------------------------------------------------------------------------------------

@@ -41,3 +41,12 @@ def test_single_column_is_top_to_bottom():
 def test_three_columns_left_to_right():
     boxes = {"m": (230, 100, 380, 700), "r": (400, 100, 540, 700), "l": (72, 100, 210, 700)}
     assert order(boxes) == ["l", "m", "r"]
+
+
+def test_a_box_overhanging_the_gutter_by_a_few_points_still_splits_columns():
+    # A narrow margin-note column whose last box touches the main column's box (drop cap overhang).
+    boxes = {
+        "note1": (69, 630, 153, 660), "note2": (69, 700, 153, 734),
+        "main": (148, 584, 348, 734),
+    }
+    assert order(boxes) == ["note1", "note2", "main"]

@@ -81,3 +81,20 @@ def test_ruled_tables_are_found_from_rulings_alone():
 
 def test_a_single_rule_is_not_a_table():
     assert find_ruled_tables([(72, 300, 540, 301)], page_width=612) == []
+
+
+def test_a_heading_row_read_as_one_wide_line_is_split_into_its_columns():
+    lines = [ln for ln in cell_lines() if ln.text not in ROWS[0]]
+    # "Region Units Revenue" as ONE line stretched over the three columns: far wider than its 20 characters.
+    lines.append(TextLine(text="Region Units Revenue", bbox=(X0 + 6, Y0 + 5, X0 + 2 * COL_W + 6 + 5.5 * 7, Y0 + 17),
+                          font_size=11))
+    table = build_table(lines, TABLE_BOX)
+    assert table.rows[0] == ["Region", "Units", "Revenue"]
+
+
+def test_a_spanning_heading_of_ordinary_width_is_not_split():
+    lines = cell_lines()
+    lines.append(TextLine(text="Sales by region in units", bbox=(X0 + 6, Y0 - 20, X0 + 6 + 5.5 * 24, Y0 - 8),
+                          font_size=11))
+    table = build_table(lines, (X0, Y0 - 22, X0 + 3 * COL_W, Y0 + 3 * ROW_H))
+    assert table.rows[0][0] == "Sales by region in units" and table.rows[1] == list(ROWS[0])

