@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import uuid
 from pathlib import Path
 
 from app.pipeline.result import DocumentResult
@@ -34,12 +35,22 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def write_outputs(output_dir: Path, request_id: str, result: DocumentResult) -> Path:
-    """Write `result.json` and `result.md` under `output_dir/request_id/` and return that directory."""
+def write_outputs(output_dir: Path, request_id: str, result: DocumentResult, *, fresh_dir: bool = False) -> Path:
+    """Write `result.json` and `result.md` under `output_dir/request_id/` and return that directory.
+
+    `fresh_dir`: the directory must be new. Clients choose request ids (`X-Request-ID`) and may reuse one; an
+    earlier result is never overwritten: a taken name gets a random suffix (the response says where it went)."""
     if not SAFE_ID.match(request_id):
         raise ValueError(f"unsafe request id {request_id!r}")
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
     target = Path(output_dir) / request_id
-    target.mkdir(parents=True, exist_ok=True)
+    while fresh_dir:
+        try:
+            target.mkdir()
+            break
+        except FileExistsError:
+            target = Path(output_dir) / f"{request_id[:55]}-{uuid.uuid4().hex[:8]}"
+    target.mkdir(exist_ok=True)
     atomic_write(target / RESULT_JSON, result.model_dump_json(indent=2).encode("utf-8"))
     atomic_write(target / RESULT_MD, result.markdown.encode("utf-8"))
     return target

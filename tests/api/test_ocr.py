@@ -123,3 +123,39 @@ async def test_metrics_count_pages_by_source_and_stage_timings(client, pdf_dir):
     assert "ocr_inflight_pages 0.0" in metrics and "ocr_workers_alive 1.0" in metrics
     uploads = client.app.state.settings.output_dir / ".uploads"
     assert list(uploads.iterdir()) == []  # temp uploads are gone once answered
+
+
+async def test_a_reused_request_id_never_overwrites_an_earlier_result(client, pdf_dir):
+    first = await post(client, pdf_dir / "text3.pdf", mode="text", pages="1", headers={"X-Request-ID": "req-twice"})
+    second = await post(client, pdf_dir / "text3.pdf", mode="text", pages="2", headers={"X-Request-ID": "req-twice"})
+    assert first.status_code == second.status_code == 200
+    first_dir, second_dir = Path(first.json()["outputs"]["dir"]), Path(second.json()["outputs"]["dir"])
+    assert first_dir != second_dir and second_dir.name.startswith("req-twice-")
+    assert [p["page"] for p in json.loads((first_dir / "result.json").read_text())["pages"]] == [1]
+    assert [p["page"] for p in json.loads((second_dir / "result.json").read_text())["pages"]] == [2]
+
+
+async def test_vl_is_refused_before_any_page_work_while_the_sidecar_breaker_is_open(client, pdf_dir):
+    from app.vlm.client import VlmClient
+
+    app = client.app
+    settings = app.state.settings.model_copy(update={"use_vlm_api": True, "vllm_url": "http://127.0.0.1:9/v1"})
+    vlm = VlmClient(settings)
+    vlm.breaker.record_failure("connection refused", definitive=True)
+
+    class MustNotBeCalled:
+        async def recognize(self, crops):  # pragma: no cover - reaching it is the failure
+            raise AssertionError("the recognizer was reached while the breaker was open")
+
+    saved = app.state.vlm, app.state.vl
+    app.state.vlm, app.state.vl = vlm, MustNotBeCalled()
+    pages_before = app.state.pool.stats().pages_done
+    try:
+        response = await post(client, pdf_dir / "text3.pdf", mode="vl")
+    finally:
+        app.state.vlm, app.state.vl = saved
+        await vlm.aclose()
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["type"] == "sidecar_unavailable"
+    assert float(response.headers["Retry-After"]) >= 1
+    assert app.state.pool.stats().pages_done == pages_before  # no page was rendered or laid out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any, get_args
 
@@ -164,7 +165,7 @@ async def ocr_pdf(
     metrics.observe_document(result.pages)
     log.info("converted %d pages; stage seconds %s", len(result.pages),
              {k: round(v, 3) for k, v in result.timings.items()})
-    out_dir = await asyncio.to_thread(write_outputs, settings.output_dir, request_id, result)
+    out_dir = await asyncio.to_thread(partial(write_outputs, fresh_dir=True), settings.output_dir, request_id, result)
     s3_info = await _upload_to_s3(s3, lifecycle, metrics, request_id, out_dir)
 
     if wants_markdown(request):
@@ -195,7 +196,7 @@ async def _upload_to_s3(s3: Any, lifecycle: Any, metrics: Any, request_id: str, 
     if s3 is None:
         return None
     try:
-        info = await asyncio.to_thread(s3.upload_outputs, request_id, out_dir)
+        info = await asyncio.to_thread(s3.upload_outputs, out_dir.name, out_dir)
     except Exception as exc:  # the local result is already written: report the failure, never lose the result
         log.warning("S3 upload failed: %s", exc)
         lifecycle.note_s3_failure(exc)
