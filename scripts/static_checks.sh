@@ -13,12 +13,16 @@ step() { printf '== %s\n' "$*"; }
 fail() { printf 'FAILED: %s\n' "$*" >&2; failures=$((failures + 1)); }
 need() { command -v "$1" >/dev/null 2>&1 || { echo "missing tool: $1 (make install-dev / apt-get install $1)" >&2; exit 2; }; }
 
+need "$BIN/ruff"
 need "$BIN/hadolint"
 need "$BIN/yamllint"
 need "$BIN/kubectl"
 need "$BIN/kubernetes-validate"
 need "$BIN/python"
 need shellcheck
+
+step "ruff (pyflakes: unused names, undefined names, syntax)"
+"$BIN/ruff" check --quiet --select F,E9 app tests bench preload warmup.py || fail "ruff"
 
 step "hadolint"
 for dockerfile in Dockerfile.vllm Dockerfile.cpu; do

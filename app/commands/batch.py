@@ -14,6 +14,7 @@ import json
 import sys
 from typing import Any
 
+from app.commands import settings_from_env
 from app.settings import Mode
 
 MODES: tuple[str, ...] = Mode.__args__  # type: ignore[attr-defined]
@@ -35,12 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from app.errors import AppError
     from app.observability.logging import configure_logging
     from app.pipeline.options import ConvertOptions
-    from app.settings import SettingsError, load_settings
 
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(str(exc), file=sys.stderr)
+    settings = settings_from_env(prefix="batch: ")
+    if settings is None:
         return 2
     configure_logging(settings)
     try:

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from app.commands import settings_from_env
+
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "text", "ocr", "vl")
@@ -46,12 +48,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _configure_logging(args.verbose)
-    from app.settings import SettingsError, load_settings
-
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = settings_from_env()
+    if settings is None:
         return 2
     from app.errors import AppError
     from app.pipeline.options import ConvertOptions

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 import uvicorn
+
+from app.commands import settings_from_env
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,8 @@ class GracefulServer(uvicorn.Server):
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.settings import SettingsError, load_settings
-
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(str(exc), file=sys.stderr)
+    settings = settings_from_env(prefix="")
+    if settings is None:
         return 2
 
     from app.main import create_app

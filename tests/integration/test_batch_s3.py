@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -32,7 +29,6 @@ from app.pipeline.result import DocumentResult
 from tests import pdfgen
 
 ROOT = Path(__file__).resolve().parents[2]
-MOTO = Path(sys.executable).with_name("moto_server")
 BUCKET = "docs"
 CREDS = {"s3_access_key": "testing", "s3_secret_key": "testing", "s3_region": "us-east-1"}
 
@@ -73,39 +69,10 @@ def test_shards_partition_the_inputs_and_skip_finished_ones() -> None:
 
 
 # --- against a moto server ---------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(MOTO), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {proc.returncode}")
-            try:
-                httpx.get(endpoint + "/moto-api/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not answer within 30 s") from None
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+@pytest.fixture
+def moto_endpoint(moto_s3: str) -> str:
+    """The suite's moto server (tests/integration/conftest.py); each test resets it below."""
+    return moto_s3
 
 
 @pytest.fixture
