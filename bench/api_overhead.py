@@ -18,10 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,76 +36,21 @@ from bench.common import (
     running_pool,
     summary,
 )
+from tests.server_process import ServerProcess
 
-ROOT = Path(__file__).resolve().parents[1]
 READY_DEADLINE_S = 300.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerProcess:
-    """`python -m app serve` in a scratch directory; stopped with SIGTERM, killed if it does not exit."""
-
-    def __init__(self, workdir: Path, settings: Any) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "server.log"
-        self.workdir = workdir
-        self.env = {
-            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")},
-            "PYTHONPATH": str(ROOT),
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "OUTPUT_DIR": str(workdir / "output"),
-            "WORKERS": str(settings.workers),
-            "THREADS_PER_WORKER": str(settings.threads_per_worker),
-            "MAX_SYNC_WAIT_S": "3600",  # measure the synchronous path, never the job hand-off
-            "LOG_LEVEL": "WARNING",
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=self.workdir, env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
-
-    async def wait_ready(self, client: httpx.AsyncClient, timeout_s: float = READY_DEADLINE_S) -> float:
-        started = time.monotonic()
-        deadline = started + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
-            try:
-                if (await client.get(f"{self.url}/readyz", timeout=2)).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.25)
-        raise TimeoutError(f"/readyz not 200 after {timeout_s:.0f}s: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-1500:]
-        except OSError:
-            return ""
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-        return self.proc.returncode
+def start_server(workdir: Path, settings: Any) -> ServerProcess:
+    """The real server (tests/server_process.py), configured like `settings`, on the synchronous path only."""
+    return ServerProcess(workdir, {
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "WORKERS": str(settings.workers),
+        "THREADS_PER_WORKER": str(settings.threads_per_worker),
+        "MAX_SYNC_WAIT_S": "3600",  # measure the synchronous path, never the job hand-off
+        "LOG_LEVEL": "WARNING",
+        "LOG_JSON": "false",
+    })
 
 
 async def direct_latencies(settings: Any, files: list[Path], mode: str) -> dict[str, Any]:
@@ -202,11 +143,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     progress("direct: %d conversions", n_requests)
     direct = await direct_latencies(settings, files, args.mode)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        server = ServerProcess(Path(tmp), settings)
-        server.start()
+        server = start_server(Path(tmp), settings).start()
         try:
             async with httpx.AsyncClient() as client:
-                ready_s = await server.wait_ready(client)
+                ready_s = await asyncio.to_thread(server.wait_ready, READY_DEADLINE_S)
                 progress("server ready on %s after %.1fs", server.url, ready_s)
                 api_latencies, api_pages, bad = [], 0, {}
                 for path in files:

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests import pdfgen
-from tests.integration.conftest import ROOT, STARTUP_DEADLINE_S, free_port, wait_until
+from tests.server_process import ROOT, STARTUP_DEADLINE_S, free_port, wait_until
 
 PAGES = 40
 MODE = "text"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests import pdfgen
-from tests.integration.conftest import wait_until
+from tests.server_process import wait_until
 
 # The reference deployment's probe timeout (timeoutSeconds: 5): a probe slower than this counts as failed.
 PROBE_TIMEOUT_S = 5.0

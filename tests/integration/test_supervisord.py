@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests import pdfgen
-from tests.integration.conftest import ROOT, free_port, wait_until
+from tests.server_process import ROOT, free_port, wait_until
 
 STARTUP_S = 180.0
 

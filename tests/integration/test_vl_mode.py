@@ -20,7 +20,7 @@ from app.vlm.client import VlmClient
 from app.vlm.recognizer import VlRecognizer
 from app.warmup import WARMUP_PDF, vl_pass
 from tests import pdfgen
-from tests.integration.conftest import ROOT, free_port, wait_until
+from tests.server_process import ROOT, free_port, wait_until
 
 
 @pytest.fixture
