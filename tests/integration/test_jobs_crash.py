@@ -24,8 +24,10 @@ import pytest
 from tests import pdfgen
 from tests.server_process import ROOT, STARTUP_DEADLINE_S, free_port, wait_until
 
-PAGES = 40
-MODE = "text"
+# OCR pages (about a second each here) so that a kill reliably lands mid-job; text pages are too fast for that.
+PAGES = 12
+MODE = "ocr"
+DPI = 100
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> None:
@@ -118,7 +120,7 @@ def _job_row(output_dir: Path, job_id: str) -> tuple[str, int]:
 
 def _submit(server: Server, pdf: Path) -> str:
     response = server.client.post("/jobs", files={"file": (pdf.name, pdf.read_bytes(), "application/pdf")},
-                                  data={"mode": MODE})
+                                  data={"mode": MODE, "dpi": str(DPI)})
     assert response.status_code == 202, response.text
     return response.json()["job_id"]
 
