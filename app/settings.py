@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     # --- HTTP server -------------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8081, ge=1, le=65535)
-    api_key: SecretStr | None = Field(None, description="When set, required on everything but probes")
+    api_key: SecretStr | None = Field(
+        None, description="When set, required on everything but probes; several keys comma-separated, one per "
+        "client (each client sees only its own jobs)"
+    )
     metrics_require_auth: bool = Field(False, description="Put /metrics behind the API key too")
     shutdown_grace_s: float = Field(30.0, gt=0, description="How long SIGTERM waits for in-flight work")
     log_level: str = "INFO"
@@ -127,6 +130,12 @@ class Settings(BaseSettings):
     @property
     def pending_page_limit(self) -> int:
         return self.max_pending_pages or 64 * self.workers
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        if self.api_key is None:
+            return ()
+        return tuple(key.strip() for key in self.api_key.get_secret_value().split(",") if key.strip())
 
     @property
     def max_upload_bytes(self) -> int:

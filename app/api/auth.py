@@ -26,23 +26,27 @@ def presented_key(headers: Headers) -> str | None:
     return headers.get("x-api-key") or None
 
 
-def key_matches(presented: str | None, expected: str) -> bool:
+def key_matches(presented: str | None, keys: tuple[str, ...]) -> bool:
+    """Whether `presented` is one of `keys`; every key is compared, in constant time, whatever matches."""
     if presented is None:
         return False
-    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(presented.encode("utf-8"), key.encode("utf-8"))
+    return matched
 
 
 class ApiKeyMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.key = settings.api_key.get_secret_value() if settings.api_key else None
+        self.keys = settings.api_keys
         self.public = set(PROBE_PATHS) if settings.metrics_require_auth else set(PROBE_PATHS) | {"/metrics"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.key or scope["path"] in self.public:
+        if scope["type"] != "http" or not self.keys or scope["path"] in self.public:
             await self.app(scope, receive, send)
             return
-        if key_matches(presented_key(Headers(scope=scope)), self.key):
+        if key_matches(presented_key(Headers(scope=scope)), self.keys):
             await self.app(scope, receive, send)
             return
         request_id = scope.get("state", {}).get("request_id")

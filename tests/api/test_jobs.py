@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from app.api.routes.jobs import get_owner
 from app.jobs.manager import owner_for_key
 from app.main import create_app
 from tests import pdfgen
@@ -153,30 +152,29 @@ async def test_idempotency_key_returns_the_same_job_and_refuses_another_file(mak
 
 
 async def test_a_job_is_invisible_to_any_other_api_key(make_settings, pdfs) -> None:
-    settings = make_settings(workers=1, api_key="key-of-alice")
+    settings = make_settings(workers=1, api_key="key-of-alice, key-of-bob")  # one key per client
     app = create_app(settings)
-    alice = {"Authorization": "Bearer key-of-alice"}
+    alice, bob = {"Authorization": "Bearer key-of-alice"}, {"X-API-Key": "key-of-bob"}
     async with running(app) as client:
         await wait_ready(client)
         job_id = (await _submit(client, pdfs["text1"], headers=alice)).json()["job_id"]
         await _wait_final(client, job_id, headers=alice)
         assert (await client.get(f"/jobs/{job_id}")).status_code == 401  # no key at all
+        assert (await client.get(f"/jobs/{job_id}", headers={"X-API-Key": "key-of-eve"})).status_code == 401
 
-        # Another valid key (the service could accept several): swap who the caller is.
-        app.dependency_overrides[get_owner] = lambda: owner_for_key("key-of-bob")
         for method, url in (("GET", f"/jobs/{job_id}"), ("GET", f"/jobs/{job_id}/result"),
                             ("GET", f"/jobs/{job_id}/events"), ("DELETE", f"/jobs/{job_id}")):
-            response = await client.request(method, url, headers=alice)
+            response = await client.request(method, url, headers=bob)
             assert response.status_code == 404, (method, url, response.text)
             assert response.json()["error"]["type"] == "not_found"
-        assert (await client.get("/jobs", headers=alice)).json()["jobs"] == []
-        app.dependency_overrides.clear()
+        assert (await client.get("/jobs", headers=bob)).json()["jobs"] == []
+        assert [j["job_id"] for j in (await client.get("/jobs", headers=alice)).json()["jobs"]] == [job_id]
 
         assert (await client.get(f"/jobs/{job_id}/result", headers=alice)).status_code == 200
         stored = await app.state.jobs.store.get(job_id)
         assert stored.owner == owner_for_key("key-of-alice") and "alice" not in stored.owner
     db = (settings.output_dir / "jobs.db").read_bytes()
-    assert b"key-of-alice" not in db
+    assert b"key-of-alice" not in db and b"key-of-bob" not in db
 
 
 async def test_cancel_stops_a_running_job_and_delete_removes_it(make_settings, tmp_path) -> None:
