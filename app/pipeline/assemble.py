@@ -18,12 +18,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from app.pipeline.furniture import furniture_kind, mark_folios
+from app.pipeline.furniture import furniture_kind, mark_edge_rows, mark_folios
 from app.pipeline.layout.base import area, intersection
 from app.pipeline.primitives import Region, TextLine
 from app.pipeline.reading_order import reading_order
 from app.pipeline.result import FURNITURE, BBox, Block, BlockType, PageResult, PageSource
-from app.pipeline.tables import build_table, find_ruled_tables, grow_ruled_table
+from app.pipeline.tables import build_table, find_ruled_tables, grow_ruled_table, looks_tabular
 from app.pipeline.textblocks import (
     BULLET,
     SENTENCE_END,
@@ -74,13 +74,19 @@ def build_page(
     stats = PageStats.of(lines)
     preset = [r for r in regions if r.text is not None or r.html is not None]
     open_regions = [r for r in regions if r.text is None and r.html is None]
-    if not any(r.label == "table" for r in regions):
-        # No layout table (or no layout at all): tables the page draws with rulings still come out as tables.
-        taken = [r.bbox for r in regions]
-        for box in find_ruled_tables(rulings, width):
-            box = grow_ruled_table(box, lines)
-            if not any(_cover(box, other) >= 0.5 for other in taken):
-                open_regions.append(Region(label="table", bbox=box, score=0.0))
+    # Tables the page draws with rulings come out as tables even where layout missed them (text mode has no
+    # layout at all) or took them for a figure.
+    layout_tables = [r.bbox for r in regions if r.label == "table"]
+    for box in find_ruled_tables(rulings, width, lines):
+        box = grow_ruled_table(box, lines)
+        if any(_cover(box, other) >= 0.5 or _cover(other, box) >= 0.5 for other in layout_tables):
+            continue
+        taken = [r for r in open_regions if _cover(box, r.bbox) >= 0.5]
+        if taken and (any(r.label != "figure" or _cover(r.bbox, box) < 0.6 for r in taken)
+                      or not looks_tabular(lines, box)):
+            continue  # another region holds it; a figure gives way only to a real grid of cells
+        open_regions = [r for r in open_regions if not any(r is t for t in taken)]
+        open_regions.append(Region(label="table", bbox=box, score=0.0))
 
     items: list[_Item] = [_preset_item(r) for r in preset]
     lines = [ln for ln in lines if not any(_cover(ln.bbox, r.bbox) >= MIN_LINE_COVER for r in preset)]
@@ -91,6 +97,7 @@ def build_page(
         items.append(_paragraph_item(group, stats, width, height))
 
     mark_folios(items, width, height)
+    mark_edge_rows(items, stats.body_size, width, height)
     furniture = [it for it in items if it.type in FURNITURE]
     body = reading_order([it for it in items if it.type not in FURNITURE], lambda it: it.bbox)
     body = _merge_lists(body)

@@ -61,3 +61,54 @@ def mark_folios(items: list[Any], width: float, height: float) -> None:
             if overlap > 0.3 * min(item.bbox[3] - item.bbox[1], folio.bbox[3] - folio.bbox[1]):
                 item.type = "header" if (folio.bbox[1] + folio.bbox[3]) / 2 < height / 2 else "footer"
                 item.level, item.markdown = None, None
+
+
+# A running footer/header row may sit this far into the page (share of height) when it also looks like one.
+EDGE_ROW_ZONE = 0.15
+_EDGE_PIECE_CHARS = 60
+_EDGE_ROW_CHARS = 120
+
+
+def mark_edge_rows(items: list[Any], body_size: float, width: float, height: float) -> None:
+    """The last (or first) row of the page is a footer (header) a little outside the margin bands when it looks
+    like one: short pieces spread across the row with wide gaps ("Revision: 2.4   P/N 119-036   10 June 2019"),
+    or short text set smaller than the body ("NETS 2015"). Sentences never qualify."""
+    body = [it for it in items if it.type not in FURNITURE]
+    if len(body) < 2:
+        return
+    for bottom in (True, False):
+        edge = max(body, key=lambda it: it.bbox[3]) if bottom else min(body, key=lambda it: it.bbox[1])
+        row = [it for it in body if _same_row(it.bbox, edge.bbox)]
+        rest = [it for it in body if not any(it is r for r in row)]
+        if not rest:
+            continue
+        if bottom:
+            in_zone = min(it.bbox[1] for it in row) >= (1 - EDGE_ROW_ZONE) * height
+            clear = all(it.bbox[3] <= min(r.bbox[1] for r in row) + 1 for it in rest)
+        else:
+            in_zone = max(it.bbox[3] for it in row) <= EDGE_ROW_ZONE * height
+            clear = all(it.bbox[1] >= max(r.bbox[3] for r in row) - 1 for it in rest)
+        if not (in_zone and clear) or any(it.type not in ("text", "title") for it in row):
+            continue
+        lines = [ln for it in row for ln in it.lines]
+        pieces = sorted(lines, key=lambda ln: ln.bbox[0])
+        if not pieces:
+            continue
+        texts = [ln.text.strip() for ln in pieces]
+        if any(len(t) > _EDGE_PIECE_CHARS for t in texts) or sum(map(len, texts)) > _EDGE_ROW_CHARS \
+                or any(t.endswith(".") for t in texts) or not all(_same_row(ln.bbox, pieces[0].bbox) for ln in pieces):
+            continue
+        h = max(ln.bbox[3] - ln.bbox[1] for ln in pieces)
+        spread = len(pieces) >= 2 and all(b.bbox[0] - a.bbox[2] > 2 * h for a, b in zip(pieces, pieces[1:]))
+        small = all(ln.font_size is not None and ln.font_size < 0.9 * body_size for ln in pieces)
+        if spread or small:
+            for it in row:
+                it.type, it.level, it.markdown = ("footer" if bottom else "header"), None, None
+            body = [it for it in body if it.type not in FURNITURE]
+            if len(body) < 2:
+                return
+
+
+def _same_row(a: BBox, b: BBox) -> bool:
+    overlap = min(a[3], b[3]) - max(a[1], b[1])
+    return overlap > 0.5 * min(a[3] - a[1], b[3] - b[1])

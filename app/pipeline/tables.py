@@ -308,9 +308,11 @@ def _merge_wrapped_rows(rows, parts, spans):
     return merged, merged_spans
 
 
-def find_ruled_tables(rulings: list[BBox], page_width: float) -> list[BBox]:
+def find_ruled_tables(rulings: list[BBox], page_width: float, lines: list[TextLine] = ()) -> list[BBox]:
     """Table boxes from the rulings alone (text mode has no layout model): clusters of horizontal rules that
-    overlap in x, at least three rules, or two plus vertical rules between them."""
+    overlap in x, at least three rules, or two plus vertical rules between them. Rules far apart still belong to
+    one table when they have the same ends and the lines between them are laid out in cells (a booktabs table:
+    top rule, rule under the heading, bottom rule)."""
     horizontal, vertical = split_rulings(rulings)
     horizontal = [r for r in horizontal if r[2] - r[0] >= 0.08 * page_width]
     horizontal.sort(key=lambda r: r[1])
@@ -319,7 +321,9 @@ def find_ruled_tables(rulings: list[BBox], page_width: float) -> list[BBox]:
         for cluster in clusters:
             box = _union(cluster)
             x_overlap = min(box[2], rule[2]) - max(box[0], rule[0])
-            if x_overlap > 0.5 * min(box[2] - box[0], rule[2] - rule[0]) and rule[1] - box[3] < _MAX_RULE_GAP:
+            if x_overlap > 0.5 * min(box[2] - box[0], rule[2] - rule[0]) and (
+                rule[1] - box[3] < _MAX_RULE_GAP or _same_table(cluster[-1], rule, lines)
+            ):
                 cluster.append(rule)
                 break
         else:
@@ -334,6 +338,48 @@ def find_ruled_tables(rulings: list[BBox], page_width: float) -> list[BBox]:
         if len(ys) >= _MIN_GRID_RULES or (len(ys) >= 2 and verticals):
             tables.append(box)
     return tables
+
+
+def _same_table(upper: BBox, lower: BBox, lines: list[TextLine]) -> bool:
+    """Two rules with the same ends and, between them, text laid out in cells."""
+    if abs(upper[0] - lower[0]) > _SNAP or abs(upper[2] - lower[2]) > _SNAP:
+        return False
+    return looks_tabular(lines, (upper[0], upper[3], upper[2], lower[1]))
+
+
+def looks_tabular(lines: list[TextLine], box: BBox) -> bool:
+    """The lines inside `box` form rows of at least three separate cells (mostly) that line up in columns; words
+    of running text (a text layer giving one word a line) or handwriting on ruled paper do not."""
+    x0, top, x1, bottom = box
+    inside = [ln for ln in lines if top < (ln.bbox[1] + ln.bbox[3]) / 2 < bottom
+              and ln.bbox[0] >= x0 - 4 and ln.bbox[2] <= x1 + 4]
+    if not inside:
+        return False
+    heights = sorted(ln.bbox[3] - ln.bbox[1] for ln in inside)
+    typical = heights[len(heights) // 2]
+    # Rotated text (a margin stamp) is one tall box that would merge every row it passes.
+    rows = _cluster_rows([ln for ln in inside if ln.bbox[3] - ln.bbox[1] <= 3 * typical], [])
+    wide = sum(1 for row in rows if len(row) >= 3)
+    if len(rows) < 2 or wide < 0.6 * len(rows):
+        return False
+    # Inner cells line up with cells of many other rows (left, right or centre): columns run down the table,
+    # while words of running text meet by chance (and justified text lines up only at its margins).
+    seen: dict[tuple[int, int], set[int]] = {}
+    for r, row in enumerate(rows):
+        for ln in row:
+            for kind, x in enumerate((ln.bbox[0], ln.bbox[2], (ln.bbox[0] + ln.bbox[2]) / 2)):
+                seen.setdefault((kind, round(x)), set()).add(r)
+    need = max(1, int(0.3 * (len(rows) - 1)))
+    cells = aligned = 0
+    for r, row in enumerate(rows):
+        for ln in row[1:-1]:
+            cells += 1
+            for kind, x in enumerate((ln.bbox[0], ln.bbox[2], (ln.bbox[0] + ln.bbox[2]) / 2)):
+                near = set().union(*(seen.get((kind, round(x) + d), set()) for d in (-1, 0, 1)))
+                if len(near - {r}) >= need:
+                    aligned += 1
+                    break
+    return cells > 0 and aligned >= 0.7 * cells
 
 
 def grow_ruled_table(box: BBox, lines: list[TextLine]) -> BBox:

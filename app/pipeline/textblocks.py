@@ -28,6 +28,7 @@ PAGE_NUMBER = re.compile(
 SENTENCE_END = re.compile(r"[.!?:;\"\u201d)]$")
 # What PDFs put where a word was hyphenated at a line break: soft hyphen, pdfium's U+FFFE and U+0002 markers.
 _SOFT_HYPHENS = frozenset("\u00ad\ufffe\u0002")
+_DROP_SOFT_HYPHENS = dict.fromkeys(map(ord, _SOFT_HYPHENS))
 
 
 
@@ -88,68 +89,116 @@ def group_paragraphs(lines: list[TextLine], stats: PageStats) -> list[list[TextL
     """Lines grouped into paragraphs, column-aware: a line continues the paragraph right above it when the gap is
     line spacing, they overlap horizontally, and font and weight agree; bullets and indented first lines start
     new paragraphs. Groups come out in no particular order (reading order is decided afterwards)."""
-    paragraphs: list[list[TextLine]] = []
-    boxes: list[BBox] = []
-    for line in sorted(lines, key=lambda ln: (ln.bbox[1], ln.bbox[0])):
+    paragraphs: list[_Para] = []
+    active: list[_Para] = []  # paragraphs a later line can still continue, in creation order
+    ordered = sorted(lines, key=lambda ln: (ln.bbox[1], ln.bbox[0]))
+    # Lines come top to bottom, so a paragraph whose last line ends further above the current line than any
+    # continuation gap allows can never grow again: retiring it keeps this near linear on long pages.
+    line_gap = max(stats.line_gap, 0.0)
+    # The tallest line from here on bounds how far below its last line a paragraph can still be continued.
+    taller = [0.0] * (len(ordered) + 1)
+    for i in range(len(ordered) - 1, -1, -1):
+        taller[i] = max(taller[i + 1], height(ordered[i].bbox))
+    for i, line in enumerate(ordered):
+        top = line.bbox[1]
+        if active:
+            tallest = taller[i]
+            if any(top - p.lines[-1].bbox[3] > line_gap + 0.45 * max(tallest, height(p.lines[-1].bbox))
+                   for p in active):
+                active = [p for p in active
+                          if top - p.lines[-1].bbox[3] <= line_gap + 0.45 * max(tallest, height(p.lines[-1].bbox))]
         best, best_gap = None, None
-        for index, para in enumerate(paragraphs):
-            if _continues(para, boxes[index], line, stats):
-                gap = line.bbox[1] - para[-1].bbox[3]
-                if best_gap is None or gap < best_gap:
-                    best, best_gap = index, gap
+        x0, x1 = line.bbox[0], line.bbox[2]
+        line_h = line.bbox[3] - top
+        for para in active:
+            # The cheap geometric tests of `_continues` first: most open paragraphs are in another row or column.
+            last = para.lines[-1].bbox
+            gap = top - last[3]
+            h = max(last[3] - last[1], line_h, 0.1)
+            if gap < -0.5 * h or gap > line_gap + 0.45 * h:
+                continue
+            box = para.box
+            if min(box[2], x1) - max(box[0], x0) <= 0.3 * min(box[2] - box[0], x1 - x0):
+                continue
+            if (best_gap is None or gap < best_gap) and _continues(para, line, stats):
+                best, best_gap = para, gap
         if best is None:
-            paragraphs.append([line])
-            boxes.append(line.bbox)
+            para = _Para(line)
+            paragraphs.append(para)
+            active.append(para)
         else:
-            paragraphs[best].append(line)
-            boxes[best] = union([boxes[best], line.bbox])
-    return paragraphs
+            best.add(line)
+    return [p.lines for p in paragraphs]
 
 
-def _continues(para: list[TextLine], box: BBox, line: TextLine, stats: PageStats) -> bool:
-    last = para[-1]
-    h = max(height(last.bbox), height(line.bbox))
-    gap = line.bbox[1] - last.bbox[3]
+class _Para:
+    """A paragraph being grown: its lines and the aggregates `_continues` asks about on every candidate line."""
+
+    __slots__ = ("lines", "box", "left", "all_bold")
+
+    def __init__(self, line: TextLine) -> None:
+        self.lines = [line]
+        self.box = line.bbox
+        self.left = line.bbox[0]
+        self.all_bold = line.bold
+
+    def add(self, line: TextLine) -> None:
+        self.lines.append(line)
+        b, lb = self.box, line.bbox
+        self.box = (min(b[0], lb[0]), min(b[1], lb[1]), max(b[2], lb[2]), max(b[3], lb[3]))
+        self.left = min(self.left, lb[0])
+        self.all_bold = self.all_bold and line.bold
+
+
+def _continues(para: _Para, line: TextLine, stats: PageStats) -> bool:
+    last = para.lines[-1]
+    lb, pb = line.bbox, last.bbox
+    h = max(pb[3] - pb[1], lb[3] - lb[1], 0.1)
+    gap = lb[1] - pb[3]
     if gap < -0.5 * h or gap > max(stats.line_gap, 0.0) + 0.45 * h:
         return False
-    overlap = min(box[2], line.bbox[2]) - max(box[0], line.bbox[0])
-    if overlap <= 0.3 * min(box[2] - box[0], line.bbox[2] - line.bbox[0]):
+    box = para.box
+    overlap = min(box[2], lb[2]) - max(box[0], lb[0])
+    if overlap <= 0.3 * min(box[2] - box[0], lb[2] - lb[0]):
         return False
     # Starting far to the left of the paragraph means another block (a heading of the next column, say).
-    if line.bbox[0] < box[0] - 1.5 * h:
+    if lb[0] < box[0] - 1.5 * h:
         return False
     size_a, size_b = size_of(last), size_of(line)
     if abs(size_a - size_b) > 0.15 * max(size_a, size_b):
         return False
     if is_list_item(line.text) or is_folio(line.text) or is_folio(last.text):
         return False  # list items start their own paragraph; a folio never belongs to one
-    all_bold = all(ln.bold for ln in para)
+    all_bold = para.all_bold
     if all_bold != line.bold and (all_bold or SENTENCE_END.search(last.text.strip())):
         return False
     # An indented line after a finished sentence is a new paragraph (pages without paragraph spacing).
-    left = min(ln.bbox[0] for ln in para)
-    if len(para) >= 1 and line.bbox[0] > left + 0.8 * h and SENTENCE_END.search(last.text.strip()) \
-            and last.bbox[0] <= left + 0.8 * h and len(para) > 1:
+    left = para.left
+    if len(para.lines) > 1 and lb[0] > left + 0.8 * h and SENTENCE_END.search(last.text.strip()) \
+            and pb[0] <= left + 0.8 * h:
         return False
     return True
 
 
 def join_lines(texts: list[str]) -> str:
     """One paragraph's lines as one string: single spaces, words hyphenated across a line break rejoined."""
-    out = ""
+    parts: list[str] = []  # joined once at the end: growing one string line by line is quadratic on long blocks
     for raw in texts:
         text = " ".join(raw.split())
         if not text:
             continue
-        if not out:
-            out = text
-        elif out[-1] in _SOFT_HYPHENS:  # soft hyphen: the word simply continues
-            out = out[:-1] + text
-        elif out.endswith("-") and len(out) > 1 and out[-2].isalpha() and text[0].islower():
-            out = out[:-1] + text
+        if not parts:
+            parts.append(text)
+            continue
+        prev = parts[-1]
+        if prev[-1] in _SOFT_HYPHENS:  # soft hyphen: the word simply continues
+            parts[-1] = prev[:-1] + text
+        elif prev[-1] == "-" and len(prev) > 1 and prev[-2].isalpha() and text[0].islower():
+            parts[-1] = prev[:-1] + text
         else:
-            out += " " + text
-    return "".join(ch for ch in out if ch not in _SOFT_HYPHENS)
+            parts.append(text)
+    out = " ".join(parts)
+    return out.translate(_DROP_SOFT_HYPHENS) if any(ch in out for ch in _SOFT_HYPHENS) else out
 
 
 def heading_level(lines: list[TextLine], stats: PageStats, *, layout_title: bool = False) -> int | None:
@@ -170,3 +219,4 @@ def heading_level(lines: list[TextLine], stats: PageStats, *, layout_title: bool
             and ratio >= 0.95:
         return 2
     return None
+

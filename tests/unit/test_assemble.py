@@ -186,3 +186,33 @@ def test_words_that_look_like_roman_numerals_are_not_page_numbers():
 
     assert [is_folio(t) for t in ("12", "- 7 -", "Page 3", "3 of 10", "xiv")] == [True] * 5
     assert [is_folio(t) for t in ("did", "civil", "lid", "12 apples")] == [False] * 4
+
+
+def test_spread_last_row_above_the_bottom_band_is_a_footer():
+    # "Revision  P/N  date" spread over the last row at 89% of the page height: a footer, not body text.
+    body = column(["The manual describes the instrument in detail and", "explains how to set it up for use."], 72, 600,
+                  width=400)
+    foot = [line("Revision: 2.4", 72, 703), line("P/N 119-036", 276, 703), line("10 June 2019", 496, 703)]
+    result = page(body + foot)
+    assert "Revision" not in result.markdown and "10 June 2019" not in result.markdown
+    assert "explains how to set it up" in result.markdown
+    assert {b.type for b in result.blocks if b.text.startswith(("Revision", "P/N", "10 June"))} == {"footer"}
+
+
+def test_small_print_last_line_near_the_bottom_is_a_footer_but_body_size_text_is_not():
+    body = column(["Presenting author and co-authors of the talk", "are listed on this title page"], 72, 300,
+                  width=400)
+    small = line("NETS 2015", 640, 700, size=7)
+    assert "NETS 2015" not in page([*body, small]).markdown
+    same_size = line("Closing remark", 72, 700)
+    assert "Closing remark" in page([*body, same_size]).markdown
+
+
+def test_ruled_table_inside_a_layout_figure_becomes_a_table():
+    rows = [("Topic", "ReACT", "Hypo"), ("Dialog", "1.00", "0.60"), ("Measure", "0.87", "0.40"),
+            ("Place", "0.90", "0.80")]
+    lines = [line(text, 100 + c * 120, 120 + r * 14, width=40) for r, row in enumerate(rows) for c, text in enumerate(row)]
+    rulings = [(95, 115, 400, 116), (95, 133, 400, 134), (95, 178, 400, 179)]
+    result = page(lines, [Region("figure", (90, 110, 410, 185), 0.8)], rulings, source="text")
+    assert [b.type for b in result.blocks] == ["table"]
+    assert "| Measure | 0.87 | 0.40 |" in result.markdown

@@ -98,3 +98,31 @@ def test_a_spanning_heading_of_ordinary_width_is_not_split():
                           font_size=11))
     table = build_table(lines, (X0, Y0 - 22, X0 + 3 * COL_W, Y0 + 3 * ROW_H))
     assert table.rows[0][0] == "Sales by region in units" and table.rows[1] == list(ROWS[0])
+
+
+def _booktabs(rows, x0=100.0, y0=100.0):
+    lines = [TextLine(text=t, bbox=(x0 + c * 90, y0 + 8 + r * 16, x0 + c * 90 + 40, y0 + 18 + r * 16), font_size=9)
+             for r, row in enumerate(rows) for c, t in enumerate(row)]
+    bottom = y0 + 8 + len(rows) * 16 + 4
+    rulings = [(x0 - 5, y0, x0 + 330, y0 + 1), (x0 - 5, y0 + 24, x0 + 330, y0 + 25), (x0 - 5, bottom, x0 + 330, bottom + 1)]
+    return lines, rulings
+
+
+def test_booktabs_rules_far_apart_with_cells_between_are_one_table():
+    rows = [("Source", "Type", "Tokens", "Words")] + [(f"src{i}", "web", f"{i}.1T", f"{i}.2T") for i in range(6)]
+    lines, rulings = _booktabs(rows)
+    tables = find_ruled_tables(rulings, 612.0, lines)
+    assert len(tables) == 1 and tables[0][1] == 100 and tables[0][3] > 200
+
+
+def test_same_rules_around_running_text_are_not_a_table():
+    words = "the quick brown fox jumps over a lazy dog and keeps running far away".split()
+    # One word a line, as some text layers give RTL text: many pieces a row, but nothing lines up in columns.
+    lines, rulings = _booktabs([("Source", "Type", "Tokens", "Words")])
+    for r in range(8):
+        x = 100.0 + (r * 7) % 23
+        for w in words[r % 3:r % 3 + 6]:
+            lines.append(TextLine(text=w, bbox=(x, 130 + r * 16, x + 6 * len(w), 140 + r * 16), font_size=9))
+            x += 6 * len(w) + 4 + (r % 4)
+    rulings[2] = (95, 260, 430, 261)
+    assert find_ruled_tables(rulings, 612.0, lines) == []
