@@ -106,37 +106,91 @@ def _lines(textpage: pdfium.PdfTextPage, transform: Affine) -> tuple[list[TextLi
     if count <= 0:
         return [], 0
     text = textpage.get_text_range(0, count)
-    if len(text) != count:  # characters outside the BMP: fall back to asking character by character
-        text = "".join(chr(pdfium_c.FPDFText_GetUnicode(raw, i) or 0xFFFD) for i in range(count))
+    if len(text) != count:  # characters outside the BMP, or ones pdfium's text leaves out
+        text = _text_by_chars(textpage, 0, count)
     reader = _BoxReader(raw, transform)
     fonts = _FontReader(raw)
+    rects_of, char_box, word_box, read_font = reader.rects, reader.char_box, reader.word_box, fonts.read
+    get_angle = pdfium_c.FPDFText_GetCharAngle
     lines: list[TextLine] = []
+    append = lines.append
+    search_word = _WORD.search
     # pdfium ends each line it finds with a generated line break. Its rectangles (one per run of characters of
     # one text object) tell in one call whether a line holds far-apart pieces: only then are words measured.
     for match in _LINE.finditer(text):
-        word = _WORD.search(text, match.start(), match.end())
+        line_start, line_end = match.span()
+        word = search_word(text, line_start, line_end)
         if word is None:
             continue
         first = word.start()
-        end = match.start() + len(match.group().rstrip())
-        direction = _direction(transform, pdfium_c.FPDFText_GetCharAngle(raw, first))
-        rects = reader.rects(first, end - first)
-        if len(rects) > 1 and any(_cuts(rects, direction)):
-            segments = reader.split_by_words(text, first, end, direction)
-        else:
-            segments = [(first, end, _union(rects) if rects else reader.word_box(first, end))]
+        end = line_start + len(match.group().rstrip())
+        rects = rects_of(first, end - first)
+        segments = None
+        if len(rects) > 1:
+            # Which way the text runs matters only when there are pieces to compare: asked for lazily.
+            direction = _direction(transform, get_angle(raw, first))
+            if any(_cuts(rects, direction)):
+                segments = reader.split_by_words(text, first, end, direction)
+        if segments is None:
+            segments = [(first, end, _union(rects) if rects else word_box(first, end))]
         for start, stop, box in segments:
             content = " ".join(text[start:stop].split())
             if not content:
                 continue
             # Tight glyph boxes vary with the letters; the first character's loose box gives the line its
             # font's full ascent-to-descent height.
-            box = _union([box, reader.char_box(start)])
-            size, bold = fonts.read(start)
+            c = char_box(start)
+            box = (
+                box[0] if box[0] < c[0] else c[0], box[1] if box[1] < c[1] else c[1],
+                box[2] if box[2] > c[2] else c[2], box[3] if box[3] > c[3] else c[3],
+            )
+            size, bold = read_font(start)
             if size <= 0:
                 size = min(box[2] - box[0], box[3] - box[1]) / 1.15
-            lines.append(TextLine(text=content, bbox=box, font_size=round(size, 2), bold=bold))
+            append(TextLine(text=content, bbox=box, font_size=round(size, 2), bold=bold))
     return lines, count
+
+
+# Below this many characters a range is read character by character rather than split further.
+_CHARWISE_SPAN = 32
+
+
+def _text_by_chars(textpage: pdfium.PdfTextPage, start: int, stop: int) -> str:
+    """The text of characters `start..stop` with exactly one string character per pdfium character (what
+    `FPDFText_GetUnicode` says for each), for pages whose bulk text does not line up with the characters.
+
+    Asking for every character costs a call each; instead the range is halved until the bulk text of a piece
+    lines up, and only the pieces around the odd characters are read one by one. In bulk text pdfium writes
+    U+FFFE for characters it cannot place; those few are asked for individually, as a one-by-one read would."""
+    raw = textpage.raw
+    get_unicode = pdfium_c.FPDFText_GetUnicode
+    if stop - start <= _CHARWISE_SPAN:
+        return "".join([chr(get_unicode(raw, i) or 0xFFFD) for i in range(start, stop)])
+    piece = textpage.get_text_range(start, stop - start)
+    if len(piece) == stop - start:
+        if "\ufffe" not in piece:
+            return piece
+        chars = list(piece)
+        for k, ch in enumerate(chars):
+            if ch == "\ufffe":
+                chars[k] = chr(get_unicode(raw, start + k) or 0xFFFD)
+        return "".join(chars)
+    middle = (start + stop) // 2
+    return _text_by_chars(textpage, start, middle) + _text_by_chars(textpage, middle, stop)
+
+
+def _box_mapper(t: Affine):
+    """`_box` specialised to one transform: unrotated pages (the usual case) need two products per corner pair,
+    not eight. Gives exactly `_box`'s numbers (adding a zero product changes no float)."""
+    a, b, c, d, e, f = t
+    if b == 0.0 and c == 0.0:
+        def box(left: float, bottom: float, right: float, top: float) -> BBox:
+            x0, x1 = a * left + e, a * right + e
+            y0, y1 = d * bottom + f, d * top + f
+            return (x0 if x0 < x1 else x1, y0 if y0 < y1 else y1, x1 if x1 > x0 else x0, y1 if y1 > y0 else y0)
+
+        return box
+    return lambda left, bottom, right, top: _box(t, left, bottom, right, top)
 
 
 class _BoxReader:
@@ -144,32 +198,41 @@ class _BoxReader:
 
     def __init__(self, raw, transform: Affine) -> None:
         self._raw = raw
-        self._t = transform
+        self._map = _box_mapper(transform)
         self._rect = pdfium_c.FS_RECTF()
         self._rect_ref = ctypes.byref(self._rect)
         self._sides = [ctypes.c_double() for _ in range(4)]
         self._side_refs = [ctypes.byref(v) for v in self._sides]
 
     def rects(self, start: int, count: int) -> list[BBox]:
-        raw, refs, (left, top, right, bottom) = self._raw, self._side_refs, self._sides
+        raw, (left, top, right, bottom) = self._raw, self._sides
+        ref_l, ref_t, ref_r, ref_b = self._side_refs
+        get_rect, to_box = pdfium_c.FPDFText_GetRect, self._map
         boxes = []
         for i in range(pdfium_c.FPDFText_CountRects(raw, start, count)):
-            if pdfium_c.FPDFText_GetRect(raw, i, *refs):
-                boxes.append(_box(self._t, left.value, bottom.value, right.value, top.value))
+            if get_rect(raw, i, ref_l, ref_t, ref_r, ref_b):
+                boxes.append(to_box(left.value, bottom.value, right.value, top.value))
         return boxes
 
     def char_box(self, index: int) -> BBox:
         pdfium_c.FPDFText_GetLooseCharBox(self._raw, index, self._rect_ref)
         r = self._rect
-        return _box(self._t, r.left, r.bottom, r.right, r.top)
+        return self._map(r.left, r.bottom, r.right, r.top)
 
     def word_box(self, start: int, end: int) -> BBox:
         box = self.char_box(start)
-        return box if end - 1 <= start else _union([box, self.char_box(end - 1)])
+        if end - 1 <= start:
+            return box
+        other = self.char_box(end - 1)
+        return (
+            box[0] if box[0] < other[0] else other[0], box[1] if box[1] < other[1] else other[1],
+            box[2] if box[2] > other[2] else other[2], box[3] if box[3] > other[3] else other[3],
+        )
 
     def split_by_words(self, text: str, start: int, end: int, direction: int) -> list[tuple[int, int, BBox]]:
-        words = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
-        boxes = [self.word_box(s, e) for s, e in words]
+        words = [m.span() for m in _WORD.finditer(text, start, end)]
+        word_box = self.word_box
+        boxes = [word_box(s, e) for s, e in words]
         segments: list[tuple[int, int, BBox]] = []
         first = 0
         cuts = _cuts(boxes, direction)
@@ -181,7 +244,10 @@ class _BoxReader:
 
 
 def _union(boxes: list[BBox]) -> BBox:
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    if len(boxes) == 1:
+        return boxes[0]
+    x0s, y0s, x1s, y1s = zip(*boxes)
+    return (min(x0s), min(y0s), max(x1s), max(y1s))
 
 
 def _direction(transform: Affine, angle: float) -> int:
@@ -211,14 +277,16 @@ def _in_reading_frame(box: BBox, direction: int) -> BBox:
 def _cuts(boxes: list[BBox], direction: int) -> list[bool]:
     """For each box of one line, whether a new segment starts there: too far to the right of the previous one
     (columns, table cells), back to its left, or off its baseline."""
-    frames = [_in_reading_frame(b, direction) for b in boxes]
+    frames = boxes if direction == 0 else [_in_reading_frame(b, direction) for b in boxes]
     cuts = [False] * len(frames)
+    prev = frames[0] if frames else None
     for k in range(1, len(frames)):
-        prev, cur = frames[k - 1], frames[k]
+        cur = frames[k]
         height = max(prev[3] - prev[1], cur[3] - cur[1], 1.0)
         gap = cur[0] - prev[2]
         drift = abs((cur[1] + cur[3]) - (prev[1] + prev[3])) / 2
         cuts[k] = gap > GAP_SPLIT * height or gap < -height or drift > 0.6 * height
+        prev = cur
     return cuts
 
 
@@ -231,14 +299,17 @@ class _FontReader:
         self._flags = ctypes.c_int()
         self._name = ctypes.create_string_buffer(128)
         self._bold: dict[tuple[bytes, int], bool] = {}
+        self._matrix_ref = ctypes.byref(self._matrix)
+        self._flags_ref = ctypes.byref(self._flags)
+        self._name_len = len(self._name)
 
     def read(self, index: int) -> tuple[float, bool]:
         raw = self._raw
         size = pdfium_c.FPDFText_GetFontSize(raw, index)
-        if pdfium_c.FPDFText_GetMatrix(raw, index, ctypes.byref(self._matrix)):
+        if pdfium_c.FPDFText_GetMatrix(raw, index, self._matrix_ref):
             m = self._matrix
             size *= math.sqrt(abs(m.a * m.d - m.b * m.c))
-        pdfium_c.FPDFText_GetFontInfo(raw, index, self._name, len(self._name), ctypes.byref(self._flags))
+        pdfium_c.FPDFText_GetFontInfo(raw, index, self._name, self._name_len, self._flags_ref)
         key = (self._name.value, self._flags.value)
         bold = self._bold.get(key)
         if bold is None:  # once per font: the weight lookup is the slowest of these calls

@@ -64,3 +64,19 @@ def test_overlapping_duplicates_keep_the_higher_score():
     ]
     kept = suppress_duplicates(regions)
     assert [(r.label, r.score) for r in kept] == [("text", 0.9), ("figure", 0.7)]
+
+
+@pytest.mark.parametrize("make", [pdfgen.table_pdf, pdfgen.two_column_pdf, pdfgen.text_pdf])
+def test_fast_pre_and_post_processing_give_rapid_layouts_own_boxes(engine, tmp_path, make):
+    """The lookup-table normalisation and the thresholded decoding must not change a single number."""
+    from app.pipeline.layout.cdla import _decode, _normalise
+
+    image = render(make(tmp_path / "doc.pdf"))
+    handler = engine._model.model_handler.model_processors
+    reference_input = handler.preprocess(image)
+    fast_input = _normalise(image, handler.img_size)
+    assert fast_input.dtype == reference_input.dtype and np.array_equal(fast_input, reference_input)
+    preds = handler.session(fast_input)
+    boxes, scores, names = handler.postprocess(image.shape[:2], reference_input, preds)
+    assert boxes, "the page should have regions"
+    assert _decode(handler.pp_postprocess, image.shape[:2], fast_input.shape, preds) == (boxes, names, scores)

@@ -185,3 +185,70 @@ def test_page_covered_by_an_image_with_sparse_text_is_not_trustworthy():
     assert not textlayer.is_trustworthy(sparse, 612 * 792, image_area=0.9 * 612 * 792)
     dense = _layer(*(["An invisible OCR text layer on top of a scanned page with many words."] * 10))
     assert textlayer.is_trustworthy(dense, 612 * 792, image_area=612 * 792)
+
+
+# --- the fast paths give what a plain character-by-character reading gives ---------------------------------------
+def _reference_segments(page) -> list[str]:
+    """Each pdfium line split word by word with per-character loose boxes and the same gap rule: what the text
+    layer must find, however few pdfium calls it makes to find it."""
+    import pypdfium2.raw as pdfium_c
+
+    transform = textlayer.display_transform(page)
+    textpage = page.get_textpage()
+    try:
+        raw = textpage.raw
+        count = pdfium_c.FPDFText_CountChars(raw)
+        text = "".join(chr(pdfium_c.FPDFText_GetUnicode(raw, i)) for i in range(count))
+        rect = pdfium_c.FS_RECTF()
+
+        def box(i):
+            pdfium_c.FPDFText_GetLooseCharBox(raw, i, rect)
+            return textlayer._box(transform, rect.left, rect.bottom, rect.right, rect.top)
+
+        segments = []
+        for line in textlayer._LINE.finditer(text):
+            words = list(textlayer._WORD.finditer(text, line.start(), line.end()))
+            if not words:
+                continue
+            boxes = [textlayer._union([box(w.start()), box(w.end() - 1)]) for w in words]
+            direction = textlayer._direction(transform, pdfium_c.FPDFText_GetCharAngle(raw, words[0].start()))
+            cuts = textlayer._cuts(boxes, direction)
+            current: list[str] = []
+            for word, cut in zip(words, cuts):
+                if cut and current:
+                    segments.append(" ".join(current))
+                    current = []
+                current.append(word.group())
+            segments.append(" ".join(current))
+        return segments
+    finally:
+        textpage.close()
+
+
+@pytest.mark.parametrize("make", [pdfgen.two_column_pdf, pdfgen.table_pdf, pdfgen.text_pdf])
+def test_lines_match_a_word_by_word_reading_of_columns_and_table_cells(tmp_path, open_page, make):
+    page = open_page(make(tmp_path / "doc.pdf"))
+    assert [line.text for line in textlayer.extract(page).lines] == _reference_segments(page)
+
+
+def test_text_read_in_pieces_matches_reading_every_character(tmp_path, open_page):
+    import pypdfium2.raw as pdfium_c
+
+    page = open_page(pdfgen.two_column_pdf(tmp_path / "two.pdf"))
+    textpage = page.get_textpage()
+    try:
+        count = pdfium_c.FPDFText_CountChars(textpage.raw)
+        assert count > 4 * textlayer._CHARWISE_SPAN  # the halving is exercised, not just the one-by-one read
+        expected = "".join(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i)) for i in range(count))
+        assert textlayer._text_by_chars(textpage, 0, count) == expected
+        assert textlayer._text_by_chars(textpage, 7, count - 5) == expected[7:count - 5]
+    finally:
+        textpage.close()
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_specialised_box_mapping_gives_the_generic_numbers(tmp_path, open_page, rotation):
+    transform = textlayer.display_transform(open_page(pdfgen.text_pdf(tmp_path / "doc.pdf"), rotation=rotation))
+    mapper = textlayer._box_mapper(transform)
+    for left, bottom, right, top in [(72.0, 700.5, 300.25, 712.0), (0.0, 0.0, 612.0, 792.0), (10.5, 20.0, 11.0, 21.5)]:
+        assert mapper(left, bottom, right, top) == textlayer._box(transform, left, bottom, right, top)
