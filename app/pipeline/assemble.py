@@ -123,14 +123,24 @@ def _assign(lines: list[TextLine], regions: list[Region]) -> tuple[list[list[Tex
     uncovered: list[TextLine] = []
     for line in lines:
         best, best_key = None, None
+        candidates = []
         for index, region in enumerate(regions):
             cover = _cover(line.bbox, region.bbox)
             if cover < MIN_LINE_COVER:
                 continue
+            candidates.append(index)
             # Most coverage wins; among equals the smaller (more specific) region.
             key = (round(cover, 2), -area(region.bbox))
             if best_key is None or key > best_key:
                 best, best_key = index, key
+        if best is not None and len(candidates) > 1:
+            # A region nested in the winner (a text block inside a figure the layout drew round a whole panel)
+            # owns the line even where its box clips the line's edge: otherwise a paragraph's first and last
+            # lines go to the container and the paragraph comes out in pieces.
+            nested = [i for i in candidates if i != best and _cover(regions[i].bbox, regions[best].bbox) >= 0.9]
+            if nested:
+                best = max(nested, key=lambda i: (round(_cover(line.bbox, regions[i].bbox), 2),
+                                                  -area(regions[i].bbox)))
         if best is None:
             uncovered.append(line)
         else:
@@ -197,7 +207,12 @@ def _region_items(
     if label == "caption":
         return [_Item(type="caption", bbox=region.bbox, text=text, score=score)]
     groups = reading_order(group_paragraphs(members, stats), lambda g: union([ln.bbox for ln in g]))
-    items = [_paragraph_item(g, stats, width, height, score=score, label=label, headings=False) for g in groups]
+    # Layout labels many section headings `text`: a short line set larger or bolder than the body, alone in its
+    # region or opening it, is promoted as text mode would (further down a region, such a line is emphasis).
+    items = [_paragraph_item(g, stats, width, height, score=score, label=label,
+                             headings=k == 0 and label == "text"
+                             and _heading_shaped(g, groups[1] if len(groups) > 1 else None))
+             for k, g in enumerate(groups)]
     items = _rejoin_sentences(items)
     if len(items) == 1 and items[0].type in ("text", "reference"):
         items[0].bbox = region.bbox
@@ -237,6 +252,19 @@ def _paragraph_item(
     if is_list_item(group[0].text):
         return _Item(type="list", bbox=box, text=text, score=score, lines=group, markdown=_list_line(text))
     return _Item(type=label, bbox=box, text=text, score=score, lines=group)
+
+
+def _heading_shaped(group: list[TextLine], after: list[TextLine] | None) -> bool:
+    """One or two lines of a short phrase that starts a thought and ends one: what a section heading looks like
+    (`heading_level` then judges the font). A lead-in set large ("Over the past three decades") runs on into the
+    lowercase text after it; a line starting lowercase continues something; a label ends in a colon."""
+    if len(group) > 2 or sum(len(ln.text) for ln in group) > 120:
+        return False
+    first, last = group[0].text.strip(), group[-1].text.strip()
+    if not first or first[0].islower() or last.endswith((":", ",", ";")):
+        return False
+    following = min(after, key=lambda ln: (ln.bbox[1], ln.bbox[0])).text.strip() if after else ""
+    return not (following and following[0].islower())
 
 
 def _mostly_prose(lines: list[TextLine]) -> bool:

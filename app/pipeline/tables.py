@@ -174,17 +174,63 @@ def _column_bounds(rows: list[list[TextLine]], bbox: BBox) -> list[tuple[float, 
         for x, h in enumerate(hit):
             coverage[x] += h
     # Columns are the runs of x that some row covers; inside a run, a valley that only a few rows cross (a heading
-    # spanning two columns) still separates the strong parts on either side of it.
+    # spanning two columns) still separates the strong parts on either side of it. "Few" is relative to the
+    # columns either side: a group label spanning a narrow number column and the next ("Proteomics" over "#" and
+    # "Topic") crosses the gap in many rows, yet far fewer than fill the columns themselves.
     threshold = max(1, int(0.15 * len(rows))) if len(rows) >= 3 else 0
     columns: list[tuple[float, float]] = []
     for start, stop in _runs(coverage, 0):
-        strong = [(a, b) for a, b in _runs(coverage[start:stop], threshold)]
+        strong = _valley_split(coverage[start:stop], threshold) if len(rows) >= 3 else [(0, stop - start)]
         if len(strong) < 2:
             columns.append((x_min + start, x_min + stop))
             continue
         edges = [start] + [start + (strong[i][1] + strong[i + 1][0]) // 2 for i in range(len(strong) - 1)] + [stop]
         columns += [(x_min + edges[i], x_min + edges[i + 1]) for i in range(len(edges) - 1)]
     return columns or [(x_min, x_max)]
+
+
+# A valley splits columns when at most this share of the lower of the peaks either side crosses it...
+_VALLEY_RATIO = 0.4
+# ...and it is at least this wide (points): cells of one column that merely fail to overlap leave slivers.
+_VALLEY_MIN_WIDTH = 3
+
+
+def _valley_split(values: list[int], floor: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of the column parts in one run of coverage: split where coverage is at most `floor`
+    or dips well below the peaks on both sides of it (linear: prefix and suffix maxima)."""
+    n = len(values)
+    left_peak, right_peak = [0] * n, [0] * n
+    best = 0
+    for i, v in enumerate(values):
+        best = max(best, v)
+        left_peak[i] = best
+    best = 0
+    for i in range(n - 1, -1, -1):
+        best = max(best, values[i])
+        right_peak[i] = best
+    low = [v <= floor or v <= _VALLEY_RATIO * min(left_peak[i], right_peak[i]) for i, v in enumerate(values)]
+    # Narrow dips are not gaps between columns: keep only low runs at least _VALLEY_MIN_WIDTH wide (a gap below
+    # the absolute floor always counts, as before).
+    i = 0
+    while i < n:
+        if not low[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and low[j]:
+            j += 1
+        if j - i < _VALLEY_MIN_WIDTH and not all(values[k] <= floor for k in range(i, j)):
+            for k in range(i, j):
+                low[k] = False
+        i = j
+    parts, start = [], None
+    for i, is_low in enumerate([*low, True]):
+        if not is_low and start is None:
+            start = i
+        elif is_low and start is not None:
+            parts.append((start, i))
+            start = None
+    return parts
 
 
 def _runs(values: list[int], above: int) -> list[tuple[int, int]]:
@@ -205,8 +251,11 @@ def _fill(rows: list[list[TextLine]], columns: list[tuple[float, float]]) -> Tab
     parts: list[list[list[TextLine]]] = []
     for row in rows:
         cells: list[list[TextLine]] = [[] for _ in columns]
-        pieces = [p for line in row for p in (_split_by_columns(line, columns) if len(row) > 1 or _gappy(line)
-                                              else [line])]
+        if len(row) == 1 and (spread := _spread_words(row[0], columns)):
+            pieces = spread  # one spaced-out heading line over column groups ("ReACT   Plan+Execute   ...")
+        else:
+            pieces = [p for line in row for p in (_split_by_columns(line, columns) if len(row) > 1 or _gappy(line)
+                                                  else [line])]
         for line in pieces:
             hits = [i for i, (c0, c1) in enumerate(columns) if min(c1, line.bbox[2]) - max(c0, line.bbox[0]) > 0]
             if not hits:  # in a gap: nearest column by centre
@@ -219,7 +268,66 @@ def _fill(rows: list[list[TextLine]], columns: list[tuple[float, float]]) -> Tab
     parts, spans = _merge_wrapped_rows(rows, parts, spans)
     for cells in parts:
         grid.append([_join_cell(c) for c in cells])
+    _span_centred_headings(grid, spans)
     return Table(rows=grid, spans=spans)
+
+
+# Words of one line further apart than this many character widths are separate cells, not one phrase.
+_WIDE_WORD_GAP = 3.0
+
+
+def _spread_words(line: TextLine, columns: list[tuple[float, float]]) -> list[TextLine] | None:
+    """A row holding one line whose words stand far apart over several columns is a row of group headings (one
+    word each, over column pairs say): each word takes the columns whose centres lie nearer to it than to its
+    neighbours, and its piece is as wide as those columns so that `_fill` gives it their colspan."""
+    x0, y0, x1, y1 = line.bbox
+    words = line.text.split()
+    spanned = [i for i, (c0, c1) in enumerate(columns) if min(c1, x1) - max(c0, x0) > 0]
+    if len(words) < 2 or len(spanned) < len(words):
+        return None
+    chars = sum(len(w) for w in words)
+    char_w = min((x1 - x0) / max(len(line.text), 1), _char_width(line))
+    gap_w = ((x1 - x0) - chars * char_w) / (len(words) - 1)
+    if gap_w < _WIDE_WORD_GAP * char_w:
+        return None
+    bounds, done = [], 0  # estimated [x0, x1] of each word
+    for k, word in enumerate(words):
+        wx0 = x0 + done * char_w + k * gap_w
+        bounds.append((wx0, wx0 + len(word) * char_w))
+        done += len(word)
+    cuts = [(bounds[k][1] + bounds[k + 1][0]) / 2 for k in range(len(words) - 1)]
+    owned: dict[int, list[int]] = {}
+    for i in spanned:
+        mid = (columns[i][0] + columns[i][1]) / 2
+        owned.setdefault(sum(mid >= c for c in cuts), []).append(i)
+    if len(owned) != len(words):
+        return None  # some word has no column of its own: not one heading per column group
+    return [
+        TextLine(text=words[k], bbox=(columns[cols[0]][0] + 0.5, y0, columns[cols[-1]][1] - 0.5, y1),
+                 score=line.score, font_size=line.font_size, bold=line.bold)
+        for k, cols in sorted(owned.items())
+    ]
+
+
+def _span_centred_headings(grid: list[list[str]], spans: dict[tuple[int, int], int]) -> None:
+    """A heading alone in a top row, centred over the columns the row below fills ("Year Ended" over three
+    dates), spans those columns: in HTML it heads each of them, not only the middle one."""
+    for r in range(min(len(grid) - 1, 3)):
+        row, below = grid[r], grid[r + 1]
+        filled = [c for c, text in enumerate(row) if text]
+        if len(filled) != 1 or any(k[0] == r for k in spans):
+            continue
+        c = filled[0]
+        k = 0
+        while c - k - 1 >= 0 and c + k + 1 < len(row) and not row[c - k - 1] and not row[c + k + 1] \
+                and below[c - k - 1] and below[c + k + 1]:
+            k += 1
+        if k == 0 or not below[c]:
+            continue
+        row[c - k] = row[c]
+        for i in range(c - k + 1, c + k + 1):
+            row[i] = ""
+        spans[(r, c - k)] = 2 * k + 1
 
 
 def _split_by_columns(line: TextLine, columns: list[tuple[float, float]]) -> list[TextLine]:

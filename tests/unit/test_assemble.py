@@ -216,3 +216,36 @@ def test_ruled_table_inside_a_layout_figure_becomes_a_table():
     result = page(lines, [Region("figure", (90, 110, 410, 185), 0.8)], rulings, source="text")
     assert [b.type for b in result.blocks] == ["table"]
     assert "| Measure | 0.87 | 0.40 |" in result.markdown
+
+
+def test_auto_mode_promotes_a_larger_or_bold_line_opening_a_layout_text_region():
+    heading = line("Results and Discussion", 72, 100, size=14, bold=True)
+    body = column(["Alpha one starts the section and", "alpha two ends it."], 72, 122, width=400)
+    lone = line("Related Work", 72, 200, size=10, bold=True)
+    more = column(RIGHT, 72, 240, width=400)
+    regions = [Region(label="text", bbox=(70, 98, 474, 165)), Region(label="text", bbox=(70, 198, 474, 214)),
+               Region(label="text", bbox=(70, 238, 474, 283))]
+    result = page([heading, *body, lone, *more], regions)
+    assert "## Results and Discussion\n\nAlpha one" in result.markdown
+    assert "## Related Work" in result.markdown
+    assert {b.text: b.level for b in result.blocks if b.type == "title"} == {
+        "Results and Discussion": 2, "Related Work": 2}
+
+
+def test_auto_mode_keeps_a_large_lead_in_that_runs_on_into_its_paragraph_as_text():
+    lead_in = line("Over the past three decades", 72, 100, size=14)
+    rest = column(["increasing numbers of studies have", "looked at this question."], 72, 122, width=400)
+    result = page([lead_in, *rest], [Region(label="text", bbox=(70, 98, 474, 150))])
+    assert not [b for b in result.blocks if b.type == "title"]
+    assert "#" not in result.markdown
+
+
+def test_text_region_inside_a_figure_keeps_lines_its_box_clips():
+    # The layout drew a figure round a whole panel and a text box inside it that clips the paragraph's first and
+    # last lines by a few points: the paragraph must still come out whole, in one block.
+    lines = column(["Connects five constants and", "reveals a deep link between", "them and trigonometry."], 80, 200,
+                   width=280)
+    regions = [Region(label="figure", bbox=(50, 100, 560, 500)), Region(label="text", bbox=(78, 203, 362, 236))]
+    result = page(lines, regions)
+    texts = [b.text for b in result.blocks if b.type == "text"]
+    assert texts == ["Connects five constants and reveals a deep link between them and trigonometry."]

@@ -126,3 +126,48 @@ def test_same_rules_around_running_text_are_not_a_table():
             x += 6 * len(w) + 4 + (r % 4)
     rulings[2] = (95, 260, 430, 261)
     assert find_ruled_tables(rulings, 612.0, lines) == []
+
+
+def _row(y: float, cells: list[tuple[str, float]], size: float = 7.0) -> list[TextLine]:
+    return [TextLine(text=t, bbox=(x, y, x + 0.5 * size * len(t), y + 6.3), font_size=size) for t, x in cells]
+
+
+def test_narrow_column_is_split_from_the_next_even_when_group_labels_span_both():
+    # "#" (x 100) and "Topic" (x 118) columns; every fourth row is a group label starting at x 100 that runs over
+    # the gap: more rows than a fixed share of the table cross it, far fewer than fill either column.
+    lines: list[TextLine] = []
+    y, n = 100.0, 1
+    for group in ("Proteomics", "Chemistry", "Archaeology"):
+        lines += _row(y, [(group, 100), ("Clustering", 170)])
+        y += 8
+        for level in ("Easy", "Normal", "Challenge"):
+            lines += _row(y, [(str(n), 100), (level, 118), ("Task text", 170), ("0.87", 230)])
+            y += 8
+            n += 1
+    table = build_table(lines, (95, 95, 260, y + 2))
+    assert table.rows[1][:4] == ["1", "Easy", "Task text", "0.87"]
+    assert table.rows[9][:2] == ["7", "Easy"]
+    assert table.spans.get((0, 0)) == 2  # the group label spans "#" and "Topic"
+
+
+def test_spaced_out_heading_line_over_column_pairs_gives_one_spanning_cell_per_word():
+    lines = [TextLine(text="ReACT Plan+Execute Hypothesizer", bbox=(200, 100, 350, 106.3), font_size=7.0, bold=True)]
+    xs = (195, 220, 250, 275, 305, 330)
+    for r, y in enumerate((110, 118, 126)):
+        lines += _row(y, [("x", 150)] + [(f"0.{r}{c}", x) for c, x in enumerate(xs)])
+    table = build_table(lines, (145, 95, 360, 135))
+    assert table.rows[0] == ["", "ReACT", "", "Plan+Execute", "", "Hypothesizer", ""]
+    assert '<th colspan="2">ReACT</th><th colspan="2">Plan+Execute</th><th colspan="2">Hypothesizer</th>' \
+        in table.html()
+    assert "| ReACT |  | Plan+Execute |" in table.markdown()
+
+
+def test_heading_centred_over_three_columns_spans_them_in_html():
+    lines = _row(100, [("Year Ended", 288)])
+    lines += _row(110, [("Jan 26", 240), ("Jan 28", 290), ("Jan 29", 340)])
+    lines += _row(120, [("Revenue", 150), ("178", 244), ("141", 294), ("138", 344)])
+    lines += _row(130, [("Total", 150), ("1,136", 242), ("876", 294), ("680", 344)])
+    table = build_table(lines, (145, 95, 370, 140))
+    assert table.rows[0] == ["", "Year Ended", "", ""]
+    assert '<tr><th></th><th colspan="3">Year Ended</th></tr>' in table.html()
+    assert table.rows[3] == ["Total", "1,136", "876", "680"]
