@@ -22,6 +22,9 @@ MIN_GUTTER = 6.0
 # Boxes are shrunk by this share of their height before looking for horizontal gaps: layout boxes of
 # neighbouring blocks often overlap by a hair.
 _Y_SHRINK = 0.15
+# A band below every other column of a run continues its own column only across a gap this small (points);
+# a larger one is a section break (a section label under a two-column article ends the run).
+MAX_COLUMN_GAP = 24.0
 # Last resort before sorting by position: trim each box's sides by this share of its width (at most _X_TRIM_MAX pt).
 _X_TRIM = 0.05
 _X_TRIM_MAX = 10.0
@@ -57,13 +60,29 @@ def _order(ids: list[int], boxes: list[BBox], gutter: float) -> list[int]:
     groups: list[list[int]] = [bands[0]]
     for band in bands[1:]:
         merged = groups[-1] + band
-        if len(_vertical_split(merged, boxes, gutter)) > 1:
+        if len(_vertical_split(merged, boxes, gutter)) > 1 and _continues_run(groups[-1], band, boxes, gutter):
             groups[-1] = merged
         else:
             groups.append(band)
     if len(groups) == 1:  # cannot happen (the whole node had no vertical cut), but never recurse on the same node
         return sorted(ids, key=lambda i: (boxes[i][1], boxes[i][0]))
     return [i for group in groups for i in _order(group, boxes, gutter)]
+
+
+def _continues_run(group: list[int], band: list[int], boxes: list[BBox], gutter: float) -> bool:
+    """Whether `band` belongs to the multi-column run `group`: it has columns itself (the next row of a grid),
+    it sits beside content of another column, or it continues the column above it across a paragraph-sized gap
+    (a column may run on below a shorter one)."""
+    if len(_vertical_split(band, boxes, gutter)) > 1:
+        return True
+    top = min(boxes[i][1] for i in band)
+    left = min(boxes[i][0] for i in band)
+    right = max(boxes[i][2] for i in band)
+    above = [i for i in group if boxes[i][0] < right and boxes[i][2] > left]
+    beside = [i for i in group if i not in above]
+    if any(boxes[i][3] > top for i in beside):
+        return True
+    return bool(above) and top - max(boxes[i][3] for i in above) <= MAX_COLUMN_GAP
 
 
 def _vertical_split(ids: list[int], boxes: list[BBox], gutter: float) -> list[list[int]]:

@@ -33,6 +33,20 @@ def test_a_column_running_on_below_the_other_stays_in_its_column():
     assert order(boxes) == ["L1", "L2", "R1"]
 
 
+def test_a_section_label_below_both_columns_ends_the_run():
+    # The end of one article in two columns, then a section label (left only) and the next article's title.
+    boxes = {
+        "L1": (72, 100, 290, 300), "R1": (320, 100, 540, 320),
+        "label": (72, 360, 200, 380), "title": (72, 390, 540, 430),
+    }
+    assert order(boxes) == ["L1", "R1", "label", "title"]
+
+
+def test_grid_rows_far_apart_are_still_read_column_by_column():
+    boxes = {"c1": (72, 100, 290, 200), "c3": (320, 100, 540, 215), "c2": (72, 260, 290, 400), "c4": (320, 260, 540, 500)}
+    assert order(boxes) == ["c1", "c2", "c3", "c4"]
+
+
 def test_single_column_is_top_to_bottom():
     boxes = {"c": (72, 300, 540, 400), "a": (72, 100, 540, 150), "b": (72, 160, 300, 290)}
     assert order(boxes) == ["a", "b", "c"]
