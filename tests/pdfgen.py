@@ -305,3 +305,129 @@ def random_bytes(path: str | os.PathLike[str], size: int = 4096, pdf_header: boo
     path = Path(path)
     path.write_bytes(data)
     return path
+
+
+# --- typesetting the text layer must put back together ---------------------------------------------------------------
+# DejaVu (fonts-dejavu-core) has the spacing accents, dotless i, Hebrew and Arabic the pages below need.
+DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
+# What the accent page reads as: the accents are separate glyphs drawn over plain (or dotless) letters.
+ACCENTED_LINES = ("We thank Ján Mináč and José Martínez for their help.", "Music by Antonín Dvořák was played.")
+SCRIPT_LINE = "By Pythagoras a2 + b2 = c2 holds."
+FRACTION_LINE = "The mean is m = x+y2 for two values."  # \frac{x+y}{2}: numerator first
+SUM_LINE = "The total is S = ∑i=1n xi here."  # \sum_{i=1}^{n} x_i: lower limit, then upper
+DROP_CAP = "O"
+DROP_CAP_LINES = (
+    "nce upon a time there was a drop cap at the start",
+    "of this paragraph, three lines tall, as old books",
+    "have them, and the text runs beside it.",
+)
+RTL_LINES = ("שלום עולם גדול מאוד", "ספר טוב לקרוא בערב", "مرحبا بالعالم الكبير")
+HYPHENATED_LINES = ("The students of the Col-", "lege met for problem-", "solving sessions every week.")
+
+
+def dejavu_font(name: str = "DejaVuSerif.ttf") -> Path:
+    """A DejaVu font file; skips the calling test when it is not installed."""
+    font = DEJAVU_DIR / name
+    if not font.exists():
+        import pytest
+
+        pytest.skip(f"{font} not installed (apt: fonts-dejavu-core)")
+    return font
+
+
+def _put(doc: FPDF, x: float, y: float, text: str, size: float) -> float:
+    """Draws `text` as a text object of its own with its baseline at `y`; returns the x where it ends."""
+    doc.set_font_size(size)
+    doc.text(x, y, text)
+    return x + doc.get_string_width(text)
+
+
+def _accent_over(doc: FPDF, line: str, x: float, y: float, index: int, accent: str) -> None:
+    """Draws `accent` centred over `line[index]` of `line` typeset at (x, y), raised a little as TeX does."""
+    left = x + doc.get_string_width(line[:index])
+    centre = left + doc.get_string_width(line[index]) / 2
+    doc.text(centre - doc.get_string_width(accent) / 2, y - 0.5, accent)
+
+
+def accents_pdf(path: str | os.PathLike[str]) -> Path:
+    """`ACCENTED_LINES` typeset the way TeX does it: the plain letters (dotless ı under an accented i), then each
+    accent as a glyph of its own over its letter. On the first line the accents come after the text in the content
+    stream, on the second before it."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.add_font("serif", "", str(dejavu_font()))
+    doc.add_page()
+    doc.set_font("serif", "", 12)
+    marks = {"á": ("a", "\u00b4"), "é": ("e", "\u00b4"), "í": ("\u0131", "\u00b4"), "č": ("c", "\u02c7"),
+             "ř": ("r", "\u02c7")}
+    for n, line in enumerate(ACCENTED_LINES):
+        y = 100 + 20 * n
+        plain = "".join(marks[ch][0] if ch in marks else ch for ch in line)
+        accents = [(k, marks[ch][1]) for k, ch in enumerate(line) if ch in marks]
+        if n == 0:
+            doc.text(72, y, plain)
+        for k, accent in accents:
+            _accent_over(doc, plain, 72, y, k, accent)
+        if n != 0:
+            doc.text(72, y, plain)
+    return _write(doc, path)
+
+
+def math_pdf(path: str | os.PathLike[str]) -> Path:
+    """Inline mathematics as TeX draws it, one text object per piece: raised smaller superscripts (`SCRIPT_LINE`),
+    a small fraction (`FRACTION_LINE`), a big sum with limits above and below and a subscript (`SUM_LINE`); then a
+    paragraph opening with a 36 pt drop cap (`DROP_CAP`) beside three lines of 12 pt text (`DROP_CAP_LINES`)."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.add_font("serif", "", str(dejavu_font()))
+    doc.add_page()
+    doc.set_font("serif", "", 12)
+    x, y = 72.0, 100.0
+    for piece in ("By Pythagoras a", "2", " + b", "2", " = c", "2", " holds."):
+        x = _put(doc, x, y - 4 if piece == "2" else y, piece, 8 if piece == "2" else 12)
+    y = 140.0
+    x = _put(doc, 72, y, "The mean is m = ", 12)
+    doc.set_font_size(8)
+    width = doc.get_string_width("x+y")
+    _put(doc, x, y - 5, "x+y", 8)
+    _put(doc, x + (width - doc.get_string_width("2")) / 2, y + 4, "2", 8)
+    doc.line(x, y - 3.5, x + width, y - 3.5)
+    _put(doc, x + width + 2, y, " for two values.", 12)
+    y = 190.0
+    x = _put(doc, 72, y, "The total is S = ", 12)
+    doc.set_font_size(20)
+    sigma = doc.get_string_width("∑")
+    _put(doc, x, y + 3, "∑", 20)
+    doc.set_font_size(7)
+    _put(doc, x + (sigma - doc.get_string_width("n")) / 2, y - 13, "n", 7)
+    _put(doc, x + (sigma - doc.get_string_width("i=1")) / 2, y + 11, "i=1", 7)
+    x = _put(doc, x + sigma + 2, y, "x", 12)
+    x = _put(doc, x, y + 2, "i", 8)
+    _put(doc, x + 2, y, " here.", 12)
+    _put(doc, 72, 260, DROP_CAP, 36)
+    for n, line in enumerate(DROP_CAP_LINES):
+        _put(doc, 100, 236 + 14 * n, line, 12)
+    return _write(doc, path)
+
+
+def rtl_pdf(path: str | os.PathLike[str]) -> Path:
+    """`RTL_LINES` right-aligned at x = 400 pt, every glyph a text object of its own drawn left to right in visual
+    order (the last letter of the line first), the way some producers position right-to-left text."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.add_font("sans", "", str(dejavu_font("DejaVuSans.ttf")))
+    doc.add_page()
+    doc.set_font("sans", "", 14)
+    for n, line in enumerate(RTL_LINES):
+        visual = line[::-1]
+        x = 400 - doc.get_string_width(visual)
+        for ch in visual:
+            x = _put(doc, x, 100 + 20 * n, ch, 14)
+    return _write(doc, path)
+
+
+def hyphenated_pdf(path: str | os.PathLike[str]) -> Path:
+    """`HYPHENATED_LINES`: a paragraph whose first two lines end in a word hyphenated over the line break."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.add_page()
+    doc.set_font("Helvetica", "", 11)
+    for n, line in enumerate(HYPHENATED_LINES):
+        doc.text(72, 100 + 14 * n, line)
+    return _write(doc, path)

@@ -110,6 +110,9 @@ def _lines(textpage: pdfium.PdfTextPage, transform: Affine) -> tuple[list[TextLi
     if len(text) != count:  # characters outside the BMP, or ones pdfium's text leaves out
         text = _text_by_chars(textpage, 0, count)
     reader = _BoxReader(raw, transform)
+    hyphens = _HYPHEN in text
+    if hyphens:
+        reader.hyphen_text = text
     fonts = _FontReader(raw)
     rects_of, char_box, word_box, read_font = reader.rects, reader.char_box, reader.word_box, fonts.read
     get_angle = pdfium_c.FPDFText_GetCharAngle
@@ -165,8 +168,20 @@ def _lines(textpage: pdfium.PdfTextPage, transform: Affine) -> tuple[list[TextLi
         size, bold = font_of(host_start)
         if size <= 0:
             size = min(box[2] - box[0], box[3] - box[1]) / 1.15
+        if hyphens and _HYPHEN in content:
+            content = content.replace(_HYPHEN, "")
+            if not content.strip():
+                continue
         append(TextLine(text=content, bbox=box, font_size=round(size, 2), bold=bold))
     return lines, count
+
+
+# pdfium joins a word hyphenated over a line break into one word ("Col\ufffelege"), its hyphen replaced by this
+# mark (in bulk text; FPDFText_GetUnicode says 0x02 for it) and no line break between the two halves. The word is
+# kept whole at the end of the line where it starts (its box is that of the first half and the hyphen), and the
+# mark is dropped: the reading text keeps the word intact and every line box stays on its own line.
+_HYPHEN = "\ufffe"
+_HYPHEN_CODE = 0x02
 
 
 # --- visual lines -----------------------------------------------------------------------------------------------
@@ -417,7 +432,7 @@ def _text_by_chars(textpage: pdfium.PdfTextPage, start: int, stop: int) -> str:
     raw = textpage.raw
     get_unicode = pdfium_c.FPDFText_GetUnicode
     if stop - start <= _CHARWISE_SPAN:
-        return "".join([chr(get_unicode(raw, i) or 0xFFFD) for i in range(start, stop)])
+        return "".join([_char(get_unicode(raw, i)) for i in range(start, stop)])
     piece = textpage.get_text_range(start, stop - start)
     if len(piece) == stop - start:
         if "\ufffe" not in piece:
@@ -425,10 +440,17 @@ def _text_by_chars(textpage: pdfium.PdfTextPage, start: int, stop: int) -> str:
         chars = list(piece)
         for k, ch in enumerate(chars):
             if ch == "\ufffe":
-                chars[k] = chr(get_unicode(raw, start + k) or 0xFFFD)
+                chars[k] = _char(get_unicode(raw, start + k))
         return "".join(chars)
     middle = (start + stop) // 2
     return _text_by_chars(textpage, start, middle) + _text_by_chars(textpage, middle, stop)
+
+
+def _char(code: int) -> str:
+    """A character as FPDFText_GetUnicode gives it, with the hyphen mark spelt as in pdfium's bulk text."""
+    if code == _HYPHEN_CODE:
+        return _HYPHEN
+    return chr(code or 0xFFFD)
 
 
 def _box_mapper(t: Affine):
@@ -455,6 +477,7 @@ class _BoxReader:
         self._rect_ref = ctypes.byref(self._rect)
         self._sides = [ctypes.c_double() for _ in range(4)]
         self._side_refs = [ctypes.byref(v) for v in self._sides]
+        self.hyphen_text: str | None = None  # the page's text when it holds pdfium's hyphen mark
 
     def rects(self, start: int, count: int) -> list[BBox]:
         raw, (left, top, right, bottom) = self._raw, self._sides
@@ -475,11 +498,24 @@ class _BoxReader:
         box = self.char_box(start)
         if end - 1 <= start:
             return box
+        if self.hyphen_text is not None:
+            mark = self.hyphen_text.find(_HYPHEN, start, end)
+            if mark >= 0:
+                end = self._hyphen_end(box, mark, end)
         other = self.char_box(end - 1)
         return (
             box[0] if box[0] < other[0] else other[0], box[1] if box[1] < other[1] else other[1],
             box[2] if box[2] > other[2] else other[2], box[3] if box[3] > other[3] else other[3],
         )
+
+    def _hyphen_end(self, first: BBox, mark: int, end: int) -> int:
+        """Where the box of a word with the hyphen mark at `mark` ends: at the mark when the rest of the word
+        went on to another line, else at the word's end."""
+        rest = self.char_box(end - 1)
+        height = max(first[3] - first[1], rest[3] - rest[1], 1.0)
+        if abs((rest[1] + rest[3]) - (first[1] + first[3])) / 2 > 0.6 * height:
+            return mark + 1
+        return end
 
     def split_by_words(self, text: str, start: int, end: int, direction: int) -> list[tuple[int, int, BBox]]:
         words = [m.span() for m in _WORD.finditer(text, start, end)]

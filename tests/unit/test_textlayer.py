@@ -252,3 +252,66 @@ def test_specialised_box_mapping_gives_the_generic_numbers(tmp_path, open_page, 
     mapper = textlayer._box_mapper(transform)
     for left, bottom, right, top in [(72.0, 700.5, 300.25, 712.0), (0.0, 0.0, 612.0, 792.0), (10.5, 20.0, 11.0, 21.5)]:
         assert mapper(left, bottom, right, top) == textlayer._box(transform, left, bottom, right, top)
+
+
+# --- pieces pdfium splits off a visual line are put back ----------------------------------------------------------
+_ACCENT_GLYPHS = set("\u00b4\u02c7`\u02cb\u00a8\u02c6\u02dc\u00b8\u02d8\u02d9\u02da\u02dd\u00af\u02db") | {
+    chr(c) for c in range(0x300, 0x370)}
+
+
+def test_tex_accents_are_combined_with_the_letters_under_them(tmp_path, open_page):
+    layer = textlayer.extract(open_page(pdfgen.accents_pdf(tmp_path / "accents.pdf")))
+    texts = [line.text for line in layer.lines]
+    # dotless ı under an acute reads as í; accents drawn after or before their line both land on their letters
+    assert texts == list(pdfgen.ACCENTED_LINES)
+    assert not any(ch in _ACCENT_GLYPHS for text in texts for ch in text)
+    assert _line(layer, pdfgen.ACCENTED_LINES[0]).bbox[3] < _line(layer, pdfgen.ACCENTED_LINES[1]).bbox[1]
+
+
+def test_scripts_fractions_and_limits_join_their_line_in_latex_order(tmp_path, open_page):
+    layer = textlayer.extract(open_page(pdfgen.math_pdf(tmp_path / "math.pdf")))
+    texts = [line.text for line in layer.lines]
+    assert texts[:3] == [pdfgen.SCRIPT_LINE, pdfgen.FRACTION_LINE, pdfgen.SUM_LINE]
+    script = _line(layer, pdfgen.SCRIPT_LINE)
+    assert script.font_size == pytest.approx(12, abs=0.1)  # the line's own size, not its superscripts'
+    assert script.bbox[3] - script.bbox[1] < 20  # one line tall
+
+
+def test_a_drop_cap_stays_apart_from_the_lines_beside_it(tmp_path, open_page):
+    layer = textlayer.extract(open_page(pdfgen.math_pdf(tmp_path / "math.pdf")))
+    assert [line.text for line in layer.lines][3:] == [pdfgen.DROP_CAP, *pdfgen.DROP_CAP_LINES]
+    cap = _line(layer, pdfgen.DROP_CAP)
+    assert cap.font_size == pytest.approx(36, abs=0.1)
+    assert all(cap.bbox[2] <= _line(layer, text).bbox[0] + 2 for text in pdfgen.DROP_CAP_LINES)
+
+
+def test_right_to_left_lines_are_read_right_to_left(tmp_path, open_page):
+    layer = textlayer.extract(open_page(pdfgen.rtl_pdf(tmp_path / "rtl.pdf")))
+    assert [line.text for line in layer.lines] == list(pdfgen.RTL_LINES)  # Hebrew and Arabic, one line each
+    for line in layer.lines:
+        assert line.bbox[2] == pytest.approx(400, abs=1)
+
+
+# --- pdfium's mark of a word hyphenated over a line break ---------------------------------------------------------
+def test_a_word_hyphenated_over_a_line_break_is_kept_whole_on_its_first_line(tmp_path, open_page):
+    layer = textlayer.extract(open_page(pdfgen.hyphenated_pdf(tmp_path / "hyphen.pdf")))
+    texts = [line.text for line in layer.lines]
+    assert not any("\ufffe" in text for text in texts)
+    assert texts == ["The students of the College", "met for problemsolving", "sessions every week."]
+    boxes = [line.bbox for line in layer.lines]
+    for upper, lower in zip(boxes, boxes[1:]):
+        assert upper[3] <= lower[1] + 1.5  # each box on its own line: the joined word does not stretch it
+    assert all(box[3] - box[1] < 16 for box in boxes)
+
+
+def test_text_read_character_by_character_spells_the_hyphen_mark_as_the_bulk_text(tmp_path, open_page):
+    page = open_page(pdfgen.hyphenated_pdf(tmp_path / "hyphen.pdf"))
+    textpage = page.get_textpage()
+    try:
+        count = textpage.count_chars()
+        bulk = textpage.get_text_range(0, count)
+        assert "\ufffe" in bulk  # what the fix is about: pdfium still marks the hyphenation
+        assert textlayer._text_by_chars(textpage, 0, count) == bulk
+        assert textlayer._text_by_chars(textpage, 0, 30) == bulk[:30]  # one by one
+    finally:
+        textpage.close()
