@@ -3,6 +3,10 @@
     python -m bench.throughput                       # auto: 64 pages, text: 1000 pages
     python -m bench.throughput --quick               # auto: 4 pages, text: 40 pages
     python -m bench.throughput --modes text --text-pages 5000 --docs 8
+    python -m bench.throughput --modes text --text-pages 400 --in-process-pages 200
+
+Each mode also runs `--in-process-pages` pages in this process on one core (no pool, no IPC) and reports
+`pool_vs_in_process`, the pool's rate over that one: the honest figure on a shared machine.
 
 The input is built from the dense born-digital eval pages, repeated into one N-page PDF per mode (`--docs K`
 splits the pages over K concurrent documents, the way several API clients would). The pool is warmed up first and
@@ -80,6 +84,27 @@ async def measure(pool: Any, mode: str, paths: list[Path], pages_per_doc: list[i
     }
 
 
+def in_process_rate(path: Path, mode: str, n_pages: int, settings: Any) -> dict[str, Any]:
+    """The same pages converted in this process on one core, no pool: what a worker could do without IPC.
+    "pool vs in-process" (pool pages/s over this) is the honest figure on a shared machine, since both are
+    measured in the same run under the same load."""
+    from app.pipeline import page as page_mod
+    from app.pipeline.document import merge_pages
+    from app.pipeline.options import ConvertOptions
+
+    page_mod.init_worker(settings, preload=mode != "text")
+    options = ConvertOptions(mode=mode)
+    started = time.perf_counter()
+    try:
+        pages = [page_mod.run_task(page_mod.PageTask(pdf_path=str(path), page_index=i, options=options))
+                 for i in range(n_pages)]
+        merge_pages(pages, n_pages)
+        wall = time.perf_counter() - started
+    finally:
+        page_mod._state().documents.close()
+    return {"pages": n_pages, "wall_s": round(wall, 3), "pages_per_s": round(n_pages / wall, 2) if wall else None}
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     settings = bench_settings(workers=args.workers, threads_per_worker=args.threads)
     sizes = {"auto": 4 if args.quick else args.auto_pages, "text": 40 if args.quick else args.text_pages}
@@ -106,8 +131,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     rotated = sources[i % len(sources):] + sources[: i % len(sources)]
                     paths.append(build_pdf(Path(tmp) / f"{mode}-{i}.pdf", n, rotated))
                 progress("mode %s: %d pages in %d document(s)", mode, total, n_docs)
-                doc["modes"][mode] = await measure(pool, mode, paths, per_doc)
-                progress("mode %s: %.2f pages/s", mode, doc["modes"][mode]["pages_per_s"] or 0.0)
+                result = await measure(pool, mode, paths, per_doc)
+                if args.in_process_pages:
+                    n = min(args.in_process_pages, per_doc[0])
+                    single = await asyncio.to_thread(in_process_rate, paths[0], mode, n, settings)
+                    result["in_process_single_core"] = single
+                    if single["pages_per_s"] and result["pages_per_s"]:
+                        result["pool_vs_in_process"] = round(result["pages_per_s"] / single["pages_per_s"], 2)
+                doc["modes"][mode] = result
+                progress("mode %s: %.2f pages/s (pool vs in-process: %s)", mode, result["pages_per_s"] or 0.0,
+                         result.get("pool_vs_in_process"))
     return doc
 
 
@@ -120,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--docs", type=int, default=1, help="split the pages over this many concurrent documents")
     parser.add_argument("--limit", type=int, default=0, help="at most N pages per mode")
     parser.add_argument("--quick", action="store_true", help="auto: 4 pages, text: 40 pages")
+    parser.add_argument("--in-process-pages", type=int, default=100,
+                        help="also convert this many pages in-process on one core, for the pool-vs-in-process "
+                             "ratio (0: skip)")
     parser.add_argument("--workers", type=int, help="page workers (default: settings, one per core)")
     parser.add_argument("--threads", type=int, help="ONNX threads per worker (default: settings)")
     return parser

@@ -9,11 +9,14 @@ started are then dropped.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
+import functools
 import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from app.errors import AppError, Cancelled, InvalidParameter
 from app.pipeline import page as page_mod
@@ -30,6 +33,9 @@ OnPage = Callable[[PageResult], Awaitable[None] | None]
 
 # Modes whose pages need the layout/OCR engines in the workers.
 MODEL_MODES = frozenset({"auto", "ocr", "vl"})
+# Modes whose pages are cheap enough that per-page IPC matters; model pages (a second or more) never chunk, so a
+# crash or a cancel never takes more than the one slow page with it.
+CHUNKABLE_MODES = frozenset({"text"})
 
 
 async def convert_document(
@@ -66,41 +72,53 @@ async def convert_document(
         admission = own_admission = pool.admit(len(page_indices))
 
     kind = "vl" if options.mode == "vl" else "page"
+    # Text-mode pages cost a few milliseconds: the pool may send several in one message (see pool.py).
+    chunkable = options.mode in CHUNKABLE_MODES
+    loop = asyncio.get_running_loop()
+    # Every finished page (pool future or vl reading task) lands here once: waiting on one queue costs the same
+    # per page however many pages are outstanding, where `asyncio.wait` over all of them costs O(pages) each time.
+    finished: asyncio.Queue[tuple[int, Any] | None] = asyncio.Queue()
+
+    def on_worker_done(index: int, future: cf.Future) -> None:  # runs in the pool's dispatcher thread
+        try:
+            loop.call_soon_threadsafe(finished.put_nowait, (index, future))
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
     queue = pool.document(name=str(pdf_path))
     results: dict[int, PageResult] = {}
-    waiting: dict[asyncio.Future, int] = {}
-    reading: dict[asyncio.Future, int] = {}  # vl pages whose regions the recognizer is reading
+    submitted: list[cf.Future] = []
+    reading: set[asyncio.Task] = set()  # vl pages whose regions the recognizer is reading
     cancel_wait = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+    if cancel_wait is not None:
+        cancel_wait.add_done_callback(lambda _: finished.put_nowait(None))
     try:
-        for index in page_indices:
-            task = PageTask(pdf_path=str(pdf_path), page_index=index, options=options, kind=kind)
-            waiting[asyncio.wrap_future(queue.submit(page_mod.run_task, task))] = index
-        while waiting or reading:
-            watch = set(waiting) | set(reading)
-            if cancel_wait is not None:
-                watch.add(cancel_wait)
-            done, _ = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
-            if cancel_wait is not None and cancel_wait in done:
+        tasks = [(PageTask(pdf_path=str(pdf_path), page_index=i, options=options, kind=kind),) for i in page_indices]
+        submitted = queue.submit_many(page_mod.run_task, tasks, chunkable=chunkable)
+        for index, future in zip(page_indices, submitted, strict=True):
+            future.add_done_callback(functools.partial(on_worker_done, index))
+        while len(results) < len(page_indices):
+            event = await finished.get()
+            if event is None:
                 raise Cancelled("the conversion was cancelled")
-            for future in done:
-                if future in waiting:
-                    index = waiting.pop(future)
-                    value = _page_value(future, index)
-                    if isinstance(value, VlAnalysis):
-                        reading[asyncio.ensure_future(_read_regions(vl, value))] = index
-                        continue
-                else:
-                    index = reading.pop(future)
-                    value = _page_value(future, index)
-                results[index] = value
-                admission.page_done()
-                if on_page is not None:
-                    outcome = on_page(value)
-                    if inspect.isawaitable(outcome):
-                        await outcome
+            index, future = event
+            value = _page_value(future, index)
+            if isinstance(value, VlAnalysis):
+                reader = asyncio.ensure_future(_read_regions(vl, value))
+                reading.add(reader)
+                reader.add_done_callback(functools.partial(_read_done, finished, reading, index))
+                continue
+            results[index] = value
+            admission.page_done()
+            if on_page is not None:
+                outcome = on_page(value)
+                if inspect.isawaitable(outcome):
+                    await outcome
     finally:
         queue.close()
-        leftovers = [*waiting, *reading]
+        for future in submitted:
+            future.cancel()  # no-op for pages a worker already has
+        leftovers = list(reading)
         if cancel_wait is not None:
             leftovers.append(cancel_wait)
         for future in leftovers:
@@ -112,6 +130,12 @@ async def convert_document(
     return merge_pages([results[i] for i in page_indices], page_count, total_s=time.perf_counter() - started)
 
 
+def _read_done(finished: asyncio.Queue, reading: set, index: int, task: asyncio.Task) -> None:
+    reading.discard(task)
+    if not task.cancelled():
+        finished.put_nowait((index, task))
+
+
 async def _read_regions(vl: RegionRecognizer | None, analysis: VlAnalysis) -> PageResult:
     assert vl is not None
     start = time.perf_counter()
@@ -121,7 +145,7 @@ async def _read_regions(vl: RegionRecognizer | None, analysis: VlAnalysis) -> Pa
     return result
 
 
-def _page_value(future: asyncio.Future, index: int):
+def _page_value(future: cf.Future | asyncio.Future, index: int):
     """The page's result, or its error re-raised with the page number in the message."""
     try:
         return future.result()

@@ -3,14 +3,19 @@
 - Worker processes come from a `spawn` context (onnxruntime and threads do not survive `fork`). Each sets its
   thread counts (OMP/OpenBLAS/MKL = `threads_per_worker`) before anything imports a numeric library, then builds
   its engines once (`page.init_worker`) and serves tasks from a pipe until told to stop.
-- Fair dispatch: each document submits through its own `DocumentQueue`; a dispatcher thread takes one page from
-  each document in turn, so a 500-page job does not starve a 1-page request. A worker holds at most `PREFETCH`
-  tasks (one running, one waiting in its pipe), so at most `PREFETCH x workers` pages are submitted at once and
-  cancelled or late-arriving documents are never stuck behind a deep backlog.
+- Fair dispatch: each document submits through its own `DocumentQueue`; a dispatcher thread takes one send unit
+  from each document in turn, so a 500-page job does not starve a 1-page request. A send unit is one task, or a
+  chunk of up to `MAX_CHUNK_PAGES` consecutive tasks submitted `chunkable=True` (cheap pages: `text` mode), which
+  go to one worker in one message and come back in one message: per-page IPC and pickling would otherwise cost
+  as much as the page itself. Chunks shrink so that a short document still spreads over every worker. A worker
+  holds at most `PREFETCH` units (one running, one waiting in its pipe), so cancelled or late-arriving documents
+  are never stuck behind a deep backlog. Every task keeps its own future: pages are counted, admitted, cancelled
+  (while not sent) and failed one by one.
 - Admission: `admit(n_pages)` raises `Overloaded` (503 + Retry-After) when pages accepted but not finished would
   exceed `settings.pending_page_limit`; an idle pool always admits one document whatever its size.
-- A worker that dies (killed, out of memory, a native crash) fails the page it was running with `WorkerCrashed`,
-  its queued pages go back to their documents' queues, and a fresh worker takes its place.
+- A worker that dies (killed, out of memory, a native crash) fails the unit it was running (the page, or the
+  pages of its chunk) with `WorkerCrashed`, its queued units go back to their documents' queues, and a fresh worker
+  takes its place.
 
 Nothing here blocks an event loop: submissions return `concurrent.futures.Future`s (`asyncio.wrap_future` them);
 `warmup()` and `stop()` are coroutines that run their waiting in a thread.
@@ -43,7 +48,8 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PREFETCH = 2  # tasks a worker holds at once: the one it runs and the next, already in its pipe
+PREFETCH = 2  # units a worker holds at once: the one it runs and the next, already in its pipe
+MAX_CHUNK_PAGES = 8  # chunkable tasks per unit: ~0.2 s of text-mode pages, short enough for fairness and cancel
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "ONNXRUNTIME_INTRA_OP_NUM_THREADS")
 DEFAULT_INITIALIZER = "app.pipeline.page:init_worker"
@@ -100,15 +106,18 @@ class Admission:
 
 # --- jobs, documents, workers -------------------------------------------------------------------------------------
 class _Job:
-    __slots__ = ("id", "fn", "args", "future", "doc_id", "started")
+    __slots__ = ("id", "fn", "args", "future", "doc_id", "started", "chunkable")
 
-    def __init__(self, job_id: int, fn: Callable[..., Any], args: tuple, doc_id: int | None) -> None:
+    def __init__(
+        self, job_id: int, fn: Callable[..., Any], args: tuple, doc_id: int | None, chunkable: bool = False
+    ) -> None:
         self.id = job_id
         self.fn = fn
         self.args = args
         self.future: cf.Future = cf.Future()
         self.doc_id = doc_id
         self.started = False
+        self.chunkable = chunkable
 
 
 class DocumentQueue:
@@ -119,9 +128,17 @@ class DocumentQueue:
         self.id = doc_id
         self.name = name
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
-        """Queue `fn(*args)` to run in a worker (`fn` must be importable there); returns its future."""
-        return self._pool._enqueue(self.id, fn, args)
+    def submit(self, fn: Callable[..., Any], *args: Any, chunkable: bool = False) -> cf.Future:
+        """Queue `fn(*args)` to run in a worker (`fn` must be importable there); returns its future.
+        `chunkable`: a cheap task that may travel to a worker together with this document's next ones (if that
+        worker dies, they all fail)."""
+        return self._pool._enqueue(self.id, fn, [args], chunkable)[0]
+
+    def submit_many(self, fn: Callable[..., Any], arg_tuples: list[tuple], *, chunkable: bool = False
+                    ) -> list[cf.Future]:
+        """`submit(fn, *args)` for each tuple, queued at once: the dispatcher sees them all together, so chunks
+        are sized for the whole document rather than for whatever was queued when it woke up."""
+        return self._pool._enqueue(self.id, fn, arg_tuples, chunkable)
 
     def cancel(self) -> int:
         """Drop this document's tasks that no worker has started; returns how many were dropped."""
@@ -142,7 +159,7 @@ class _Worker:
     def __init__(self, process: Any, conn: Any) -> None:
         self.process = process
         self.conn = conn
-        self.jobs: deque[_Job] = deque()  # sent, unfinished, in the order the worker runs them
+        self.units: deque[list[_Job]] = deque()  # sent, unfinished, in the order the worker runs them
         self.ready = False
         self.started_at = time.monotonic()
 
@@ -232,7 +249,7 @@ class PagePool:
                 job = _Job(next(self._ids), page.warmup_worker, (), None)
                 job.future.set_running_or_notify_cancel()
                 job.started = True
-                self._send_locked(worker, job)
+                self._send_locked(worker, [job])
                 futures.append(job.future)
         for future in futures:
             future.result(timeout=timeout_s)
@@ -274,9 +291,9 @@ class PagePool:
                 worker.process.join(timeout=2)
         with self._lock:
             self._closed = True
-            stranded = [job for worker in self._workers for job in worker.jobs]
+            stranded = [job for worker in self._workers for unit in worker.units for job in unit]
             for worker in self._workers:
-                worker.jobs.clear()
+                worker.units.clear()
                 worker.conn.close()
             self._workers.clear()
             self._wake_locked()
@@ -321,19 +338,22 @@ class PagePool:
             self._queues[doc_id] = deque()
         return DocumentQueue(self, doc_id, name)
 
-    def _enqueue(self, doc_id: int, fn: Callable[..., Any], args: tuple) -> cf.Future:
+    def _enqueue(
+        self, doc_id: int, fn: Callable[..., Any], arg_tuples: list[tuple], chunkable: bool = False
+    ) -> list[cf.Future]:
         with self._lock:
             self._check_open_locked()
-            job = _Job(next(self._ids), fn, args, doc_id)
+            jobs = [_Job(next(self._ids), fn, tuple(args), doc_id, chunkable) for args in arg_tuples]
             if self._broken is not None:
-                _fail(job, WorkerCrashed(f"the worker pool cannot start workers: {self._broken}"))
-                return job.future
+                for job in jobs:
+                    _fail(job, WorkerCrashed(f"the worker pool cannot start workers: {self._broken}"))
+                return [job.future for job in jobs]
             queue = self._queues.setdefault(doc_id, deque())
-            if not queue:
+            if not queue and jobs and doc_id not in self._turns:
                 self._turns.append(doc_id)
-            queue.append(job)
+            queue.extend(jobs)
             self._wake_locked()
-        return job.future
+        return [job.future for job in jobs]
 
     def _cancel_queue(self, doc_id: int) -> int:
         with self._lock:
@@ -361,7 +381,7 @@ class PagePool:
             return PoolStats(
                 workers=self.size,
                 alive_workers=sum(1 for w in self._workers if w.process.is_alive()),
-                inflight_pages=sum(len(w.jobs) for w in self._workers),
+                inflight_pages=sum(len(unit) for w in self._workers for unit in w.units),
                 queued_pages=sum(len(q) for q in self._queues.values()),
                 pending_pages=self._pending,
                 pending_limit=self.settings.pending_page_limit,
@@ -395,20 +415,28 @@ class PagePool:
         self._workers.append(_Worker(process, parent_conn))
         self._changed.notify_all()
 
-    def _send_locked(self, worker: _Worker, job: _Job) -> None:
-        worker.jobs.append(job)
+    def _send_locked(self, worker: _Worker, unit: list[_Job]) -> None:
+        """Send a unit (one task, or a chunk) as one message, pickled once."""
         try:
-            payload = pickle.dumps((job.fn, job.args))
-            worker.conn.send_bytes(pickle.dumps((job.id, payload)))
-        except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
-            worker.jobs.remove(job)
-            if isinstance(exc, OSError):  # the worker is gone: put the job back; its death is handled next
-                self._requeue_locked([job])
-            else:
-                _fail(job, RuntimeError(f"task cannot be sent to a worker: {exc}"))
+            # The ids travel outside the calls so that a worker that cannot load a call still answers its pages.
+            calls = pickle.dumps([(job.fn, job.args) for job in unit], protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(([job.id for job in unit], calls), protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            if len(unit) > 1:  # find the culprit: the others go on their own
+                for job in unit:
+                    self._send_locked(worker, [job])
+                return
+            _fail(unit[0], RuntimeError(f"task cannot be sent to a worker: {exc}"))
+            return
+        worker.units.append(unit)
+        try:
+            worker.conn.send_bytes(data)
+        except OSError:  # the worker is gone: put the unit back; its death is handled next
+            worker.units.remove(unit)
+            self._requeue_locked(unit)
 
     def _busy_locked(self) -> bool:
-        return any(w.jobs for w in self._workers) or any(self._queues.values())
+        return any(w.units for w in self._workers) or any(self._queues.values())
 
     def _wake_locked(self) -> None:
         if self._wake_w is not None:
@@ -417,32 +445,45 @@ class PagePool:
             except OSError:
                 pass
 
-    def _next_job_locked(self) -> _Job | None:
+    def _chunk_size_locked(self, queued: int) -> int:
+        """Pages per chunk: up to MAX_CHUNK_PAGES, fewer when the queue would not otherwise fill every worker's
+        prefetch (so 4 pages on 2 workers run 2 and 2 at once, not 4 in one worker)."""
+        slots = max(1, len(self._workers) * PREFETCH)
+        return max(1, min(MAX_CHUNK_PAGES, -(-queued // slots)))
+
+    def _next_unit_locked(self) -> list[_Job] | None:
+        """The next document's next task, with the chunkable tasks that follow it in that document's queue."""
         while self._turns:
             doc_id = self._turns.popleft()
             queue = self._queues.get(doc_id)
             if not queue:
                 continue
-            job = queue.popleft()
+            unit: list[_Job] = []
+            limit = self._chunk_size_locked(len(queue)) if queue[0].chunkable else 1
+            while queue and len(unit) < limit and (not unit or (queue[0].chunkable and queue[0].fn is unit[0].fn)):
+                job = queue.popleft()
+                if job.started or job.future.set_running_or_notify_cancel():
+                    job.started = True
+                    unit.append(job)
             if queue:
                 self._turns.append(doc_id)
-            if job.started or job.future.set_running_or_notify_cancel():
-                job.started = True
-                return job
+            if unit:
+                return unit
         return None
 
     def _assign_locked(self) -> None:
         while True:
-            candidates = [w for w in self._workers if w.ready and len(w.jobs) < PREFETCH]
+            candidates = [w for w in self._workers if w.ready and len(w.units) < PREFETCH]
             if not candidates or not self._turns:
                 return
-            worker = min(candidates, key=lambda w: len(w.jobs))
-            job = self._next_job_locked()
-            if job is None:
+            worker = min(candidates, key=lambda w: len(w.units))
+            unit = self._next_unit_locked()
+            if unit is None:
                 return
-            self._send_locked(worker, job)
+            self._send_locked(worker, unit)
 
     def _requeue_locked(self, jobs: list[_Job]) -> None:
+        """Put tasks that never ran back at the head of their documents' queues, in their order."""
         for job in reversed(jobs):
             if job.doc_id is None:
                 _fail(job, WorkerCrashed("the worker process died before it ran this task"))
@@ -519,29 +560,35 @@ class PagePool:
                 with self._lock:
                     self._last_start_error = message[2]
                 continue
-            _, job_id, status, payload, seconds = message
-            try:
-                value = pickle.loads(payload)
-            except Exception as exc:  # noqa: BLE001 - e.g. an exception class the parent cannot import
-                status, value = "err", RuntimeError(f"the page's result could not be read: {exc}")
+            _, answers = message
             with self._lock:
-                job = next((j for j in worker.jobs if j.id == job_id), None)
-                if job is None:
-                    log.error("page worker %s answered unknown job %s", worker.pid, job_id)
-                    continue
-                worker.jobs.remove(job)
-                if job.doc_id is not None:
-                    self._page_seconds = 0.8 * self._page_seconds + 0.2 * seconds
-                    if status == "ok":
-                        self._done += 1
-                    else:
-                        self._failed += 1
+                unit = worker.units.popleft() if worker.units else []
+                jobs = {job.id: job for job in unit}
+                outcomes = []
+                for job_id, status, value, seconds in answers:
+                    job = jobs.pop(job_id, None)
+                    if job is None:
+                        log.error("page worker %s answered unknown job %s", worker.pid, job_id)
+                        continue
+                    if status == "err":  # errors travel pickled on their own: one the parent cannot read
+                        value = _load_error(value)  # must not lose the unit's other results
+                    if job.doc_id is not None:
+                        self._page_seconds = 0.8 * self._page_seconds + 0.2 * seconds
+                        if status == "ok":
+                            self._done += 1
+                        else:
+                            self._failed += 1
+                    outcomes.append((job, status, value))
+                for job in jobs.values():  # cannot happen with a well-behaved worker; never leave a page hanging
+                    self._failed += 1
+                    outcomes.append((job, "err", RuntimeError("the worker did not answer for this page")))
                 self._changed.notify_all()
                 self._wake_locked()
-            if status == "ok":
-                _resolve(job, value)
-            else:
-                _fail(job, value)
+            for job, status, value in outcomes:
+                if status == "ok":
+                    _resolve(job, value)
+                else:
+                    _fail(job, value)
 
     def _on_death(self, worker: _Worker) -> None:
         with self._lock:
@@ -554,9 +601,10 @@ class PagePool:
                 worker.conn.close()
             except OSError:
                 pass
-            jobs = list(worker.jobs)
-            worker.jobs.clear()
-            crashed, innocent = (jobs[0], jobs[1:]) if jobs else (None, [])
+            units = list(worker.units)
+            worker.units.clear()
+            crashed = units[0] if units else []
+            innocent = [job for unit in units[1:] for job in unit]
             if self._closing:
                 self._changed.notify_all()
                 for job in innocent:
@@ -574,10 +622,9 @@ class PagePool:
                     self._restarts += 1
                     log.warning("page worker %s died (exit code %s); starting a new one", worker.pid, code)
                 self._changed.notify_all()
-            if crashed is not None:
-                self._failed += 1
-        if crashed is not None:
-            _fail(crashed, WorkerCrashed(
+            self._failed += len(crashed)
+        for job in crashed:
+            _fail(job, WorkerCrashed(
                 f"the worker process died while converting this page (exit code {code}); "
                 "the page may be too complex or malformed"
             ))
@@ -642,23 +689,63 @@ def _worker_main(conn: Any, settings: Settings, initializer: str, preload: bool)
         message = pickle.loads(data)
         if message is None:
             return
-        job_id, payload = message
-        start = time.perf_counter()
+        job_ids, calls = message
         try:
-            fn, args = pickle.loads(payload)
-            status, value = "ok", fn(*args)
-        except Exception as exc:  # noqa: BLE001 - every failure goes back to the parent as the page's error
-            status, value = "err", _portable_error(exc)
-        seconds = time.perf_counter() - start
+            unit = pickle.loads(calls)
+        except Exception as exc:  # noqa: BLE001 - e.g. a task function the worker cannot import
+            error = RuntimeError(f"the task could not be read in the worker: {type(exc).__name__}: {exc}")
+            unit = [(_raise, (error,)) for _ in job_ids]
+        answers = [_run_one(job_id, fn, args) for job_id, (fn, args) in zip(job_ids, unit, strict=True)]
         try:
-            body = pickle.dumps(value)
-        except Exception as exc:  # noqa: BLE001
-            status, body = "err", pickle.dumps(RuntimeError(f"the page's result could not be sent: {exc}"))
-        out = pickle.dumps(("result", job_id, status, body, seconds))
+            out = pickle.dumps(("result", answers), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - one result that does not pickle must not sink the others
+            out = pickle.dumps(("result", [_sendable(answer) for answer in answers]),
+                               protocol=pickle.HIGHEST_PROTOCOL)
         try:
             conn.send_bytes(out)
         except (EOFError, OSError):
             return
+
+
+def _run_one(job_id: int, fn: Callable[..., Any], args: tuple) -> tuple[int, str, Any, float]:
+    """Run one task: (job id, "ok", value, seconds), or (job id, "err", the pickled error, seconds)."""
+    start = time.perf_counter()
+    try:
+        value = fn(*args)
+        status = "ok"
+    except Exception as exc:  # noqa: BLE001 - every failure goes back to the parent as the page's error
+        status, value = "err", _pickled_error(_portable_error(exc))
+    return job_id, status, value, time.perf_counter() - start
+
+
+def _sendable(answer: tuple[int, str, Any, float]) -> tuple[int, str, Any, float]:
+    job_id, status, value, seconds = answer
+    if status == "ok":
+        try:
+            pickle.dumps(value)
+        except Exception as exc:  # noqa: BLE001
+            return job_id, "err", _pickled_error(RuntimeError(f"the page's result could not be sent: {exc}")), seconds
+    return answer
+
+
+def _raise(error: BaseException) -> None:
+    raise error
+
+
+def _pickled_error(error: BaseException) -> bytes:
+    try:
+        return pickle.dumps(error)
+    except Exception as exc:  # noqa: BLE001
+        detail = f"{type(error).__name__}: {error} (the error itself could not be sent: {exc})"
+        return pickle.dumps(RuntimeError(detail))
+
+
+def _load_error(body: bytes) -> BaseException:
+    try:
+        error = pickle.loads(body)
+    except Exception as exc:  # noqa: BLE001 - e.g. an exception class the parent cannot import
+        return RuntimeError(f"the page's error could not be read: {exc}")
+    return error if isinstance(error, BaseException) else RuntimeError(f"the page failed: {error!r}")
 
 
 def _portable_error(exc: Exception) -> BaseException:

@@ -235,22 +235,25 @@ async def test_event_stream_reports_every_page_then_the_final_status(make_settin
 
 
 async def test_sync_request_past_max_sync_wait_becomes_a_job(make_settings, tmp_path) -> None:
-    settings = make_settings(workers=1, max_sync_wait_s=0.05)
-    doc = pdfgen.text_pdf(tmp_path / "twelve.pdf", pages=12)
+    # OCR pages take about a second each here: the 0.5 s sync wait always runs out mid-document, however fast
+    # text pages get.
+    settings = make_settings(workers=1, max_sync_wait_s=0.5)
+    doc = pdfgen.text_pdf(tmp_path / "four.pdf", pages=4)
     app = create_app(settings)
     async with running(app) as client:
         await wait_ready(client)
-        response = await client.post("/ocr/pdf", files=_files(doc), data={"mode": "text"})
+        response = await client.post("/ocr/pdf", files=_files(doc), data={"mode": "ocr", "dpi": "100"})
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
         assert response.headers["location"] == f"/jobs/{job_id}"
         state = await _wait_final(client, job_id)
-        assert state["status"] == "succeeded" and state["pages_done"] == state["pages_total"] == 12
+        assert state["status"] == "succeeded" and state["pages_done"] == state["pages_total"] == 4
         checkpoints = await app.state.jobs.store.pages(job_id)
-        assert [c.page_index for c in checkpoints] == list(range(12))
+        assert [c.page_index for c in checkpoints] == list(range(4))
         assert all(c.computations == 1 for c in checkpoints)  # handed over, not converted again
         result = (await client.get(f"/jobs/{job_id}/result")).json()
-        assert [p["page"] for p in result["pages"]] == list(range(1, 13))
+        assert [p["page"] for p in result["pages"]] == list(range(1, 5))
+        assert {p["source"] for p in result["pages"]} == {"ocr"}
 
         async def upload_gone() -> bool:
             return _uploads(settings.output_dir) == []

@@ -61,6 +61,19 @@ def test_pages_come_back_in_order_with_a_callback_for_each(pool, report):
     assert pool.stats().pending_pages == 0
 
 
+def test_a_long_text_document_travels_in_chunks_but_reports_every_page(pool, tmp_path):
+    long = pdfgen.text_pdf(tmp_path / "long.pdf", pages=40)
+    before = pool.stats().pages_done
+    seen: list[int] = []
+    options = ConvertOptions(mode="text")
+    result = asyncio.run(convert_document(pool, long, options, on_page=lambda p: seen.append(p.page)))
+    assert sorted(seen) == list(range(1, 41))  # one callback per page, chunks or not
+    assert [p.page for p in result.pages] == list(range(1, 41))
+    assert all(f"This is page {n}" in result.pages[n - 1].markdown for n in (1, 17, 40))
+    stats = pool.stats()
+    assert stats.pages_done - before == 40 and stats.pending_pages == 0
+
+
 def test_selected_pages_and_async_callbacks(pool, report):
     seen: list[int] = []
 

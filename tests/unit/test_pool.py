@@ -34,6 +34,23 @@ def tagged(tag: str, seconds: float) -> str:
     return tag
 
 
+def wait_for_file(marker: str, gate: str) -> str:
+    """Holds its worker until the test opens the gate (creates `gate`); `marker` says it has started."""
+    Path(marker).write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while not Path(gate).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the gate was never opened")
+        time.sleep(0.005)
+    return "gate"
+
+
+def die_if(tag: str, die: bool) -> str:
+    if die:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return tag
+
+
 def failing_init(settings, preload) -> None:
     raise RuntimeError("model file missing")
 
@@ -142,21 +159,89 @@ def test_a_killed_worker_fails_its_page_and_is_replaced(make_pool, tmp_path):
     assert pool.healthy()
 
 
-def test_pages_of_two_documents_interleave(make_pool):
-    pool = make_pool(workers=1)
-    first, second = pool.document("big"), pool.document("small")
+def _hold_the_worker(pool: PagePool, tmp_path: Path):
+    """Occupy a 1-worker pool with a task that waits for a gate; returns (its future, open_gate)."""
+    marker, gate = tmp_path / "gate-started", tmp_path / "gate-open"
+    future = pool.document("gate").submit(wait_for_file, str(marker), str(gate))
+    _wait_for(marker.exists, what="the gate task to start")
+    return future, lambda: gate.write_text("open")
+
+
+def _record_order(futures) -> list[str]:
     order: list[str] = []
-    futures = [first.submit(tagged, f"A{i}", 0.05) for i in range(6)]
-    futures += [second.submit(tagged, f"B{i}", 0.05) for i in range(3)]
     for future in futures:
         future.add_done_callback(lambda f: order.append(f.result()))
-    for future in futures:
+    return order
+
+
+def test_pages_of_two_documents_interleave(make_pool, tmp_path):
+    pool = make_pool(workers=1)
+    held, open_gate = _hold_the_worker(pool, tmp_path)
+    first, second = pool.document("big"), pool.document("small")
+    big = [first.submit(tagged, f"A{i}", 0) for i in range(6)]
+    # The worker's pipe takes one task behind the gate (A0); the rest wait in the documents' queues, so what
+    # follows depends on the dispatcher's round robin alone, not on timing.
+    _wait_for(lambda: pool.stats().inflight_pages == 2, what="A0 sent behind the gate")
+    small = [second.submit(tagged, f"B{i}", 0) for i in range(3)]
+    order = _record_order(big + small)
+    open_gate()
+    assert held.result(timeout=60) == "gate"
+    for future in big + small:
         future.result(timeout=60)
     _wait_for(lambda: len(order) == 9, what="callbacks")
-    # The small document does not wait for the big one: its pages alternate with the big one's.
-    assert order.index("B2") < order.index("A5")
-    assert order.index("B0") <= 2
-    assert [t for t in order if t.startswith("A")] == [f"A{i}" for i in range(6)]
+    # The small document does not wait for the big one: once both are queued they take turns.
+    assert order == ["A0", "A1", "B0", "A2", "B1", "A3", "B2", "A4", "A5"]
+
+
+def test_chunkable_pages_travel_together_and_still_count_one_by_one(make_pool, tmp_path):
+    pool = make_pool(workers=1)
+    held, open_gate = _hold_the_worker(pool, tmp_path)
+    queue = pool.document("text")
+    futures = queue.submit_many(tagged, [(f"p{i}", 0) for i in range(20)], chunkable=True)
+    # Behind the gate, one message carries a chunk: min(MAX_CHUNK_PAGES, 20 pages / 2 prefetch slots) = 8 pages.
+    _wait_for(lambda: pool.stats().inflight_pages == 1 + 8, what="a chunk of 8 sent behind the gate")
+    assert pool.stats().queued_pages == 12
+    other = pool.document("other").submit(tagged, "other", 0)
+    order = _record_order(futures + [other])
+    open_gate()
+    held.result(timeout=60)
+    assert [f.result(timeout=60) for f in futures] == [f"p{i}" for i in range(20)]
+    assert other.result(timeout=60) == "other"
+    _wait_for(lambda: len(order) == 21, what="callbacks")
+    # The other document gets its turn after the chunk already sent and the next one (smaller: 12 pages left over
+    # 2 prefetch slots), not after all 20 pages.
+    assert order.index("other") == 8 + 6
+    stats = pool.stats()
+    assert stats.pages_done == 1 + 20 + 1 and stats.inflight_pages == 0 and stats.queued_pages == 0
+
+
+def test_a_crash_inside_a_chunk_fails_only_that_chunks_pages(make_pool, tmp_path):
+    pool = make_pool(workers=1)
+    held, open_gate = _hold_the_worker(pool, tmp_path)
+    queue = pool.document("text")
+    futures = queue.submit_many(die_if, [(f"p{i}", i == 1) for i in range(12)], chunkable=True)
+    _wait_for(lambda: pool.stats().inflight_pages == 1 + 6, what="a chunk of 6 sent behind the gate")
+    open_gate()
+    held.result(timeout=60)
+    for future in futures[:6]:
+        with pytest.raises(WorkerCrashed, match="died"):
+            future.result(timeout=60)
+    assert [f.result(timeout=60) for f in futures[6:]] == [f"p{i}" for i in range(6, 12)]
+    stats = pool.stats()
+    assert stats.pages_failed == 6 and stats.worker_restarts == 1 and pool.healthy()
+
+
+def test_cancelling_a_chunked_document_drops_the_pages_not_yet_sent(make_pool, tmp_path):
+    pool = make_pool(workers=1)
+    held, open_gate = _hold_the_worker(pool, tmp_path)
+    queue = pool.document("text")
+    futures = queue.submit_many(tagged, [(f"p{i}", 0) for i in range(20)], chunkable=True)
+    _wait_for(lambda: pool.stats().inflight_pages == 1 + 8, what="a chunk of 8 sent behind the gate")
+    assert queue.cancel() == 12
+    open_gate()
+    held.result(timeout=60)
+    assert [f.result(timeout=60) for f in futures[:8]] == [f"p{i}" for i in range(8)]
+    assert all(f.cancelled() for f in futures[8:])
 
 
 def test_cancelling_a_document_drops_its_unstarted_pages(make_pool):
