@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
@@ -76,34 +77,29 @@ class VlAnalysis:
 
 
 # --- engines ----------------------------------------------------------------------------------------------------
+def _loaded(engine):
+    engine.load()
+    return engine
+
+
 class Engines:
     """The layout and OCR engines of one process, created by their factories and loaded on first use (or all at
     once with `load()`, as a worker's initializer does), so that `text` mode never pays for a model."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._layout = None
-        self._ocr = None
 
-    @property
+    @cached_property
     def layout(self):
-        if self._layout is None:
-            from app.pipeline.layout import create_layout_engine
+        from app.pipeline.layout import create_layout_engine
 
-            engine = create_layout_engine(self._settings)
-            engine.load()
-            self._layout = engine
-        return self._layout
+        return _loaded(create_layout_engine(self._settings))
 
-    @property
+    @cached_property
     def ocr(self):
-        if self._ocr is None:
-            from app.pipeline.recognize.ocr import create_ocr_engine
+        from app.pipeline.recognize.ocr import create_ocr_engine
 
-            engine = create_ocr_engine(self._settings)
-            engine.load()
-            self._ocr = engine
-        return self._ocr
+        return _loaded(create_ocr_engine(self._settings))
 
     def load(self) -> None:
         _ = self.layout, self.ocr
@@ -113,7 +109,8 @@ class Engines:
         self.ocr.warmup()
 
     def health(self) -> bool:
-        return all(e is None or e.health() for e in (self._layout, self._ocr))
+        loaded = (self.__dict__.get(name) for name in ("layout", "ocr"))  # what cached_property has built so far
+        return all(engine is None or engine.health() for engine in loaded)
 
 
 # --- one page -----------------------------------------------------------------------------------------------

