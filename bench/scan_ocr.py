@@ -187,7 +187,7 @@ def run_tesseract(pages: list[ScanPage], workers: int, threads: int, dpi: int) -
             "version": version}
 
 
-def run_raw_engines(pages: list[ScanPage], settings: Any) -> dict[str, Any]:
+def run_raw_engines(pages: list[ScanPage], settings: Any, dpi: int) -> dict[str, Any]:
     """Layout detect + OCR recognize in this process, on the decoded page images: the floor our pipeline sits on."""
     import numpy as np
     from PIL import Image
@@ -204,7 +204,7 @@ def run_raw_engines(pages: list[ScanPage], settings: Any) -> dict[str, Any]:
     for image in images:
         t0 = time.perf_counter()
         layout.detect(image)
-        lines = ocr.recognize(image)
+        lines = ocr.recognize(image, dpi=dpi)
         per_page.append(time.perf_counter() - t0)
         # Top-to-bottom text is only for a sanity score; ordering is not the raw engine's job.
         texts.append("\n".join(line.text for line in sorted(lines, key=lambda ln: (ln.bbox[1], ln.bbox[0]))))
@@ -264,7 +264,7 @@ def main_sync(args: argparse.Namespace) -> dict[str, Any]:
                 doc["tesseract"] = {"skipped": str(exc)}
         if not args.no_raw:
             progress("raw engines in-process (%d threads)", settings.threads_per_worker)
-            doc["raw_engine"] = contender_report(run_raw_engines(pages, settings), pages, args.verbose)
+            doc["raw_engine"] = contender_report(run_raw_engines(pages, settings, args.dpi), pages, args.verbose)
     ours, tess, raw_engine = doc["ours"], doc.get("tesseract", {}), doc.get("raw_engine", {})
     ratios: dict[str, Any] = {
         "pages_per_s_ours_over_tesseract": _ratio(ours.get("pages_per_s"), tess.get("pages_per_s")),

@@ -170,7 +170,7 @@ def process_page(
                 regions = _to_points(engines.layout.detect(image), scale)
             if source == "ocr":
                 with clock.stage("ocr"):
-                    lines = [_line_to_points(line, scale) for line in engines.ocr.recognize(image)]
+                    lines = [_line_to_points(line, scale) for line in engines.ocr.recognize(image, dpi=scale * 72)]
             del image
     finally:
         with PDFIUM_LOCK:

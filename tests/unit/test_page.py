@@ -35,9 +35,11 @@ class FakeLayout:
 class FakeOcr:
     def __init__(self) -> None:
         self.shapes: list[tuple[int, ...]] = []
+        self.dpis: list[float | None] = []
 
-    def recognize(self, image):
+    def recognize(self, image, *, dpi=None):
         self.shapes.append(image.shape)
+        self.dpis.append(dpi)
         height = image.shape[0]
         return [
             TextLine(text="Recognised heading", bbox=(144.0, 0.08 * height, 720.0, 0.12 * height), score=0.99),
@@ -103,6 +105,7 @@ def test_auto_mode_reads_a_scanned_page_with_ocr_at_the_requested_dpi(tmp_path, 
     result = page_mod.process_page(doc, 0, ConvertOptions(mode="auto", dpi=144), engines, make_settings())
     assert result.source == "ocr"
     assert engines.ocr.shapes == [(1584, 1224, 3)] == engines.layout.shapes
+    assert engines.ocr.dpis == [pytest.approx(144)]  # the engine is told the render's resolution
     title = [b for b in result.blocks if b.type == "title"][0]
     assert title.text == "Recognised heading"
     assert title.bbox == pytest.approx((0.05 * 612, 0.05 * 792, 0.95 * 612, 0.15 * 792), abs=1.0)
@@ -127,6 +130,7 @@ def test_huge_page_render_is_capped_by_max_page_pixels(tmp_path, open_doc, make_
     page_mod.process_page(doc, 0, ConvertOptions(mode="ocr", dpi=200), engines, settings)
     height, width, _ = engines.ocr.shapes[0]
     assert width * height <= 2_000_000
+    assert engines.ocr.dpis[0] < 200  # the resolution actually rendered, not the one asked for
 
 
 @pytest.mark.parametrize("mode", ["text", "auto", "ocr"])
