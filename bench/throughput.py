@@ -8,6 +8,11 @@
 Each mode also runs `--in-process-pages` pages in this process on one core (no pool, no IPC) and reports
 `pool_vs_in_process`, the pool's rate over that one: the honest figure on a shared machine.
 
+`floor` is what no pipeline can go under, measured on the same pages in this process at one thread: `text`, pdfium
+loading each page and its text (`get_textpage` + `get_text_range`, nothing of ours); `auto`, the layout model's
+ONNX session on one page (the same 800x608 tensor for every page). `max_pages_per_s` = cores / that cost: the
+rate all cores would reach doing nothing else. A target above it cannot be met on this machine with this engine.
+
 The input is built from the dense born-digital eval pages, repeated into one N-page PDF per mode (`--docs K`
 splits the pages over K concurrent documents, the way several API clients would). The pool is warmed up first and
 its warm-up is reported, not counted. Targets (printed, not asserted): auto >= 8 pages/s and text >= 500 pages/s
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -105,6 +111,40 @@ def in_process_rate(path: Path, mode: str, n_pages: int, settings: Any) -> dict[
     return {"pages": n_pages, "wall_s": round(wall, 3), "pages_per_s": round(n_pages / wall, 2) if wall else None}
 
 
+def floor_s_per_page(path: Path, mode: str, n_pages: int) -> float:
+    """Seconds per page of the bare engine a mode cannot do without, at one thread (see the module docstring)."""
+    import pypdfium2 as pdfium
+
+    if mode == "text":
+        document = pdfium.PdfDocument(str(path))
+        try:
+            started = time.perf_counter()
+            for index in range(n_pages):
+                page = document[index]
+                textpage = page.get_textpage()
+                textpage.get_text_range()
+                textpage.close()
+                page.close()
+            return (time.perf_counter() - started) / n_pages
+        finally:
+            document.close()
+    import numpy as np
+    import onnxruntime as ort
+
+    from app.pipeline.layout.cdla import cdla_model_path
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(cdla_model_path()), options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: np.random.default_rng(0).random((1, 3, 800, 608), dtype=np.float32)}
+    session.run(None, feed)
+    runs = max(3, min(n_pages, 10))
+    started = time.perf_counter()
+    for _ in range(runs):
+        session.run(None, feed)
+    return (time.perf_counter() - started) / runs
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     settings = bench_settings(workers=args.workers, threads_per_worker=args.threads)
     sizes = {"auto": 4 if args.quick else args.auto_pages, "text": 40 if args.quick else args.text_pages}
@@ -138,6 +178,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     result["in_process_single_core"] = single
                     if single["pages_per_s"] and result["pages_per_s"]:
                         result["pool_vs_in_process"] = round(result["pages_per_s"] / single["pages_per_s"], 2)
+                floor = await asyncio.to_thread(floor_s_per_page, paths[0], mode, min(per_doc[0], 200))
+                cores = os.cpu_count() or 1
+                result["floor"] = {"s_per_page_one_thread": round(floor, 5), "cores": cores,
+                                   "max_pages_per_s": round(cores / floor, 1),
+                                   "target_pages_per_s": TARGETS_PAGES_PER_S.get(mode)}
                 doc["modes"][mode] = result
                 progress("mode %s: %.2f pages/s (pool vs in-process: %s)", mode, result["pages_per_s"] or 0.0,
                          result.get("pool_vs_in_process"))
