@@ -35,6 +35,16 @@ DENSE_PAGES = (
 )
 
 
+def tesseract_text(png: Path, dpi: int, threads: int) -> str:
+    """The peer: `tesseract PNG stdout --dpi DPI -l eng` with `threads` OpenMP threads; its text."""
+    import subprocess
+
+    env = {**os.environ, "OMP_THREAD_LIMIT": str(threads)}
+    done = subprocess.run(["tesseract", str(png), "stdout", "--dpi", str(dpi), "-l", "eng"], env=env,
+                          capture_output=True, text=True, check=True, timeout=300)
+    return done.stdout
+
+
 def progress(message: str, *args: object) -> None:
     """One progress line on stderr (stdout is reserved for the JSON result)."""
     print(f"[bench {time.strftime('%H:%M:%S')}] " + (message % args if args else message), file=sys.stderr,

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from rapidfuzz.distance import Levenshtein  # noqa: E402
 
 from app.pipeline.primitives import TextLine  # noqa: E402
 from app.pipeline.recognize.ocr import OnnxOcrEngine, RapidOcrEngine  # noqa: E402
-from bench.common import DENSE_PAGES  # noqa: E402
+from bench.common import DENSE_PAGES, tesseract_text  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval" / "olmocr-bench-sample" / "pdfs"
 DEFAULT_PDFS = ("multi_column_miss.pdf", "olmo2-pg4.pdf", "earnings.pdf")
@@ -119,14 +118,12 @@ def read_with_tesseract(image, dpi: int, threads: int) -> tuple[list[TextLine], 
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "page.png"
         Image.fromarray(image).save(png)
-        env = {**os.environ, "OMP_THREAD_LIMIT": str(threads)}
         before = os.times()
         started = time.perf_counter()
-        done = subprocess.run(["tesseract", str(png), "stdout", "--dpi", str(dpi), "-l", "eng"], env=env,
-                              capture_output=True, text=True, check=True, timeout=300)
+        text = tesseract_text(png, dpi, threads)
         seconds, after = time.perf_counter() - started, os.times()
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    lines = [TextLine(text=t, bbox=(0.0, 0.0, 1.0, 1.0)) for t in done.stdout.splitlines() if t.strip()]
+    lines = [TextLine(text=t, bbox=(0.0, 0.0, 1.0, 1.0)) for t in text.splitlines() if t.strip()]
     return lines, seconds, cpu
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import subprocess
@@ -47,6 +46,7 @@ from bench.common import (
     plain_text_of,
     progress,
     running_pool,
+    tesseract_text,
 )
 from bench.common import summary as stats_summary
 
@@ -169,14 +169,12 @@ def run_tesseract(pages: list[ScanPage], workers: int, threads: int, dpi: int) -
     binary = shutil.which("tesseract")
     if binary is None:
         raise FileNotFoundError("tesseract not on PATH (apt-get install -y tesseract-ocr)")
-    env = {**os.environ, "OMP_THREAD_LIMIT": str(threads)}
     version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
 
     def one(page: ScanPage) -> tuple[str, float]:
         t0 = time.perf_counter()
-        done = subprocess.run([binary, str(page.png), "stdout", "--dpi", str(dpi), "-l", "eng"], env=env,
-                              capture_output=True, text=True, check=True, timeout=300)
-        return done.stdout, time.perf_counter() - t0
+        text = tesseract_text(page.png, dpi, threads)
+        return text, time.perf_counter() - t0
 
     one(pages[0])  # page cache and traineddata load, as our pool gets a warm-up
     started = time.perf_counter()

@@ -138,6 +138,18 @@ def decide_source(mode: str, trustworthy: bool) -> PageSource:
     raise InvalidParameter(f"mode {mode!r} is not processed page by page")
 
 
+@contextmanager
+def _opened_page(doc: pdfium.PdfDocument, page_index: int):
+    """One page of `doc`, loaded and closed under `PDFIUM_LOCK` (the calls in between take it themselves)."""
+    with PDFIUM_LOCK:
+        page = doc[page_index]
+    try:
+        yield page
+    finally:
+        with PDFIUM_LOCK:
+            page.close()
+
+
 def process_page(
     doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings
 ) -> PageResult:
@@ -145,9 +157,7 @@ def process_page(
     from app.pipeline.assemble import build_page
 
     clock = _Stopwatch()
-    with PDFIUM_LOCK:
-        page = doc[page_index]
-    try:
+    with _opened_page(doc, page_index) as page:
         with clock.stage("textlayer"):
             width, height = _page_size(page)
             transform = textlayer.display_transform(page)
@@ -172,9 +182,6 @@ def process_page(
                 with clock.stage("ocr"):
                     lines = [_line_to_points(line, scale) for line in engines.ocr.recognize(image, dpi=scale * 72)]
             del image
-    finally:
-        with PDFIUM_LOCK:
-            page.close()
     with clock.stage("assemble"):
         result = build_page(
             page_number=page_index + 1, width=width, height=height, source=source, regions=regions, lines=lines,
@@ -191,18 +198,13 @@ def analyse_for_vl(
 
     A page where layout finds nothing is sent whole, as one text region."""
     clock = _Stopwatch()
-    with PDFIUM_LOCK:
-        page = doc[page_index]
-    try:
+    with _opened_page(doc, page_index) as page:
         with clock.stage("textlayer"):
             width, height = _page_size(page)
             objects = textlayer.scan_objects(page)
         _check_images(objects, page_index, settings)
         with clock.stage("render"):
             image, scale = render.render_page(page, options.dpi, settings.max_page_pixels)
-    finally:
-        with PDFIUM_LOCK:
-            page.close()
     with clock.stage("layout"):
         regions = _to_points(engines.layout.detect(image), scale)
     if not regions:
