@@ -5,7 +5,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8081
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench install install-dev clean
+.PHONY: run test lint bench install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,23 @@ run: install
 lint: install-dev
 	bash scripts/static_checks.sh
 
-test: install-dev lint
+# The browser tests (tests/browser) use Debian's Chromium and its driver: installed here when missing and root;
+# otherwise those tests skip with one line saying how to get them.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(BROWSER_PACKAGES) for the browser tests"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null 2>&1 \
+			|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; } \
+			|| echo "could not install $(BROWSER_PACKAGES): the browser tests will skip"; \
+	else \
+		echo "chromium/chromedriver missing and not root: the browser tests will skip (apt-get install $(BROWSER_PACKAGES))"; \
+	fi
+
+test: install-dev lint browser
 	$(BIN)/python -m pytest
 
 bench: install-dev

@@ -57,7 +57,8 @@ async def test_page_image_shows_the_page_at_screen_resolution_where_the_result_b
             assert response.headers["content-type"] == "image/png"
             image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))
             scale = pages_route.SCREEN_DPI / 72
-            assert abs(image.shape[1] - page["width"] * scale) <= 1 and abs(image.shape[0] - page["height"] * scale) <= 1
+            height, width = image.shape[:2]
+            assert abs(width - page["width"] * scale) <= 1 and abs(height - page["height"] * scale) <= 1
             # Ink inside the boxes the result reports, paper outside them: the image is this page, unshifted.
             title = next(b for b in page["blocks"] if b["type"] == "title")
             assert _dark_fraction(image, title["bbox"], scale) > 0.05

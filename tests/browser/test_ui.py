@@ -77,8 +77,12 @@ def wait_for_job_end(driver: Any, status: str = "succeeded") -> str:
 
 def wait_page_shown(driver: Any, page: int) -> None:
     image = by_id(driver, "page-image")
-    wait(driver, lambda d: image.get_attribute("data-page") == str(page) and image.get_attribute("data-loaded") == "true"
-         and d.execute_script("return arguments[0].naturalWidth", image) > 0, f"page {page}'s image")
+
+    def shown(d: Any) -> bool:
+        return (image.get_attribute("data-page") == str(page) and image.get_attribute("data-loaded") == "true"
+                and d.execute_script("return arguments[0].naturalWidth", image) > 0)
+
+    wait(driver, shown, f"page {page}'s image")
 
 
 def check_boxes_match(driver: Any, page: dict[str, Any]) -> list[Any]:
