@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     http = [r["http_median_s"] for r in rows]
     direct = [r["page_png_median_s"] for r in rows]
     render = [r["render_only_median_s"] for r in rows]
+    ratios = [r["http_over_direct"] for r in rows]
     return {
         "benchmark": "ui_pages",
         "dpi": args.dpi,
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "summary": {
             "http_median_s": _median_s(http) if http else None,
             "page_png_median_s": _median_s(direct) if direct else None,
-            "http_over_direct_median": round(statistics.median(h / d for h, d in zip(http, direct)), 2) if http else None,
+            "http_over_direct_median": round(statistics.median(ratios), 2) if ratios else None,
             "png_encode_share": round(1 - statistics.median(render) / statistics.median(direct), 2) if direct else None,
         },
         "ui_first_visit_bytes": sum(ui_sizes.values()),

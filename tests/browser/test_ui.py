@@ -1,6 +1,6 @@
 """The web UI in a real browser (Debian's headless Chromium) against the real server, as a person uses it.
 
-Drop a multi-page PDF, watch the progress reach the end, see every block's box over pages 1 and 2 where the
+Pick or drop a multi-page PDF, watch the progress reach the end, see every block's box over pages 1 and 2 where the
 result puts it, hover for its text, select it to scroll the Markdown to it, download the JSON and Markdown and
 get what the API returns; the same behind an API key; a bad file shows the API's error message; cancel stops a
 running job. The result view is saved as a screenshot under output/browser/ (path printed in the test log).
@@ -8,6 +8,7 @@ running job. The result view is saved as a screenshot under output/browser/ (pat
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable
@@ -65,6 +66,18 @@ def submit(driver: Any, pdf: Path, mode: str | None = None) -> None:
     if mode:
         Select(driver.find_element(By.ID, "mode")).select_by_value(mode)
     by_id(driver, "submit").click()
+
+
+def drop_file(driver: Any, pdf: Path) -> None:
+    """Drop `pdf` on the drop zone as a drag from the desktop would (a DataTransfer carrying the file)."""
+    driver.execute_script("""
+        const [name, b64] = arguments;
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, {type: "application/pdf"}));
+        document.getElementById("drop-zone").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    """, pdf.name, base64.b64encode(pdf.read_bytes()).decode())
 
 
 def wait_for_job_end(driver: Any, status: str = "succeeded") -> str:
@@ -189,7 +202,9 @@ def test_behind_an_api_key_the_page_asks_for_the_key_and_uses_it(browser, key_se
     by_id(browser, "key-save").click()
     wait(browser, lambda d: dialog.get_attribute("open") is None, "the dialog to close")
 
-    submit(browser, pdf)
+    drop_file(browser, pdf)
+    assert by_id(browser, "file-input").get_attribute("value").endswith("keyed.pdf")
+    by_id(browser, "submit").click()
     job_id = wait_for_job_end(browser)
     result = api(key_server, f"/jobs/{job_id}/result", key=API_KEY).json()
     for number in (1, 2):

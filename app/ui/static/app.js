@@ -69,6 +69,8 @@ for (const kind of ["dragenter", "dragover"]) {
 for (const kind of ["dragleave", "drop"]) {
   drop.addEventListener(kind, () => drop.classList.remove("over"));
 }
+// A file dropped beside the drop zone must not make the browser leave the page to show it.
+for (const kind of ["dragover", "drop"]) window.addEventListener(kind, (event) => event.preventDefault());
 drop.addEventListener("drop", (event) => {
   event.preventDefault();
   if (event.dataTransfer.files.length) {
