@@ -20,28 +20,36 @@ PY_FILES = [p.relative_to(ROOT).as_posix() for p in ROOT.glob("app/**/*.py")] + 
 ]
 
 
-def _tree_paths(text: str) -> list[str]:
-    """Full paths of the entries in the ``` tree block, built from each entry's indentation, and of the module files
-    a directory entry's description names (`recognize/  OCR engines (ocr.py: ...)`)."""
+def _tree_paths(text: str) -> list[list[str]]:
+    """Each entry of the ``` tree block as its full path (built from the indentation), and each module file a
+    description names (`recognize/  OCR engines (ocr.py: ...)`) as the places it could mean: beside the entry,
+    under app/, or from the root. Deeply indented lines continue the previous entry's description."""
     block = re.search(r"```\n(app/.*?)```", text, re.S)
     assert block, "ARCHITECTURE.md lost its module tree"
     stack: list[tuple[int, str]] = []
-    paths = []
+    paths: list[list[str]] = []
+    here = ""
     for line in block.group(1).splitlines():
         match = re.match(r"( *)(\S+)", line)
         if not match:
             continue
         indent, name = len(match.group(1)), match.group(2)
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        parent = stack[-1][1] if stack else ""
-        path = parent + name
-        if name.endswith("/"):
-            stack.append((indent, path))
-            description = line[match.end():]
-            for module in re.findall(r"(?<![\w/*])([\w/]+\.py)\b", description):
-                paths.append(module if module.startswith("app/") else path + module)
-        paths.append(path)
+        description = line[match.end():]
+        if indent >= 16:
+            description = line
+        else:
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            parent = stack[-1][1] if stack else ""
+            path = parent + name
+            if name.endswith("/"):
+                stack.append((indent, path))
+                here = path
+            else:
+                here = parent
+            paths.append([path])
+        for module in re.findall(r"(?<![\w/*])([\w/]+\.py)\b", description):
+            paths.append([here + module, "app/" + module, module])
     return paths
 
 
@@ -52,13 +60,12 @@ def _cited_files(text: str) -> set[str]:
 
 def test_every_directory_and_module_in_the_tree_exists() -> None:
     missing = []
-    for path in _tree_paths(ARCHITECTURE):
-        if "{" in path:  # tests/{unit,api,...}
-            head, names = re.match(r"(.*)\{(.*)\}", path).groups()
-            candidates = [head + n for n in names.split(",")]
-        else:
-            candidates = [path]
-        missing += [c for c in candidates if not (ROOT / c).exists()]
+    for places in _tree_paths(ARCHITECTURE):
+        if "{" in places[0]:  # tests/{unit,api,...}: every one of them
+            head, names = re.match(r"(.*)\{(.*)\}", places[0]).groups()
+            missing += [head + n for n in names.split(",") if not (ROOT / head / n).exists()]
+        elif not any((ROOT / place).exists() for place in places):
+            missing.append(places[0])
     assert not missing, f"ARCHITECTURE.md names paths that do not exist: {missing}"
 
 
