@@ -67,7 +67,8 @@ async def test_unusable_pdfs_are_422(client, pdfs, name, type_):
 
 
 @pytest.mark.parametrize("params", [{"pages": "9"}, {"pages": "x-y"}, {"mode": "magic"}, {"dpi": "abc"},
-                                    {"dpi": "5000"}, {"dpi": "10"}])
+                                    {"dpi": "5000"}, {"dpi": "10"}, {"pages": "\u0661"}, {"pages": "\uff11"},
+                                    {"pages": "1,1,1"}, {"mode": ""}, {"dpi": ""}])
 async def test_bad_parameters_are_422(client, pdfs, params):
     error = assert_error(await post_pdf(client, pdfs["text1"], **params), 422, "invalid_parameter")
     assert next(iter(params)) in error["message"]
@@ -76,6 +77,12 @@ async def test_bad_parameters_are_422(client, pdfs, params):
 async def test_bad_form_field_is_422_like_a_bad_query_parameter(client, pdfs):
     response = await client.post("/ocr/pdf", files={"file": ("a.pdf", pdfs["text1"].read_bytes())},
                                  data={"mode": "nonsense"})
+    assert "mode" in assert_error(response, 422, "invalid_parameter")["message"]
+
+
+async def test_empty_mode_form_field_is_422_not_the_default(client, pdfs):
+    response = await client.post("/ocr/pdf", files={"file": ("a.pdf", pdfs["text1"].read_bytes())},
+                                 data={"mode": ""})
     assert "mode" in assert_error(response, 422, "invalid_parameter")["message"]
 
 

@@ -22,11 +22,11 @@ from app.api.deps import (
 )
 from app.api.upload import FILE_FIELD, receive_pdf_upload
 from app.api.routes.jobs import accepted, get_owner
-from app.errors import AppError, InvalidParameter, NotReady
+from app.errors import AppError, NotReady
 from app.jobs.manager import JobHandoff
 from app.pipeline.document import convert_document
 from app.pipeline.intake import inspect_pdf
-from app.pipeline.options import ConvertOptions
+from app.pipeline.options import ConvertOptions, parse_dpi, parse_mode
 from app.pipeline.result import DocumentResult
 from app.settings import Mode, Settings
 from app.storage.local import write_outputs
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["ocr"])
 
 MARKDOWN_TYPE = "text/markdown; charset=utf-8"
-_MIN_DPI = 36  # matches Settings.default_dpi's lower bound
 
 _UPLOAD_SCHEMA = {
     "requestBody": {
@@ -72,24 +71,14 @@ def parse_options(settings: Settings, fields: dict[str, str], query: dict[str, s
 
     def pick(name: str) -> str | None:
         value = fields.get(name)
-        if value in (None, ""):
-            value = query.get(name)
-        return value.strip() if isinstance(value, str) and value.strip() else None
+        return query.get(name) if value is None else value
 
-    mode = pick("mode") or settings.default_mode
-    if mode not in get_args(Mode):
-        raise InvalidParameter(f"mode: must be one of {', '.join(get_args(Mode))}, got {mode!r}")
-    raw_dpi = pick("dpi")
-    if raw_dpi is None:
-        dpi = settings.default_dpi
-    else:
-        try:
-            dpi = int(raw_dpi)
-        except ValueError:
-            raise InvalidParameter(f"dpi: must be an integer, got {raw_dpi!r}") from None
-        if not _MIN_DPI <= dpi <= settings.max_dpi:
-            raise InvalidParameter(f"dpi: must be between {_MIN_DPI} and {settings.max_dpi}, got {dpi}")
-    return ConvertOptions(mode=mode, pages=pick("pages"), dpi=dpi)
+    pages = pick("pages")
+    return ConvertOptions(
+        mode=parse_mode(pick("mode"), settings.default_mode),
+        pages=pages.strip() or None if pages is not None else None,  # empty selection = every page
+        dpi=parse_dpi(pick("dpi"), settings.default_dpi, settings.max_dpi),
+    )
 
 
 def wants_markdown(request: Request) -> bool:
