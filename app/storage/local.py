@@ -35,6 +35,12 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def local_outputs(out_dir: Path) -> dict[str, object]:
+    """How a response names the files written for it: the result id (the directory's name under OUTPUT_DIR) and
+    paths relative to OUTPUT_DIR. Never the absolute path: it tells a client about the host's layout."""
+    return {"id": out_dir.name, "files": [f"{out_dir.name}/{RESULT_JSON}", f"{out_dir.name}/{RESULT_MD}"]}
+
+
 def write_outputs(output_dir: Path, request_id: str, result: DocumentResult, *, fresh_dir: bool = False) -> Path:
     """Write `result.json` and `result.md` under `output_dir/request_id/` and return that directory.
 

@@ -52,14 +52,13 @@ async def health(request: Request, settings: SettingsDep, lifecycle: LifecycleDe
         status, reason = "starting", ready.reason
     else:
         status, reason = "unhealthy", ready.reason if alive.ok else alive.reason
+    # No filesystem paths here (models, output dir): /health is unauthenticated; the paths are in the startup log.
     body: dict[str, Any] = {
         "status": status,
         "models_present": lifecycle.models_present,
-        "models_path": lifecycle.models_path,
         "vllm_status": vlm.status if vlm is not None else "disabled",
         "vllm_url": settings.vllm_url,
         "use_vlm_api": settings.vlm_enabled,
-        "output_dir": str(settings.output_dir),
         "s3_storage": lifecycle.s3_status,
         "version": __version__,
         "uptime_s": round(lifecycle.uptime_s, 1),

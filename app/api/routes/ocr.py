@@ -29,7 +29,7 @@ from app.pipeline.intake import inspect_pdf
 from app.pipeline.options import ConvertOptions, parse_dpi, parse_mode
 from app.pipeline.result import DocumentResult
 from app.settings import Mode, Settings
-from app.storage.local import write_outputs
+from app.storage.local import local_outputs, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -199,5 +199,5 @@ async def _upload_to_s3(s3: Any, lifecycle: Any, metrics: Any, request_id: str, 
 def _json_body(result: DocumentResult, request_id: str, out_dir: Path, s3_info: dict[str, Any] | None) -> bytes:
     # Built in a thread: a few hundred pages of blocks is real CPU work for json.
     payload = {"request_id": request_id, **result.model_dump(mode="json"),
-               "outputs": {"dir": str(out_dir), "s3": s3_info}}
+               "outputs": {**local_outputs(out_dir), "s3": s3_info}}
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
