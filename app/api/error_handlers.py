@@ -9,6 +9,7 @@ only.
 from __future__ import annotations
 
 import math
+import sqlite3
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import AppError
+from app.storage.disk import as_insufficient_storage, is_disk_full
 
 _HTTP_TYPES = {
     400: "bad_request",
@@ -26,6 +28,7 @@ _HTTP_TYPES = {
     406: "not_acceptable",
     413: "upload_too_large",
     415: "unsupported_media_type",
+    507: "insufficient_storage",
     422: "invalid_parameter",
     429: "too_many_requests",
     503: "not_ready",
@@ -68,6 +71,14 @@ async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONR
     return error_response(exc.status_code, type_, message, _request_id(request), headers=exc.headers)
 
 
+async def _on_storage_error(request: Request, exc: Exception) -> JSONResponse:
+    # A write that met a full disk anywhere (a temp file, the job database) is a 507 the client can retry, not
+    # a 500; any other OSError/SQLite error is still an internal error, rendered by the request middleware.
+    if not is_disk_full(exc):
+        raise exc
+    return app_error_response(as_insufficient_storage("the job record" if isinstance(exc, sqlite3.Error) else "a file"), _request_id(request))
+
+
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err.get('loc', ()) if p not in ('query', 'body', 'path', 'header'))}: "
@@ -81,3 +92,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _on_app_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OSError, _on_storage_error)
+    app.add_exception_handler(sqlite3.OperationalError, _on_storage_error)

@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
 from app.settings import Settings
+from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
 
 FILE_FIELD = "file"
 # Room for the multipart framing and the small form fields on top of the file itself.
@@ -118,11 +119,15 @@ class _Collector:
             self._field_name = None
 
     def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+        try:
+            if self._file is not None:
+                self._file, file = None, self._file
+                file.close()  # flushes what is buffered: on a full disk that raises ENOSPC once more
+        except OSError:
+            pass
+        finally:
+            if self.path is not None:
+                self.path.unlink(missing_ok=True)
 
 
 async def receive_pdf_upload(request: Request, settings: Settings, request_id: str) -> Upload:
@@ -137,6 +142,8 @@ async def receive_pdf_upload(request: Request, settings: Settings, request_id: s
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > body_limit:
         raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    # Before reading a body we could not store: 507 now beats ENOSPC halfway through.
+    require_free_space(settings, int(declared) if declared and declared.isdigit() else 0)
 
     collector = _Collector(settings, request_id)
     try:
@@ -154,6 +161,11 @@ async def receive_pdf_upload(request: Request, settings: Settings, request_id: s
     except ClientDisconnect:
         collector.abort()
         raise AppError("client disconnected during the upload") from None
+    except OSError as exc:
+        collector.abort()
+        if is_disk_full(exc):
+            raise as_insufficient_storage("the upload") from None
+        raise
     except BaseException:
         collector.abort()
         raise

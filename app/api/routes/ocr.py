@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from functools import partial
 from pathlib import Path
 from typing import Any, get_args
 
@@ -29,7 +28,7 @@ from app.pipeline.intake import inspect_pdf
 from app.pipeline.options import ConvertOptions, parse_dpi, parse_mode
 from app.pipeline.result import DocumentResult
 from app.settings import Mode, Settings
-from app.storage.local import local_outputs, write_outputs
+from app.storage.results import store_result
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +153,14 @@ async def ocr_pdf(
     metrics.observe_document(result.pages)
     log.info("converted %d pages; stage seconds %s", len(result.pages),
              {k: round(v, 3) for k, v in result.timings.items()})
-    out_dir = await asyncio.to_thread(partial(write_outputs, fresh_dir=True), settings.output_dir, request_id, result)
-    s3_info = await _upload_to_s3(s3, lifecycle, metrics, request_id, out_dir)
+    stored = await store_result(settings, request_id, result)  # a full disk costs the copy, not the answer
+    s3_info = None
+    if stored.directory is not None:
+        s3_info = await _upload_to_s3(s3, lifecycle, metrics, request_id, stored.directory)
 
     if wants_markdown(request):
         return Response(result.markdown.encode("utf-8"), media_type=MARKDOWN_TYPE)
-    body = await asyncio.to_thread(_json_body, result, request_id, out_dir, s3_info)
+    body = await asyncio.to_thread(_json_body, result, request_id, stored.outputs, s3_info)
     return Response(body, media_type="application/json")
 
 
@@ -196,8 +197,7 @@ async def _upload_to_s3(s3: Any, lifecycle: Any, metrics: Any, request_id: str, 
     return info
 
 
-def _json_body(result: DocumentResult, request_id: str, out_dir: Path, s3_info: dict[str, Any] | None) -> bytes:
+def _json_body(result: DocumentResult, request_id: str, outputs: dict[str, Any], s3_info: dict[str, Any] | None) -> bytes:
     # Built in a thread: a few hundred pages of blocks is real CPU work for json.
-    payload = {"request_id": request_id, **result.model_dump(mode="json"),
-               "outputs": {**local_outputs(out_dir), "s3": s3_info}}
+    payload = {"request_id": request_id, **result.model_dump(mode="json"), "outputs": {**outputs, "s3": s3_info}}
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
