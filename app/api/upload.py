@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -17,6 +18,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from app.api.limits import UploadSlots, paced
 from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
 from app.settings import Settings
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
@@ -145,15 +147,22 @@ async def receive_pdf_upload(request: Request, settings: Settings, request_id: s
     # Before reading a body we could not store: 507 now beats ENOSPC halfway through.
     require_free_space(settings, int(declared) if declared and declared.isdigit() else 0)
 
+    slots: UploadSlots = request.app.state.uploads
+    with slots.slot():  # 503 + Retry-After past MAX_CONCURRENT_UPLOADS, before a byte is stored
+        return await _receive(request, settings, request_id, boundary, body_limit)
+
+
+async def _receive(request: Request, settings: Settings, request_id: str, boundary: bytes, body_limit: int) -> Upload:
     collector = _Collector(settings, request_id)
     try:
         parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
         received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > body_limit:
-                raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
-            parser.write(chunk)
+        async with aclosing(paced(request.stream(), settings)) as chunks:  # 408 for a stalled or crawling body
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > body_limit:
+                    raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+                parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
         collector.abort()
@@ -166,7 +175,7 @@ async def receive_pdf_upload(request: Request, settings: Settings, request_id: s
         if is_disk_full(exc):
             raise as_insufficient_storage("the upload") from None
         raise
-    except BaseException:
+    except BaseException:  # timeouts, 413, cancellation: the temp file goes on every way out
         collector.abort()
         raise
     if collector.path is None or collector._file is not None:
