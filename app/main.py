@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.api.auth import ApiKeyMiddleware
 from app.api.limits import UploadSlots
+from app.api.openapi import install_openapi
 from app.api.error_handlers import install_error_handlers
 from app.api.routes import health, jobs, meta, ocr
 from app.jobs.manager import JobManager
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(meta.router)
     app.include_router(ocr.router)
     app.include_router(jobs.router)
+    install_openapi(app, settings)  # statuses and bounds the routes enforce by hand (app/api/openapi.py)
     return app
 
 

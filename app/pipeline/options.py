@@ -12,6 +12,10 @@ from app.settings import Mode
 
 # re.ASCII: `\d` alone also matches "١" or "１", which int() happily reads; a selection is ASCII digits only.
 _RANGE = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]*)\s*)?$", re.ASCII)
+# The same rule for a whole selection, as a JSON Schema pattern for the OpenAPI document (ECMA `\s` is wider than
+# ASCII, hence the explicit class).
+_SP = r"[ \t\n\r\f\v]*"
+PAGES_PATTERN = rf"^{_SP}([0-9]+{_SP}(-{_SP}[0-9]*{_SP})?,{_SP})*[0-9]+{_SP}(-{_SP}[0-9]*{_SP})?$|^{_SP}$"
 _INTEGER = re.compile(r"^[0-9]+$", re.ASCII)
 MODES: tuple[str, ...] = get_args(Mode)
 MIN_DPI = 36  # matches Settings.default_dpi's lower bound
@@ -44,6 +48,13 @@ def parse_dpi(raw: str | None, default: int, max_dpi: int) -> int:
     if not MIN_DPI <= dpi <= max_dpi:
         raise InvalidParameter(f"dpi: must be between {MIN_DPI} and {max_dpi}, got {dpi}")
     return dpi
+
+
+def check_page_syntax(spec: str | None) -> None:
+    """Refuse a selection that cannot be read, before the page count is known (the rest: `parse_page_ranges`)."""
+    for part in (spec or "").split(",") if spec and spec.strip() else ():
+        if not _RANGE.match(part):
+            raise InvalidParameter(f"pages: cannot read {part.strip()!r}; use a form like '1-3,7' or '5-'")
 
 
 def parse_page_ranges(spec: str | None, page_count: int) -> list[int]:

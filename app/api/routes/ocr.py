@@ -25,7 +25,7 @@ from app.errors import AppError, NotReady
 from app.jobs.manager import JobHandoff
 from app.pipeline.document import convert_document
 from app.pipeline.intake import inspect_pdf
-from app.pipeline.options import ConvertOptions, parse_dpi, parse_mode
+from app.pipeline.options import ConvertOptions, check_page_syntax, parse_dpi, parse_mode
 from app.pipeline.result import DocumentResult
 from app.settings import Mode, Settings
 from app.storage.results import store_result
@@ -68,16 +68,18 @@ _UPLOAD_SCHEMA = {
 def parse_options(settings: Settings, fields: dict[str, str], query: dict[str, str | None]) -> ConvertOptions:
     """Form fields win over query parameters; everything is validated here or by intake (pages)."""
 
-    def pick(name: str) -> str | None:
-        value = fields.get(name)
-        return query.get(name) if value is None else value
-
-    pages = pick("pages")
-    return ConvertOptions(
-        mode=parse_mode(pick("mode"), settings.default_mode),
-        pages=pages.strip() or None if pages is not None else None,  # empty selection = every page
-        dpi=parse_dpi(pick("dpi"), settings.default_dpi, settings.max_dpi),
-    )
+    # Every value sent is checked, also a query parameter that a form field then overrides: both are documented
+    # with the same bounds, and a bad one is a mistake worth a 422 either way.
+    values: dict[str, object] = {}
+    for source in (query, fields):
+        check_page_syntax(source.get("pages"))
+        if source.get("mode") is not None or "mode" not in values:
+            values["mode"] = parse_mode(source.get("mode"), settings.default_mode)
+        if source.get("dpi") is not None or "dpi" not in values:
+            values["dpi"] = parse_dpi(source.get("dpi"), settings.default_dpi, settings.max_dpi)
+        if source.get("pages") is not None:
+            values["pages"] = source["pages"].strip() or None  # an empty selection means every page
+    return ConvertOptions(**values)  # type: ignore[arg-type]
 
 
 def wants_markdown(request: Request) -> bool:
