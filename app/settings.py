@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     default_mode: Mode = "auto"
     workers: int = Field(default_factory=_default_workers, ge=1, description="Page worker processes")
     threads_per_worker: int = Field(1, ge=1, description="ONNX intra-op threads in each worker")
+    worker_nice: int = Field(
+        10, ge=0, le=19, description="CPU nice value of the page workers: the API process (probes) runs first"
+    )
     max_pending_pages: int = Field(
         0, ge=0, description="Admission bound on pages accepted but not finished; 0 means 64 x workers"
     )

@@ -6,6 +6,10 @@
   than UPLOAD_MIN_KB_PER_S averaged since the start; otherwise 408. A client that stops sending is caught by
   the same rule: its next chunk has a deadline.
 
+- `refuse_when_saturated`: while the pool's admission bound is reached, /ocr/pdf is refused (503 + Retry-After)
+  before its body is read: under overload every rejected upload would otherwise still be streamed, parsed and
+  inspected on the API process, the work that makes probes slow.
+
 The header deadline and size bounds sit one layer down, in the connection protocol (app/api/http_server.py).
 """
 
@@ -15,6 +19,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from app.errors import Overloaded, RequestTimeout
 from app.settings import Settings
@@ -39,6 +44,15 @@ class UploadSlots:
             yield
         finally:
             self.in_use -= 1
+
+
+def refuse_when_saturated(pool: Any) -> None:
+    """Raise Overloaded when the pool's pending pages are at its admission bound: then no document, however
+    short, would be admitted (the exact per-document decision stays `pool.admit`, after intake)."""
+    stats = pool.stats()
+    if stats.pending_pages >= stats.pending_limit:
+        raise Overloaded(f"the service is busy ({stats.pending_pages} pages pending, limit {stats.pending_limit});"
+                         " retry shortly", retry_after_s=_RETRY_AFTER_S)
 
 
 async def paced(chunks: AsyncIterator[bytes], settings: Settings) -> AsyncIterator[bytes]:

@@ -153,3 +153,22 @@ async def test_version_and_openapi_docs_are_served(client):
     body = schema["paths"]["/ocr/pdf"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert "file" in body["required"]
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_a_saturated_pool_refuses_before_reading_the_body(client, pdfs):
+    """Under overload a rejected upload costs nothing: 503 + Retry-After before a byte of the body is read."""
+    stats = client.app.state.pool.stats_value
+    stats.pending_pages = stats.pending_limit
+    pulled = []
+
+    async def body():
+        for i in range(1000):
+            pulled.append(i)
+            yield b"x" * 65536
+
+    response = await client.post("/ocr/pdf", content=body(),
+                                 headers={"Content-Type": "multipart/form-data; boundary=b"})
+    error = assert_error(response, 503, "overloaded")
+    assert int(response.headers["Retry-After"]) >= 1 and "pending" in error["message"]
+    assert len(pulled) <= 1  # ASGITransport may pull one chunk ahead; the route itself read nothing
+    assert list((client.app.state.settings.output_dir / ".uploads").glob("*")) == []

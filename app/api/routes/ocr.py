@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from app.api.deps import (
     LifecycleDep, MetricsDep, PoolDep, RequestIdDep, S3Dep, SettingsDep, VlDep,
 )
+from app.api.limits import refuse_when_saturated
 from app.api.upload import FILE_FIELD, receive_pdf_upload
 from app.api.routes.jobs import accepted, get_owner
 from app.errors import AppError, NotReady
@@ -105,6 +106,11 @@ async def ocr_pdf(
     if not accepting.ok:
         metrics.rejections.labels("not_ready").inc()
         raise NotReady(f"not ready: {accepting.reason}", retry_after_s=5)
+    try:
+        refuse_when_saturated(pool)  # before the body: a full queue costs a rejection nothing to read
+    except AppError:
+        metrics.rejections.labels("overloaded").inc()
+        raise
 
     upload = await receive_pdf_upload(request, settings, request_id)
     keep_upload = False
