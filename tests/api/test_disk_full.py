@@ -78,3 +78,31 @@ async def test_full_disk_is_507_everywhere_keeps_the_answer_and_recovers(make_se
             assert job.status_code == 202, job.text
             health = await client.get("/health")
             assert health.json()["disk"]["status"] == "ok" and health.json()["status"] == "healthy"
+
+
+async def test_any_write_that_meets_a_full_disk_is_a_507_not_a_500(make_settings, tmp_path):
+    """Whatever write meets ENOSPC (a file, SQLite's "database or disk is full"), the answer is the 507 shape."""
+    import sqlite3
+
+    import httpx
+
+    with small_filesystem(tmp_path / "fs", size_mb=4) as fs:
+        app = create_app(make_settings(output_dir=fs / "out"))
+
+        @app.post("/test-only/sqlite")
+        async def write_rows() -> None:
+            with sqlite3.connect(fs / "t.db") as db:
+                db.execute("CREATE TABLE IF NOT EXISTS t (b BLOB)")
+                for _ in range(128):
+                    db.execute("INSERT INTO t VALUES (?)", (b"\1" * 64 * KB,))
+                    db.commit()
+
+        @app.post("/test-only/file")
+        async def write_file() -> None:
+            (fs / "big.bin").write_bytes(b"\0" * 8 * MB)
+
+        fill(fs, leave_bytes=64 * KB)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            for path in ("/test-only/sqlite", "/test-only/file"):
+                error = assert_error(await client.post(path), 507, "insufficient_storage")
+                assert "full" in error["message"]
