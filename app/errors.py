@@ -66,6 +66,13 @@ class Unauthorized(AppError):
     status, type = 401, "unauthorized"
 
 
+class RequestTimeout(AppError):
+    """The client sent its request too slowly (headers past HEADER_TIMEOUT_S, an upload below its minimum rate
+    or past its deadline); the connection is closed."""
+
+    status, type = 408, "request_timeout"
+
+
 class NotFound(AppError):
     status, type = 404, "not_found"
 

@@ -100,7 +100,8 @@ class Lifecycle:
         self.step = "checking models"
         self.models_present, self.models_path = await asyncio.to_thread(models_status, settings)
         if not self.models_present:
-            raise RuntimeError(f"models missing under {self.models_path}")
+            log.error("models missing under %s", self.models_path)
+            raise RuntimeError("models missing (their path is in the log)")  # this reason is shown by /health
         vlm = app.state.vlm
         if vlm is not None:
             self.step = "waiting for the VLM sidecar"

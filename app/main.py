@@ -14,6 +14,8 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.auth import ApiKeyMiddleware
+from app.api.limits import UploadSlots
+from app.api.openapi import install_openapi
 from app.api.error_handlers import install_error_handlers
 from app.api.routes import health, jobs, meta, ocr, pages, ui
 from app.jobs.manager import JobManager
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.vlm, app.state.vl = _make_vlm(settings)
     app.state.jobs = JobManager(settings, app.state.pool, vl=app.state.vl)
     app.state.s3 = S3Uploader(settings) if settings.s3_configured else None
+    app.state.uploads = UploadSlots(settings.max_concurrent_uploads)  # app/api/limits.py
 
     install_error_handlers(app)
     app.add_middleware(ApiKeyMiddleware, settings=settings)
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(pages.router)
     app.include_router(ui.router)
+    install_openapi(app, settings)  # statuses and bounds the routes enforce by hand (app/api/openapi.py)
     return app
 
 

@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     )
     metrics_require_auth: bool = Field(False, description="Put /metrics behind the API key too")
     shutdown_grace_s: float = Field(30.0, gt=0, description="How long SIGTERM waits for in-flight work")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Request line and headers must arrive within this (408 and closed otherwise)"
+    )
+    max_header_kb: int = Field(16, ge=1, le=1024, description="Request line plus headers (431 past this)")
+    keep_alive_timeout_s: int = Field(5, ge=1, description="An idle keep-alive connection is closed after this")
+    upload_deadline_s: float = Field(600.0, gt=0, description="A whole upload must arrive within this (408)")
+    upload_min_kb_per_s: float = Field(
+        16.0, ge=0, description="Slowest upload accepted, averaged from the start after UPLOAD_RATE_GRACE_S (408)"
+    )
+    upload_rate_grace_s: float = Field(10.0, ge=0, description="Time an upload gets before its rate is checked")
+    max_concurrent_uploads: int = Field(
+        64, ge=1, description="Uploads streaming at once; past it 503 + Retry-After (each holds a socket and a file)"
+    )
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -60,6 +73,9 @@ class Settings(BaseSettings):
     default_mode: Mode = "auto"
     workers: int = Field(default_factory=_default_workers, ge=1, description="Page worker processes")
     threads_per_worker: int = Field(1, ge=1, description="ONNX intra-op threads in each worker")
+    worker_nice: int = Field(
+        10, ge=0, le=19, description="CPU nice value of the page workers: the API process (probes) runs first"
+    )
     max_pending_pages: int = Field(
         0, ge=0, description="Admission bound on pages accepted but not finished; 0 means 64 x workers"
     )

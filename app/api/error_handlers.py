@@ -9,13 +9,16 @@ only.
 from __future__ import annotations
 
 import math
+import sqlite3
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.errors import AppError
+from app.storage.disk import as_insufficient_storage, is_disk_full
 
 _HTTP_TYPES = {
     400: "bad_request",
@@ -26,6 +29,7 @@ _HTTP_TYPES = {
     406: "not_acceptable",
     413: "upload_too_large",
     415: "unsupported_media_type",
+    507: "insufficient_storage",
     422: "invalid_parameter",
     429: "too_many_requests",
     503: "not_ready",
@@ -65,7 +69,37 @@ async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONR
     message = exc.detail if isinstance(exc.detail, str) else type_.replace("_", " ")
     if exc.status_code == 404 and message == "Not Found":
         message = f"no such endpoint: {request.method} {request.url.path}"
-    return error_response(exc.status_code, type_, message, _request_id(request), headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette's Allow names the methods of the first route that matched the path only (`/jobs` has a GET
+        # and a POST route): list every route's.
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return error_response(exc.status_code, type_, message, _request_id(request), headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (HEAD comes with GET)."""
+    scope = {**request.scope, "method": "GET"}
+    methods: set[str] = set()
+    routes = list(request.app.router.routes)
+    while routes:
+        route = routes.pop()
+        included = getattr(route, "original_router", None)  # FastAPI wraps each include_router()'s routes
+        if included is not None:
+            routes += included.routes
+            continue
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] != Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
+async def _on_storage_error(request: Request, exc: Exception) -> JSONResponse:
+    # A write that met a full disk anywhere (a temp file, the job database) is a 507 the client can retry, not
+    # a 500; any other OSError/SQLite error is still an internal error, rendered by the request middleware.
+    if not is_disk_full(exc):
+        raise exc
+    return app_error_response(as_insufficient_storage("the job record" if isinstance(exc, sqlite3.Error) else "a file"), _request_id(request))
 
 
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -81,3 +115,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _on_app_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OSError, _on_storage_error)
+    app.add_exception_handler(sqlite3.OperationalError, _on_storage_error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -17,8 +18,10 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from app.api.limits import UploadSlots, paced
 from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
 from app.settings import Settings
+from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
 
 FILE_FIELD = "file"
 # Room for the multipart framing and the small form fields on top of the file itself.
@@ -118,11 +121,15 @@ class _Collector:
             self._field_name = None
 
     def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+        try:
+            if self._file is not None:
+                self._file, file = None, self._file
+                file.close()  # flushes what is buffered: on a full disk that raises ENOSPC once more
+        except OSError:
+            pass
+        finally:
+            if self.path is not None:
+                self.path.unlink(missing_ok=True)
 
 
 async def receive_pdf_upload(request: Request, settings: Settings, request_id: str) -> Upload:
@@ -137,16 +144,25 @@ async def receive_pdf_upload(request: Request, settings: Settings, request_id: s
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > body_limit:
         raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    # Before reading a body we could not store: 507 now beats ENOSPC halfway through.
+    require_free_space(settings, int(declared) if declared and declared.isdigit() else 0)
 
+    slots: UploadSlots = request.app.state.uploads
+    with slots.slot():  # 503 + Retry-After past MAX_CONCURRENT_UPLOADS, before a byte is stored
+        return await _receive(request, settings, request_id, boundary, body_limit)
+
+
+async def _receive(request: Request, settings: Settings, request_id: str, boundary: bytes, body_limit: int) -> Upload:
     collector = _Collector(settings, request_id)
     try:
         parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
         received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > body_limit:
-                raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
-            parser.write(chunk)
+        async with aclosing(paced(request.stream(), settings)) as chunks:  # 408 for a stalled or crawling body
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > body_limit:
+                    raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+                parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
         collector.abort()
@@ -154,7 +170,12 @@ async def receive_pdf_upload(request: Request, settings: Settings, request_id: s
     except ClientDisconnect:
         collector.abort()
         raise AppError("client disconnected during the upload") from None
-    except BaseException:
+    except OSError as exc:
+        collector.abort()
+        if is_disk_full(exc):
+            raise as_insufficient_storage("the upload") from None
+        raise
+    except BaseException:  # timeouts, 413, cancellation: the temp file goes on every way out
         collector.abort()
         raise
     if collector.path is None or collector._file is not None:

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
 
+    from app.api.http_server import uvicorn_limits
     from app.main import create_app
     from app.observability.logging import configure_logging
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,  # the request middleware logs one line per request, with its id, probes left out
         timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
         lifespan="on",
+        **uvicorn_limits(settings),  # header deadline and size, keep-alive; errors in our shape
     )
     server = GracefulServer(config, app.state.lifecycle.begin_shutdown)
     # uvicorn re-raises the captured SIGTERM after its graceful shutdown; a no-op handler underneath makes that

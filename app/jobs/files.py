@@ -14,9 +14,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from app.errors import InsufficientStorage
 from app.pipeline.result import DocumentResult
 from app.settings import Settings
+from app.storage.disk import require_free_space
 from app.storage.local import RESULT_JSON, RESULT_MD, write_outputs
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,7 @@ def job_dir(settings: Settings, job_id: str) -> Path:
 
 def check_free_space(settings: Settings) -> None:
     """Refuse new work (507) when OUTPUT_DIR is short of `min_free_disk_mb`: a full disk would fail jobs midway."""
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    free_mb = shutil.disk_usage(settings.output_dir).free / (1024 * 1024)
-    if free_mb < settings.min_free_disk_mb:
-        raise InsufficientStorage(
-            f"only {free_mb:.0f} MB free under the output directory (need {settings.min_free_disk_mb:.0f} MB);"
-            " retry once finished jobs have expired"
-        )
+    require_free_space(settings)
 
 
 def sha256_file(path: Path) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 
 from app.errors import InvalidParameter
 from app.pipeline import intake, render, textlayer
+from app.pipeline.priority import lower_priority
 from app.pipeline.intake import PDFIUM_LOCK, DocumentCache
 from app.pipeline.options import ConvertOptions
 from app.pipeline.primitives import Region, TextLine, scale_bbox
@@ -306,6 +307,7 @@ _STATE: WorkerState | None = None
 def init_worker(settings: Settings, preload: bool = True) -> None:
     """Pool initializer: build this process's engines once (loading the models unless `preload` is false)."""
     global _STATE
+    lower_priority(settings.worker_nice)  # the API process (probes, uploads) goes first on a busy CPU
     _STATE = WorkerState(settings)
     if preload:
         _STATE.engines.load()

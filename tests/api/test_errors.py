@@ -67,7 +67,8 @@ async def test_unusable_pdfs_are_422(client, pdfs, name, type_):
 
 
 @pytest.mark.parametrize("params", [{"pages": "9"}, {"pages": "x-y"}, {"mode": "magic"}, {"dpi": "abc"},
-                                    {"dpi": "5000"}, {"dpi": "10"}])
+                                    {"dpi": "5000"}, {"dpi": "10"}, {"pages": "\u0661"}, {"pages": "\uff11"},
+                                    {"pages": "1,1,1"}, {"mode": ""}, {"dpi": ""}])
 async def test_bad_parameters_are_422(client, pdfs, params):
     error = assert_error(await post_pdf(client, pdfs["text1"], **params), 422, "invalid_parameter")
     assert next(iter(params)) in error["message"]
@@ -76,6 +77,12 @@ async def test_bad_parameters_are_422(client, pdfs, params):
 async def test_bad_form_field_is_422_like_a_bad_query_parameter(client, pdfs):
     response = await client.post("/ocr/pdf", files={"file": ("a.pdf", pdfs["text1"].read_bytes())},
                                  data={"mode": "nonsense"})
+    assert "mode" in assert_error(response, 422, "invalid_parameter")["message"]
+
+
+async def test_empty_mode_form_field_is_422_not_the_default(client, pdfs):
+    response = await client.post("/ocr/pdf", files={"file": ("a.pdf", pdfs["text1"].read_bytes())},
+                                 data={"mode": ""})
     assert "mode" in assert_error(response, 422, "invalid_parameter")["message"]
 
 
@@ -146,3 +153,22 @@ async def test_version_and_openapi_docs_are_served(client):
     body = schema["paths"]["/ocr/pdf"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert "file" in body["required"]
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_a_saturated_pool_refuses_before_reading_the_body(client, pdfs):
+    """Under overload a rejected upload costs nothing: 503 + Retry-After before a byte of the body is read."""
+    stats = client.app.state.pool.stats_value
+    stats.pending_pages = stats.pending_limit
+    pulled = []
+
+    async def body():
+        for i in range(1000):
+            pulled.append(i)
+            yield b"x" * 65536
+
+    response = await client.post("/ocr/pdf", content=body(),
+                                 headers={"Content-Type": "multipart/form-data; boundary=b"})
+    error = assert_error(response, 503, "overloaded")
+    assert int(response.headers["Retry-After"]) >= 1 and "pending" in error["message"]
+    assert len(pulled) <= 1  # ASGITransport may pull one chunk ahead; the route itself read nothing
+    assert list((client.app.state.settings.output_dir / ".uploads").glob("*")) == []

@@ -56,11 +56,24 @@ async def test_json_result_carries_pages_request_id_and_written_outputs(client, 
     assert body["page_count"] == 3 and [p["page"] for p in body["pages"]] == [1, 2, 3]
     assert {p["source"] for p in body["pages"]} == {"text"}
     assert pdfgen.TITLE in body["markdown"]
-    out = Path(body["outputs"]["dir"])
-    assert out == client.app.state.settings.output_dir / "req-json"
+    assert body["outputs"]["id"] == "req-json"
+    assert body["outputs"]["files"] == ["req-json/result.json", "req-json/result.md"]
+    out = client.app.state.settings.output_dir / "req-json"
     assert (out / "result.md").read_text() == body["markdown"]
     assert json.loads((out / "result.json").read_text())["pages"] == body["pages"]
     assert sorted(p.name for p in out.iterdir()) == ["result.json", "result.md"]  # no temp files left
+
+
+async def test_no_absolute_path_reaches_a_response_or_the_health_body(client, pdf_dir):
+    root = str(client.app.state.settings.output_dir.resolve())
+    response = await post(client, pdf_dir / "text3.pdf", mode="text", pages="1")
+    assert response.status_code == 200
+    outputs = response.json()["outputs"]
+    assert not any(str(f).startswith("/") for f in outputs["files"]) and "dir" not in outputs
+    assert root not in response.text
+    health = await client.get("/health")
+    assert "models_path" not in health.json() and "output_dir" not in health.json()
+    assert not any(isinstance(v, str) and v.startswith("/") for v in health.json().values())
 
 
 async def test_markdown_is_returned_for_accept_text_markdown(client, pdf_dir):
@@ -93,7 +106,7 @@ async def test_hostile_filename_stays_out_of_every_path(client, pdf_dir):
     response = await post(client, pdf_dir / "text3.pdf", mode="text", pages="1", filename="../../etc/passwd.pdf")
     assert response.status_code == 200
     root = client.app.state.settings.output_dir
-    assert Path(response.json()["outputs"]["dir"]).parent == root
+    assert (root / response.json()["outputs"]["id"] / "result.json").is_file()
     assert not any("passwd" in str(p) for p in root.parent.rglob("*"))
 
 
@@ -102,7 +115,8 @@ async def test_s3_failure_is_reported_and_the_local_result_kept(client, pdf_dir)
     assert response.status_code == 200
     s3 = response.json()["outputs"]["s3"]
     assert s3["bucket"] == "unreachable" and s3["keys"] == [] and s3["error"]
-    assert (Path(response.json()["outputs"]["dir"]) / "result.json").is_file()
+    root = client.app.state.settings.output_dir
+    assert (root / response.json()["outputs"]["files"][0]).is_file()
     health = await client.get("/health")
     assert health.status_code == 200 and health.json()["s3_storage"] == "error"
     assert health.json()["status"] == "degraded"
@@ -129,7 +143,8 @@ async def test_a_reused_request_id_never_overwrites_an_earlier_result(client, pd
     first = await post(client, pdf_dir / "text3.pdf", mode="text", pages="1", headers={"X-Request-ID": "req-twice"})
     second = await post(client, pdf_dir / "text3.pdf", mode="text", pages="2", headers={"X-Request-ID": "req-twice"})
     assert first.status_code == second.status_code == 200
-    first_dir, second_dir = Path(first.json()["outputs"]["dir"]), Path(second.json()["outputs"]["dir"])
+    root = client.app.state.settings.output_dir
+    first_dir, second_dir = root / first.json()["outputs"]["id"], root / second.json()["outputs"]["id"]
     assert first_dir != second_dir and second_dir.name.startswith("req-twice-")
     assert [p["page"] for p in json.loads((first_dir / "result.json").read_text())["pages"]] == [1]
     assert [p["page"] for p in json.loads((second_dir / "result.json").read_text())["pages"]] == [2]

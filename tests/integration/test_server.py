@@ -42,8 +42,8 @@ def test_server_converts_to_json_and_markdown_and_reports_health(serve, pdf_dir)
     assert body["request_id"] == "itest-1" == response.headers["X-Request-ID"]
     assert body["page_count"] == 2 and [p["page"] for p in body["pages"]] == [1, 2]
     assert pdfgen.TITLE in body["markdown"]
-    out = Path(body["outputs"]["dir"])
-    assert out == server.output_dir / "itest-1" and body["outputs"]["s3"] is None
+    assert body["outputs"]["id"] == "itest-1" and body["outputs"]["s3"] is None
+    out = server.output_dir / "itest-1"
     assert json.loads((out / "result.json").read_text())["markdown"] == body["markdown"]
     assert (out / "result.md").read_text() == body["markdown"]
 
@@ -77,7 +77,7 @@ def test_hostile_filename_never_reaches_the_filesystem(serve, pdf_dir):
     assert response.status_code == 200
     written = [p.name for p in server.workdir.rglob("*")]
     assert not any("passwd" in name for name in written)
-    assert Path(response.json()["outputs"]["dir"]).parent == server.output_dir
+    assert (server.output_dir / response.json()["outputs"]["id"] / "result.json").is_file()
 
 
 @pytest.mark.slow

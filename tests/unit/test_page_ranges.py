@@ -6,7 +6,7 @@ import pytest
 
 from app.errors import InvalidParameter
 from app.pipeline.intake import inspect_pdf
-from app.pipeline.options import parse_page_ranges
+from app.pipeline.options import parse_dpi, parse_mode, parse_page_ranges
 from tests import pdfgen
 
 
@@ -19,7 +19,7 @@ from tests import pdfgen
         ("1-3,7", [0, 1, 2, 6]),
         (" 2 - 4 , 9 ", [1, 2, 3, 8]),
         ("8-", [7, 8, 9]),
-        ("3,1,3,2-3", [0, 1, 2]),
+        ("3,1,2", [0, 1, 2]),
         ("10", [9]),
     ],
 )
@@ -27,7 +27,8 @@ def test_valid_selections_become_sorted_zero_based_indices(spec, expected):
     assert parse_page_ranges(spec, 10) == expected
 
 
-@pytest.mark.parametrize("spec", ["0", "4-2", "11", "1-11", "abc", "1,,2", "-3", "1-2-3", "2.5"])
+@pytest.mark.parametrize("spec", ["0", "4-2", "11", "1-11", "abc", "1,,2", "-3", "1-2-3", "2.5",
+                                  "\u0661", "\uff11", "1-\u0663", "1,1,1", "1-3,2", "8-,9"])
 def test_invalid_selections_are_refused_with_a_readable_message(spec):
     with pytest.raises(InvalidParameter, match="pages"):
         parse_page_ranges(spec, 10)
@@ -39,3 +40,24 @@ def test_intake_applies_the_selection_to_the_file(tmp_path, make_settings):
     assert inspect_pdf(path, make_settings(), "4-").page_indices == [3, 4]
     with pytest.raises(InvalidParameter):
         inspect_pdf(path, make_settings(), "6")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, "auto"), ("ocr", "ocr"), (" text ", "text")])
+def test_mode_defaults_only_when_absent(raw, expected):
+    assert parse_mode(raw, "auto") == expected
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "OCR", "magic"])
+def test_empty_or_unknown_mode_is_refused(raw):
+    with pytest.raises(InvalidParameter, match="mode"):
+        parse_mode(raw, "auto")
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "\u0661\u0665\u0660", "1_50", "150.0", "35", "401"])
+def test_dpi_must_be_ascii_digits_in_bounds(raw):
+    with pytest.raises(InvalidParameter, match="dpi"):
+        parse_dpi(raw, 200, 400)
+
+
+def test_dpi_defaults_only_when_absent():
+    assert parse_dpi(None, 200, 400) == 200 and parse_dpi(" 150 ", 200, 400) == 150

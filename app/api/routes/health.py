@@ -5,6 +5,7 @@ authenticated, and none waits on a model: they read the lifecycle state, and at 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from app import __version__
 from app.api.deps import LifecycleDep, PoolDep, SettingsDep
 from app.lifecycle import Verdict
+from app.storage.disk import DiskState, disk_state
 
 router = APIRouter(tags=["probes"])
 
@@ -43,35 +45,37 @@ async def health(request: Request, settings: SettingsDep, lifecycle: LifecycleDe
     ready = await lifecycle.readiness(request.app)
     alive = lifecycle.liveness()
     vlm = request.app.state.vlm
+    disk = await asyncio.to_thread(disk_state, settings)  # statvfs can stall on a network volume
     if ready.ok:
         status, reason = "healthy", None
-        degraded = _degradation(lifecycle, pool)
+        degraded = _degradation(lifecycle, pool, disk)
         if degraded:
             status, reason = "degraded", degraded
     elif lifecycle.phase == "starting" and not lifecycle.shutting_down:
         status, reason = "starting", ready.reason
     else:
         status, reason = "unhealthy", ready.reason if alive.ok else alive.reason
+    # No filesystem paths here (models, output dir): /health is unauthenticated; the paths are in the startup log.
     body: dict[str, Any] = {
         "status": status,
         "models_present": lifecycle.models_present,
-        "models_path": lifecycle.models_path,
         "vllm_status": vlm.status if vlm is not None else "disabled",
         "vllm_url": settings.vllm_url,
         "use_vlm_api": settings.vlm_enabled,
-        "output_dir": str(settings.output_dir),
         "s3_storage": lifecycle.s3_status,
         "version": __version__,
         "uptime_s": round(lifecycle.uptime_s, 1),
         "warm": lifecycle.warm,
+        "disk": disk.view(),
     }
     if reason:
         body["reason"] = reason
     return JSONResponse(body, status_code=200 if ready.ok else 503)
 
 
-def _degradation(lifecycle: Any, pool: Any) -> str | None:
-    """Ready, but something the operator should look at: lost workers being replaced, S3 failing."""
+def _degradation(lifecycle: Any, pool: Any, disk: DiskState) -> str | None:
+    """Ready, but something the operator should look at: lost workers being replaced, S3 failing, a disk so full
+    that new work gets 507 (it clears by itself once space is freed)."""
     problems = []
     try:
         stats = pool.stats()
@@ -79,6 +83,8 @@ def _degradation(lifecycle: Any, pool: Any) -> str | None:
             problems.append(f"{stats.alive_workers} of {stats.workers} workers alive")
     except Exception:  # stats are advisory here; readiness already asked the pool whether it is healthy
         pass
+    if not disk.ok:
+        problems.append(f"output disk low: {disk.free_mb:.0f} MB free, new work refused below {disk.min_free_mb:g} MB")
     if lifecycle.s3_status == "error":
         problems.append(f"S3 storage error: {lifecycle.s3_error}")
     return "; ".join(problems) or None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from functools import partial
 from pathlib import Path
 from typing import Any, get_args
 
@@ -20,23 +19,23 @@ from fastapi.responses import Response
 from app.api.deps import (
     LifecycleDep, MetricsDep, PoolDep, RequestIdDep, S3Dep, SettingsDep, VlDep,
 )
+from app.api.limits import refuse_when_saturated
 from app.api.upload import FILE_FIELD, receive_pdf_upload
 from app.api.routes.jobs import accepted, get_owner
-from app.errors import AppError, InvalidParameter, NotReady
+from app.errors import AppError, NotReady
 from app.jobs.manager import JobHandoff
 from app.pipeline.document import convert_document
 from app.pipeline.intake import inspect_pdf
-from app.pipeline.options import ConvertOptions
+from app.pipeline.options import ConvertOptions, check_page_syntax, parse_dpi, parse_mode
 from app.pipeline.result import DocumentResult
 from app.settings import Mode, Settings
-from app.storage.local import write_outputs
+from app.storage.results import store_result
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["ocr"])
 
 MARKDOWN_TYPE = "text/markdown; charset=utf-8"
-_MIN_DPI = 36  # matches Settings.default_dpi's lower bound
 
 _UPLOAD_SCHEMA = {
     "requestBody": {
@@ -70,26 +69,18 @@ _UPLOAD_SCHEMA = {
 def parse_options(settings: Settings, fields: dict[str, str], query: dict[str, str | None]) -> ConvertOptions:
     """Form fields win over query parameters; everything is validated here or by intake (pages)."""
 
-    def pick(name: str) -> str | None:
-        value = fields.get(name)
-        if value in (None, ""):
-            value = query.get(name)
-        return value.strip() if isinstance(value, str) and value.strip() else None
-
-    mode = pick("mode") or settings.default_mode
-    if mode not in get_args(Mode):
-        raise InvalidParameter(f"mode: must be one of {', '.join(get_args(Mode))}, got {mode!r}")
-    raw_dpi = pick("dpi")
-    if raw_dpi is None:
-        dpi = settings.default_dpi
-    else:
-        try:
-            dpi = int(raw_dpi)
-        except ValueError:
-            raise InvalidParameter(f"dpi: must be an integer, got {raw_dpi!r}") from None
-        if not _MIN_DPI <= dpi <= settings.max_dpi:
-            raise InvalidParameter(f"dpi: must be between {_MIN_DPI} and {settings.max_dpi}, got {dpi}")
-    return ConvertOptions(mode=mode, pages=pick("pages"), dpi=dpi)
+    # Every value sent is checked, also a query parameter that a form field then overrides: both are documented
+    # with the same bounds, and a bad one is a mistake worth a 422 either way.
+    values: dict[str, object] = {}
+    for source in (query, fields):
+        check_page_syntax(source.get("pages"))
+        if source.get("mode") is not None or "mode" not in values:
+            values["mode"] = parse_mode(source.get("mode"), settings.default_mode)
+        if source.get("dpi") is not None or "dpi" not in values:
+            values["dpi"] = parse_dpi(source.get("dpi"), settings.default_dpi, settings.max_dpi)
+        if source.get("pages") is not None:
+            values["pages"] = source["pages"].strip() or None  # an empty selection means every page
+    return ConvertOptions(**values)  # type: ignore[arg-type]
 
 
 def wants_markdown(request: Request) -> bool:
@@ -115,6 +106,11 @@ async def ocr_pdf(
     if not accepting.ok:
         metrics.rejections.labels("not_ready").inc()
         raise NotReady(f"not ready: {accepting.reason}", retry_after_s=5)
+    try:
+        refuse_when_saturated(pool)  # before the body: a full queue costs a rejection nothing to read
+    except AppError:
+        metrics.rejections.labels("overloaded").inc()
+        raise
 
     upload = await receive_pdf_upload(request, settings, request_id)
     keep_upload = False
@@ -165,12 +161,14 @@ async def ocr_pdf(
     metrics.observe_document(result.pages)
     log.info("converted %d pages; stage seconds %s", len(result.pages),
              {k: round(v, 3) for k, v in result.timings.items()})
-    out_dir = await asyncio.to_thread(partial(write_outputs, fresh_dir=True), settings.output_dir, request_id, result)
-    s3_info = await _upload_to_s3(s3, lifecycle, metrics, request_id, out_dir)
+    stored = await store_result(settings, request_id, result)  # a full disk costs the copy, not the answer
+    s3_info = None
+    if stored.directory is not None:
+        s3_info = await _upload_to_s3(s3, lifecycle, metrics, request_id, stored.directory)
 
     if wants_markdown(request):
         return Response(result.markdown.encode("utf-8"), media_type=MARKDOWN_TYPE)
-    body = await asyncio.to_thread(_json_body, result, request_id, out_dir, s3_info)
+    body = await asyncio.to_thread(_json_body, result, request_id, stored.outputs, s3_info)
     return Response(body, media_type="application/json")
 
 
@@ -207,8 +205,7 @@ async def _upload_to_s3(s3: Any, lifecycle: Any, metrics: Any, request_id: str, 
     return info
 
 
-def _json_body(result: DocumentResult, request_id: str, out_dir: Path, s3_info: dict[str, Any] | None) -> bytes:
+def _json_body(result: DocumentResult, request_id: str, outputs: dict[str, Any], s3_info: dict[str, Any] | None) -> bytes:
     # Built in a thread: a few hundred pages of blocks is real CPU work for json.
-    payload = {"request_id": request_id, **result.model_dump(mode="json"),
-               "outputs": {"dir": str(out_dir), "s3": s3_info}}
+    payload = {"request_id": request_id, **result.model_dump(mode="json"), "outputs": {**outputs, "s3": s3_info}}
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,131 @@
+"""The OpenAPI document as the truth about the server: every status an operation can answer, in the one error
+shape, and the parameter bounds the server enforces (some depend on settings, so they are filled in here).
+
+FastAPI documents what the route signatures say. The rest is what the routes do by hand: `/ocr/pdf` and
+`/jobs` parse their multipart form themselves (app/api/upload.py), errors are our AppErrors, the API key and the
+connection limits sit in middleware and the protocol. `STATUSES` lists, per operation, what that adds; a test
+runs schemathesis against the real server to keep this table honest (tests/integration/test_openapi.py).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from app.pipeline.options import MIN_DPI, MODES, PAGES_PATTERN
+from app.settings import Settings
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    request_id: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every error the service answers: `{"error": {"type", "message", "request_id"}}`."""
+
+    error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request, or the client went away mid-upload",
+    401: "Missing or wrong API key (when API_KEY is set)",
+    404: "No such job (or not yours)",
+    408: "Upload slower than UPLOAD_MIN_KB_PER_S or past UPLOAD_DEADLINE_S",
+    409: "Conflict: the job has not succeeded, or an Idempotency-Key reused for another request",
+    413: "Upload or page count over the limit",
+    415: "Not a PDF, or not multipart/form-data",
+    422: "Unreadable/encrypted/empty PDF or bad parameters",
+    500: "Internal error (details only in the log)",
+    502: "The VLM sidecar answered with something unusable",
+    503: "Overloaded, not ready, or the sidecar is down; see Retry-After",
+    507: "The output disk is (nearly) full; retry once space is freed",
+}
+
+_UPLOAD = (400, 408, 413, 415, 422, 503, 507)
+_JOB = (404, 422, 503)
+STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("post", "/ocr/pdf"): (*_UPLOAD, 502),
+    ("post", "/jobs"): (*_UPLOAD, 409),
+    ("get", "/jobs"): (422, 503),
+    ("get", "/jobs/{job_id}"): _JOB,
+    ("delete", "/jobs/{job_id}"): _JOB,
+    ("get", "/jobs/{job_id}/result"): (*_JOB, 409),
+    ("get", "/jobs/{job_id}/events"): _JOB,
+}
+PROBES = ("/livez", "/startupz", "/readyz", "/health")
+_OPEN = (*PROBES, "/metrics", "/version")  # never behind the API key (/metrics can be, see below)
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    """Make `app.openapi()` return the completed document (built once, on first use)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, description=app.description,
+                                   routes=app.routes)
+            complete(document, settings)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def complete(document: dict[str, Any], settings: Settings) -> None:
+    """Add the statuses of `STATUSES` (plus 401 and 500 wherever they can happen) and the parameter bounds."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schemas["ErrorBody"].pop("$defs", {}))
+    schemas["ProbeBody"] = {"type": "object", "required": ["status"],
+                            "properties": {"status": {"type": "string"}, "reason": {"type": "string"}}}
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            statuses = set(STATUSES.get((method, path), ()))
+            statuses.add(500)
+            if path not in _OPEN or (path == "/metrics" and settings.metrics_require_auth):
+                statuses.add(401)
+            for status in sorted(statuses):
+                # Replaces FastAPI's own 422 (HTTPValidationError): our handler answers in ErrorBody.
+                responses[str(status)] = {"description": _DESCRIPTIONS[status], "content": error}
+            if path in PROBES:
+                probe = {"application/json": {"schema": {"$ref": "#/components/schemas/ProbeBody"}}}
+                responses["503"] = {"description": "Not live / not started / not ready (reason given)",
+                                    "content": probe}
+                if path != "/health":
+                    responses["200"]["content"] = probe
+    text = {"schema": {"type": "string"}}
+    result = document["paths"]["/jobs/{job_id}/result"]["get"]["responses"]["200"]
+    result["content"] = {"application/json": {"schema": {"type": "object"}}, "text/markdown": text}
+    document["paths"]["/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"] = {"text/event-stream": text}
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    _bound_options(document, settings)
+
+
+def _bound_options(document: dict[str, Any], settings: Settings) -> None:
+    """`dpi`, `mode` and `pages` as the server checks them (app/pipeline/options.py), in query and form alike."""
+    bounds = {
+        "dpi": {"type": "integer", "minimum": MIN_DPI, "maximum": settings.max_dpi},
+        "mode": {"type": "string", "enum": list(MODES)},
+        "pages": {"type": "string", "pattern": PAGES_PATTERN},
+    }
+    operation = document["paths"]["/ocr/pdf"]["post"]
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] in bounds:
+            parameter["schema"] = dict(bounds[parameter["name"]])
+    jobs = document["paths"]["/jobs"]["post"]
+    # POST /jobs reads the same multipart form as /ocr/pdf (the route parses it itself, so FastAPI cannot see it).
+    jobs.setdefault("requestBody", copy.deepcopy(operation["requestBody"]))
+    for path in ("/ocr/pdf", "/jobs"):
+        body = document["paths"][path]["post"].get("requestBody", {}).get("content", {})
+        form = body.get("multipart/form-data", {}).get("schema", {}).get("properties", {})
+        for name, schema in bounds.items():
+            if name in form:
+                form[name] = {**form[name], **schema}
