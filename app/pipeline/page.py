@@ -1,6 +1,6 @@
 """One page, start to finish: text layer -> which source to read -> render -> layout -> lines -> assembly.
 
-Runs inside a worker process (see pool.py), which holds the engines and an open-document cache in a
+Runs inside a worker process (see pool/), which holds the engines and an open-document cache in a
 `WorkerState`; the same functions run in-process in tests. Models are used only where the page needs them:
 
 - `text`: the text layer alone, no render, no model (blocks come from assembly's heuristics);

@@ -94,8 +94,7 @@ def make_pool(make_settings):
 
 
 def _all_ready(pool: PagePool) -> bool:
-    with pool._lock:
-        return all(w.ready for w in pool._workers) and len(pool._workers) == pool.size
+    return pool.all_ready()
 
 
 # --- admission ------------------------------------------------------------------------------------------------------

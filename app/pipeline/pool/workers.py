@@ -1,0 +1,193 @@
+"""Worker supervision: spawn worker processes, run them, notice their deaths, decide when to give up.
+
+Workers come from a `spawn` context (onnxruntime and threads do not survive `fork`). Each bounds its numeric
+libraries' threads (OMP/OpenBLAS/MKL = `threads_per_worker`) before anything imports them, runs the initializer it
+is *given* (a picklable callable or a "module:function" string, called with `(settings, preload)`; this module
+knows nothing of what a page is), and then serves units from its pipe (see protocol.py) until told to stop.
+
+The `Supervisor` keeps the set of workers at its size: a worker that dies is replaced; workers that die before
+they were ever ready count as start failures, retried with a growing back-off, and after
+`START_FAILURES_BEFORE_BROKEN` in a row the supervisor is `broken` with the reason the last one gave.
+Not thread-safe: the pool calls it under its lock.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from app.pipeline.pool import protocol
+from app.pipeline.pool.scheduler import Task
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "ONNXRUNTIME_INTRA_OP_NUM_THREADS")
+START_FAILURES_BEFORE_BROKEN = 3  # consecutive workers dying before they were ready: the pool is broken
+
+Initializer = Callable[[Settings, bool], None] | str
+
+
+class WorkerProcess:
+    """The parent's handle on one worker: its process, its pipe, and the units sent to it and not yet answered."""
+
+    def __init__(self, process: Any, conn: Any) -> None:
+        self.process = process
+        self.conn = conn
+        self.units: deque[list[Task]] = deque()  # sent, unfinished, in the order the worker runs them
+        self.ready = False
+        self.started_at = time.monotonic()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    @property
+    def inflight(self) -> int:
+        return sum(len(unit) for unit in self.units)
+
+
+class Supervisor:
+    """Keeps `size` workers running the given initializer (see the module docstring)."""
+
+    def __init__(self, context: Any, size: int, settings: Settings, initializer: Initializer, preload: bool) -> None:
+        self._context = context
+        self.size = size
+        self._settings = settings
+        self._initializer = initializer
+        self._preload = preload
+        self.workers: list[WorkerProcess] = []
+        self.restarts = 0  # workers replaced after they had been ready
+        self.start_failures = 0  # consecutive workers that died before they were ready
+        self.broken: str | None = None
+        self.last_start_error: str | None = None
+        self._respawn_at = 0.0
+
+    def all_ready(self) -> bool:
+        return len(self.workers) == self.size and all(w.ready for w in self.workers)
+
+    def alive(self) -> list[WorkerProcess]:
+        return [w for w in self.workers if w.process.is_alive()]
+
+    def spawn_missing(self) -> int:
+        """Start workers up to `size` unless a start-failure back-off is running; returns how many started."""
+        if len(self.workers) >= self.size or time.monotonic() < self._respawn_at:
+            return 0
+        started = 0
+        while len(self.workers) < self.size:
+            self.workers.append(self._spawn())
+            started += 1
+        return started
+
+    def _spawn(self) -> WorkerProcess:
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=worker_main,
+            args=(child_conn, self._settings, self._initializer, self._preload),
+            name="page-worker",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        return WorkerProcess(process, parent_conn)
+
+    def mark_ready(self, worker: WorkerProcess) -> None:
+        worker.ready = True
+        self.start_failures = 0
+        self.broken = None
+
+    def note_init_failure(self, detail: str) -> None:
+        log.error("a page worker failed to start: %s", detail)
+        self.last_start_error = detail
+
+    def remove(self, worker: WorkerProcess, *, expected: bool = False) -> int | None:
+        """Forget a dead worker and return its exit code. Counts it as a restart or a start failure unless it was
+        `expected` to exit (shutdown); may leave the supervisor `broken`."""
+        self.workers.remove(worker)
+        worker.process.join(timeout=1)
+        code = worker.process.exitcode
+        try:
+            worker.conn.close()
+        except OSError:
+            pass
+        if expected:
+            return code
+        if not worker.ready:
+            self.start_failures += 1
+            if self.start_failures >= START_FAILURES_BEFORE_BROKEN:
+                self.broken = self.last_start_error or f"worker exited with code {code}"
+            self._respawn_at = time.monotonic() + min(30.0, 0.5 * 2 ** self.start_failures)
+        else:
+            self.restarts += 1
+            log.warning("page worker %s died (exit code %s); starting a new one", worker.pid, code)
+        return code
+
+
+def stop_processes(workers: list[WorkerProcess], deadline: float) -> None:
+    """Ask each worker to stop, wait until `deadline` (time.monotonic), then terminate, then kill."""
+    for worker in workers:
+        try:
+            worker.conn.send_bytes(protocol.encode_stop())
+        except OSError:
+            pass
+    for worker in workers:
+        worker.process.join(timeout=max(0.1, deadline - time.monotonic()))
+    for worker in workers:
+        if worker.process.is_alive():
+            worker.process.terminate()
+            worker.process.join(timeout=2)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(timeout=2)
+
+
+# --- inside the worker process --------------------------------------------------------------------------------------
+def resolve_callable(target: Callable[..., Any] | str) -> Callable[..., Any]:
+    """A "module:function" string as the function itself; a callable as it is."""
+    if callable(target):
+        return target
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def worker_main(conn: Any, settings: Settings, initializer: Initializer, preload: bool) -> None:
+    """A worker's whole life: bound threads, run the initializer, then run units from the pipe until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us in order
+    threads = str(settings.threads_per_worker)
+    for name in THREAD_VARIABLES:
+        os.environ[name] = threads
+    pid = os.getpid()
+    try:
+        resolve_callable(initializer)(settings, preload)
+        if "cv2" in sys.modules:
+            sys.modules["cv2"].setNumThreads(settings.threads_per_worker)
+    except BaseException as exc:  # noqa: BLE001 - report anything, then exit
+        try:
+            conn.send_bytes(protocol.encode_init_failed(pid, f"{type(exc).__name__}: {exc}"))
+        except OSError:
+            pass
+        traceback.print_exc()
+        sys.exit(3)
+    conn.send_bytes(protocol.encode_ready(pid))
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        unit = protocol.decode_unit(data)
+        if unit is None:
+            return
+        answers = [protocol.run_one(task_id, fn, args) for task_id, fn, args in unit]
+        try:
+            conn.send_bytes(protocol.encode_result(answers))
+        except (EOFError, OSError):
+            return
