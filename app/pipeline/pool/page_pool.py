@@ -2,11 +2,13 @@
 them. It joins the parts: admission (admission.py), the scheduler's turns and chunks (scheduler.py), worker
 supervision (workers.py) and the wire protocol (protocol.py).
 
-One dispatcher thread owns the pipes: each round it starts missing workers, hands units to workers with a free
-slot (a worker holds at most `PREFETCH` units: one running, one waiting in its pipe, so cancelled or late-arriving
-documents are never stuck behind a deep backlog), then waits for any pipe or process to say something. A worker
-that dies (killed, out of memory, a native crash) fails the unit it was running with `WorkerCrashed`; its other
-units go back to their documents' queues, and a fresh worker takes its place.
+One dispatcher thread owns the pipes and the worker processes. Each round it starts missing workers (always from
+this thread, which lives as long as the pool: the kernel kills a worker when the thread that spawned it dies, see
+`workers.die_with_parent`), hands units to workers with a free slot (a worker holds at most `PREFETCH` units: one
+running, one waiting in its pipe, so cancelled or late-arriving documents are never stuck behind a deep backlog),
+then waits for any pipe or process to say something. A worker that dies (killed, out of memory, a native crash)
+fails the unit it was running with `WorkerCrashed`; its other units go back to their documents' queues, and a
+fresh worker takes its place.
 
 Nothing here blocks an event loop: submissions return `concurrent.futures.Future`s (`asyncio.wrap_future` them);
 `warmup()` and `stop()` are coroutines that run their waiting in a thread.
@@ -134,9 +136,7 @@ class PagePool:
             if self._closing:
                 raise NotReady("the worker pool has been stopped")
             self._wake_r, self._wake_w = self._context.Pipe(duplex=False)
-            self._supervisor.spawn_missing()
-            self._changed.notify_all()
-            self._started = True
+            self._started = True  # the dispatcher spawns the workers: they die with the thread that spawned them
             self._thread = threading.Thread(target=self._dispatch_loop, name="page-pool-dispatcher", daemon=True)
             self._thread.start()
         log.info("page pool started: %d workers, %d ONNX threads each", self.size, self.settings.threads_per_worker)

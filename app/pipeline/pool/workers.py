@@ -13,6 +13,8 @@ Not thread-safe: the pool calls it under its lock.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib
 import logging
 import os
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "ONNXRUNTIME_INTRA_OP_NUM_THREADS")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 START_FAILURES_BEFORE_BROKEN = 3  # consecutive workers dying before they were ready: the pool is broken
 
 Initializer = Callable[[Settings, bool], None] | str
@@ -92,7 +95,7 @@ class Supervisor:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=worker_main,
-            args=(child_conn, self._settings, self._initializer, self._preload),
+            args=(child_conn, self._settings, self._initializer, self._preload, os.getpid()),
             name="page-worker",
             daemon=True,
         )
@@ -159,8 +162,26 @@ def resolve_callable(target: Callable[..., Any] | str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)
 
 
-def worker_main(conn: Any, settings: Settings, initializer: Initializer, preload: bool) -> None:
+def die_with_parent(parent_pid: int) -> bool:
+    """Have the kernel SIGKILL this process when its parent dies (Linux `PR_SET_PDEATHSIG`); True when armed.
+
+    A parent killed with SIGKILL (OOM killer, `kill -9`, a crashed container init) cannot stop its workers, and
+    each orphan keeps its models in memory while a new parent starts new workers beside it. The signal follows the
+    parent *thread* that spawned us, so the pool spawns only from its long-lived dispatcher thread. If the parent
+    died before the signal was armed, we exit at once."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux: the pipe's EOF still ends an idle worker
+        armed = False
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    return armed
+
+
+def worker_main(conn: Any, settings: Settings, initializer: Initializer, preload: bool, parent_pid: int) -> None:
     """A worker's whole life: bound threads, run the initializer, then run units from the pipe until told to stop."""
+    die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us in order
     threads = str(settings.threads_per_worker)
     for name in THREAD_VARIABLES:
