@@ -10,7 +10,7 @@ import time
 import pytest
 
 from app.pipeline.pool import protocol
-from app.pipeline.pool.workers import START_FAILURES_BEFORE_BROKEN, Supervisor
+from app.pipeline.pool.workers import START_FAILURES_BEFORE_BROKEN, Supervisor, WorkerProcess
 
 _CONTEXT = mp.get_context("spawn")
 
@@ -82,3 +82,21 @@ def test_workers_that_die_before_ready_back_off_then_break_the_supervisor_with_t
     assert supervisor.start_failures == START_FAILURES_BEFORE_BROKEN
     assert supervisor.broken == "RuntimeError: layout model file missing"
     assert supervisor.restarts == 0
+
+
+def test_a_worker_retires_at_its_page_count_or_memory_ceiling_whichever_comes_first(make_settings):
+    supervisor = Supervisor(_CONTEXT, 1, make_settings(worker_max_pages=100, worker_max_rss_mb=800), remember_init,
+                            preload=False)
+    worker = WorkerProcess(process=None, conn=None)
+    worker.pages, worker.rss_mb = 99, 799.0
+    assert supervisor.should_retire(worker) is None
+    worker.units.append([object()])  # one page in flight: the budget is spent, send it nothing more
+    assert supervisor.page_budget_spent(worker)
+    worker.pages = 100
+    assert "100 pages" in supervisor.should_retire(worker)
+    worker.pages, worker.rss_mb = 5, 812.0
+    assert "812 MB" in supervisor.should_retire(worker)
+    unbounded = Supervisor(_CONTEXT, 1, make_settings(worker_max_pages=0, worker_max_rss_mb=0), remember_init,
+                           preload=False)
+    worker.pages, worker.rss_mb = 10**6, 10**6
+    assert unbounded.should_retire(worker) is None and not unbounded.page_budget_spent(worker)

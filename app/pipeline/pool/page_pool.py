@@ -55,6 +55,7 @@ class PoolStats:
     pages_done: int
     pages_failed: int
     worker_restarts: int
+    worker_recycles: int = 0  # workers replaced on purpose: WORKER_MAX_PAGES or WORKER_MAX_RSS_MB reached
 
 
 class DocumentQueue:
@@ -95,7 +96,8 @@ class PagePool:
     """A bounded pool of worker processes with engines loaded once each; see the module docstring.
 
     `initializer` runs once in each worker with `(settings, preload_engines)`; `warmup` is a function run once in
-    every worker by `warmup()`. Both are callables importable in a worker, or "module:function" strings."""
+    every worker by `warmup()`. Both are callables importable in a worker, or "module:function" strings.
+    `trim_idle_heap`: idle workers give freed heap pages back to the system (off only to measure what it saves)."""
 
     def __init__(
         self,
@@ -105,6 +107,7 @@ class PagePool:
         preload_engines: bool = True,
         initializer: Initializer = DEFAULT_INITIALIZER,
         warmup: Callable[[], Any] | str = DEFAULT_WARMUP,
+        trim_idle_heap: bool = True,
     ) -> None:
         self.settings = settings
         self.size = workers or settings.workers
@@ -115,10 +118,12 @@ class PagePool:
         self._changed = threading.Condition(self._lock)
         self._admission = AdmissionControl(settings.pending_page_limit, self.size)
         self._scheduler = Scheduler()
-        self._supervisor = Supervisor(self._context, self.size, settings, initializer, preload_engines)
+        self._supervisor = Supervisor(self._context, self.size, settings, initializer, preload_engines,
+                                      trim_idle_heap=trim_idle_heap)
         self._ids = itertools.count(1)
         self._done = 0
         self._failed = 0
+        self._warm = False  # warmup() ran: replacement workers warm up as soon as they are ready
         self._started = False
         self._closing = False
         self._closed = False
@@ -160,10 +165,8 @@ class PagePool:
             if supervisor.broken is not None:
                 raise NotReady(f"the worker pool cannot start: {supervisor.broken}")
             for worker in supervisor.workers:
-                task = Task(next(self._ids), warmup, (), None)
-                task.claim()
-                self._send_locked(worker, [task])
-                futures.append(task.future)
+                futures.append(self._send_warmup_locked(worker, warmup))
+            self._warm = True
         for future in futures:
             future.result(timeout=timeout_s)
         seconds = time.monotonic() - start
@@ -267,6 +270,7 @@ class PagePool:
                 pages_done=self._done,
                 pages_failed=self._failed,
                 worker_restarts=self._supervisor.restarts,
+                worker_recycles=self._supervisor.recycles,
             )
 
     def healthy(self) -> bool:
@@ -286,6 +290,12 @@ class PagePool:
             return [w.pid for w in self._supervisor.workers if w.pid is not None]
 
     # --- internals: sending ---
+    def _send_warmup_locked(self, worker: WorkerProcess, warmup: Callable[[], Any] | None = None) -> cf.Future:
+        task = Task(next(self._ids), warmup or resolve_callable(self._warmup_fn), (), None)
+        task.claim()
+        self._send_locked(worker, [task])
+        return task.future
+
     def _send_locked(self, worker: WorkerProcess, unit: list[Task]) -> None:
         """Send a unit (one task, or a chunk) as one message, pickled once."""
         try:
@@ -316,7 +326,10 @@ class PagePool:
 
     def _assign_locked(self) -> None:
         while True:
-            candidates = [w for w in self._supervisor.workers if w.ready and len(w.units) < PREFETCH]
+            candidates = [
+                w for w in self._supervisor.workers
+                if w.ready and not w.retiring and len(w.units) < PREFETCH and not self._supervisor.page_budget_spent(w)
+            ]
             if not candidates:
                 return
             slots = max(1, len(self._supervisor.workers) * PREFETCH)
@@ -386,16 +399,21 @@ class PagePool:
             if kind == protocol.READY:
                 with self._lock:
                     self._supervisor.mark_ready(worker)
+                    if self._warm and not self._closing:
+                        self._send_warmup_locked(worker)
                     self._changed.notify_all()
             elif kind == protocol.INIT_FAILED:
                 with self._lock:
                     self._supervisor.note_init_failure(message[2])
             else:
-                self._on_result(worker, message[1])
+                self._on_result(worker, message[1], message[2])
 
-    def _on_result(self, worker: WorkerProcess, answers: list[protocol.Answer]) -> None:
+    def _on_result(self, worker: WorkerProcess, answers: list[protocol.Answer], report: dict[str, Any]) -> None:
         with self._lock:
             unit = worker.units.popleft() if worker.units else []
+            worker.pages += sum(1 for task in unit if task.doc_id is not None)
+            worker.rss_mb = report.get("rss_mb")
+            self._maybe_retire_locked(worker)
             tasks = {task.id: task for task in unit}
             outcomes = []
             for task_id, status, value, seconds in answers:
@@ -429,7 +447,7 @@ class PagePool:
                 return
             units = list(worker.units)
             worker.units.clear()
-            code = self._supervisor.remove(worker, expected=self._closing)
+            code = self._supervisor.remove(worker, expected=self._closing or worker.retiring)
             crashed = units[0] if units else []
             innocent = [task for unit in units[1:] for task in unit]
             if self._closing:
@@ -448,6 +466,21 @@ class PagePool:
                 f"the worker process died while converting this page (exit code {code}); "
                 "the page may be too complex or malformed"
             ))
+
+    def _maybe_retire_locked(self, worker: WorkerProcess) -> None:
+        """Replace a worker that reached its page or memory limit: it gets no new units, and once it has answered
+        the ones it holds it is asked to stop; the supervisor then starts a fresh one (see `_on_death`)."""
+        if not worker.retiring and not self._closing:
+            reason = self._supervisor.should_retire(worker)
+            if reason is None:
+                return
+            worker.retiring = True
+            log.info("replacing page worker %s: %s", worker.pid, reason)
+        if worker.retiring and not worker.units:
+            try:
+                worker.conn.send_bytes(protocol.encode_stop())
+            except OSError:
+                pass  # already gone: its death is handled next
 
     def _fail_queued_locked(self, error: AppError) -> None:
         for task in self._scheduler.take_all():

@@ -49,6 +49,9 @@ class WorkerProcess:
         self.units: deque[list[Task]] = deque()  # sent, unfinished, in the order the worker runs them
         self.ready = False
         self.started_at = time.monotonic()
+        self.pages = 0  # document tasks it answered
+        self.rss_mb: float | None = None  # its resident memory after its last unit, as it reported it
+        self.retiring = False  # takes no more units; stopped once it has answered those it holds
 
     @property
     def pid(self) -> int | None:
@@ -62,14 +65,21 @@ class WorkerProcess:
 class Supervisor:
     """Keeps `size` workers running the given initializer (see the module docstring)."""
 
-    def __init__(self, context: Any, size: int, settings: Settings, initializer: Initializer, preload: bool) -> None:
+    def __init__(
+        self, context: Any, size: int, settings: Settings, initializer: Initializer, preload: bool,
+        *, trim_idle_heap: bool = True,
+    ) -> None:
         self._context = context
+        self._trim_idle_heap = trim_idle_heap
         self.size = size
         self._settings = settings
         self._initializer = initializer
         self._preload = preload
         self.workers: list[WorkerProcess] = []
         self.restarts = 0  # workers replaced after they had been ready
+        self.recycles = 0  # workers replaced on purpose (max pages or max memory reached)
+        self.max_pages = settings.worker_max_pages
+        self.max_rss_mb = settings.worker_max_rss_mb
         self.start_failures = 0  # consecutive workers that died before they were ready
         self.broken: str | None = None
         self.last_start_error: str | None = None
@@ -95,7 +105,7 @@ class Supervisor:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=worker_main,
-            args=(child_conn, self._settings, self._initializer, self._preload, os.getpid()),
+            args=(child_conn, self._settings, self._initializer, self._preload, os.getpid(), self._trim_idle_heap),
             name="page-worker",
             daemon=True,
         )
@@ -112,6 +122,20 @@ class Supervisor:
         log.error("a page worker failed to start: %s", detail)
         self.last_start_error = detail
 
+    def should_retire(self, worker: WorkerProcess) -> str | None:
+        """Why `worker` should be replaced now (gunicorn's `max_requests`, and a memory ceiling), or None.
+
+        Native libraries and allocators keep memory a worker no longer uses; a fresh process gives it all back."""
+        if self.max_pages and worker.pages >= self.max_pages:
+            return f"{worker.pages} pages converted (WORKER_MAX_PAGES={self.max_pages})"
+        if self.max_rss_mb and worker.rss_mb is not None and worker.rss_mb >= self.max_rss_mb:
+            return f"{worker.rss_mb:.0f} MB resident (WORKER_MAX_RSS_MB={self.max_rss_mb:g})"
+        return None
+
+    def page_budget_spent(self, worker: WorkerProcess) -> bool:
+        """The pages it converted and holds already reach `max_pages`: sending it more would overrun the limit."""
+        return bool(self.max_pages) and worker.pages + worker.inflight >= self.max_pages
+
     def remove(self, worker: WorkerProcess, *, expected: bool = False) -> int | None:
         """Forget a dead worker and return its exit code. Counts it as a restart or a start failure unless it was
         `expected` to exit (shutdown); may leave the supervisor `broken`."""
@@ -122,6 +146,9 @@ class Supervisor:
             worker.conn.close()
         except OSError:
             pass
+        if worker.retiring:
+            self.recycles += 1
+            return code
         if expected:
             return code
         if not worker.ready:
@@ -179,7 +206,9 @@ def die_with_parent(parent_pid: int) -> bool:
     return armed
 
 
-def worker_main(conn: Any, settings: Settings, initializer: Initializer, preload: bool, parent_pid: int) -> None:
+def worker_main(
+    conn: Any, settings: Settings, initializer: Initializer, preload: bool, parent_pid: int, trim_idle_heap: bool = True
+) -> None:
     """A worker's whole life: bound threads, run the initializer, then run units from the pipe until told to stop."""
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops us in order
@@ -198,9 +227,11 @@ def worker_main(conn: Any, settings: Settings, initializer: Initializer, preload
             pass
         traceback.print_exc()
         sys.exit(3)
-    conn.send_bytes(protocol.encode_ready(pid))
+    conn.send_bytes(protocol.encode_ready(pid, {"rss_mb": resident_mb()}))
     while True:
         try:
+            if trim_idle_heap and not conn.poll():  # idle: give the heap's free pages back before blocking
+                trim_heap()
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent is gone
@@ -209,6 +240,32 @@ def worker_main(conn: Any, settings: Settings, initializer: Initializer, preload
             return
         answers = [protocol.run_one(task_id, fn, args) for task_id, fn, args in unit]
         try:
-            conn.send_bytes(protocol.encode_result(answers))
+            conn.send_bytes(protocol.encode_result(answers, {"rss_mb": resident_mb()}))
         except (EOFError, OSError):
             return
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory in MB (Linux /proc), None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            resident_pages = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 1048576
+
+
+_LIBC: Any = None
+
+
+def trim_heap() -> None:
+    """Return the C heap's free pages to the system (glibc `malloc_trim`). Page renders and ONNX tensors are freed
+    into the heap after each page, and glibc keeps most of them (a worker went from 0.2 to 0.5 GB that way); a
+    trim costs a few milliseconds, so it runs only when the worker has nothing to do."""
+    global _LIBC
+    try:
+        if _LIBC is None:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        _LIBC.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim this way
+        pass
