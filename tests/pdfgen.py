@@ -287,6 +287,42 @@ def huge_image_pdf(path: str | os.PathLike[str], side: int = 30_000) -> Path:
     return path
 
 
+def nested_image_pdf(path: str | os.PathLike[str], depth: int, side: int = 30_000) -> Path:
+    """`huge_image_pdf`'s image drawn from inside `depth` nested form XObjects: a walk of the page's objects that
+    stops short of that depth never sees it, and a render would decode it."""
+    data = zlib.compress(bytes(side * 2), 9)
+    image = (
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        b"/Filter /FlateDecode /Length %d >>\nstream\n" % (side, side, len(data)) + data + b"\nendstream"
+    )
+    first_form = 6
+    forms = []
+    for level in range(depth):
+        innermost = level == depth - 1
+        target = 5 if innermost else first_form + level + 1
+        content = b"q 612 0 0 792 0 0 cm /X Do Q" if innermost else b"/X Do"
+        forms.append(
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /XObject << /X %d 0 R >> >> "
+            b"/Length %d >>\nstream\n" % (target, len(content)) + content + b"\nendstream"
+        )
+    page_content = b"/X Do"
+    path = Path(path)
+    path.write_bytes(
+        _assemble(
+            [
+                b"<< /Type /Catalog /Pages 2 0 R >>",
+                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /XObject << /X %d 0 R >> >> "
+                b"/Contents 4 0 R >>" % first_form,
+                b"<< /Length %d >>\nstream\n" % len(page_content) + page_content + b"\nendstream",
+                image,
+                *forms,
+            ]
+        )
+    )
+    return path
+
+
 def truncated_pdf(src: str | os.PathLike[str], path: str | os.PathLike[str], keep: float = 0.3) -> Path:
     """The first `keep` fraction of `src`: it still starts with `%PDF-`, but its page tree and trailer are gone."""
     data = Path(src).read_bytes()

@@ -72,7 +72,7 @@ async def convert_document(
         admission = own_admission = pool.admit(len(page_indices))
 
     kind = "vl" if options.mode == "vl" else "page"
-    # Text-mode pages cost a few milliseconds: the pool may send several in one message (see pool.py).
+    # Text-mode pages cost a few milliseconds: the pool may send several in one message (see pool/scheduler.py).
     chunkable = options.mode in CHUNKABLE_MODES
     loop = asyncio.get_running_loop()
     # Every finished page (pool future or vl reading task) lands here once: waiting on one queue costs the same

@@ -1,6 +1,6 @@
 """One page, start to finish: text layer -> which source to read -> render -> layout -> lines -> assembly.
 
-Runs inside a worker process (see pool.py), which holds the engines and an open-document cache in a
+Runs inside a worker process (see pool/), which holds the engines and an open-document cache in a
 `WorkerState`; the same functions run in-process in tests. Models are used only where the page needs them:
 
 - `text`: the text layer alone, no render, no model (blocks come from assembly's heuristics);
@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from app.errors import InvalidParameter
 from app.pipeline import intake, render, textlayer
 from app.pipeline.priority import lower_priority
-from app.pipeline.intake import PDFIUM_LOCK, DocumentCache
 from app.pipeline.options import ConvertOptions
+from app.pipeline.pdfium_backend import PageObjects, open_page
 from app.pipeline.primitives import Region, TextLine, scale_bbox
-from app.pipeline.result import BBox, PageResult, PageSource
+from app.pipeline.result import BBox, PageResult
+from app.pipeline.trust import decide_source, is_trustworthy
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -128,29 +128,6 @@ class _Stopwatch:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def decide_source(mode: str, trustworthy: bool) -> PageSource:
-    """Where a page's text comes from in a given mode (`vl` pages are analysed separately)."""
-    if mode == "text":
-        return "text"
-    if mode == "ocr":
-        return "ocr"
-    if mode == "auto":
-        return "text" if trustworthy else "ocr"
-    raise InvalidParameter(f"mode {mode!r} is not processed page by page")
-
-
-@contextmanager
-def _opened_page(doc: pdfium.PdfDocument, page_index: int):
-    """One page of `doc`, loaded and closed under `PDFIUM_LOCK` (the calls in between take it themselves)."""
-    with PDFIUM_LOCK:
-        page = doc[page_index]
-    try:
-        yield page
-    finally:
-        with PDFIUM_LOCK:
-            page.close()
-
-
 def process_page(
     doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings
 ) -> PageResult:
@@ -158,13 +135,12 @@ def process_page(
     from app.pipeline.assemble import build_page
 
     clock = _Stopwatch()
-    with _opened_page(doc, page_index) as page:
+    with open_page(doc, page_index) as page:
         with clock.stage("textlayer"):
-            width, height = _page_size(page)
-            transform = textlayer.display_transform(page)
-            objects = textlayer.scan_objects(page, transform)
-            layer = textlayer.extract(page, objects, transform)
-            trustworthy = options.mode == "auto" and textlayer.is_trustworthy(
+            width, height = page.size()
+            objects = page.objects()
+            layer = textlayer.extract(page, objects)
+            trustworthy = options.mode == "auto" and is_trustworthy(
                 layer, width * height, objects.image_area(width, height)
             )
         # Rendering decodes every image at full size: refuse hostile ones before that can happen (in `text` mode
@@ -199,10 +175,10 @@ def analyse_for_vl(
 
     A page where layout finds nothing is sent whole, as one text region."""
     clock = _Stopwatch()
-    with _opened_page(doc, page_index) as page:
+    with open_page(doc, page_index) as page:
         with clock.stage("textlayer"):
-            width, height = _page_size(page)
-            objects = textlayer.scan_objects(page)
+            width, height = page.size()
+            objects = page.objects()
         _check_images(objects, page_index, settings)
         with clock.stage("render"):
             image, scale = render.render_page(page, options.dpi, settings.max_page_pixels)
@@ -256,13 +232,7 @@ def crop_jpeg(image: np.ndarray, bbox: BBox, scale: float) -> bytes:
     return buffer.getvalue()
 
 
-def _page_size(page: pdfium.PdfPage) -> tuple[float, float]:
-    with PDFIUM_LOCK:
-        width, height = page.get_size()
-    return float(width), float(height)
-
-
-def _check_images(objects: textlayer.PageObjects, page_index: int, settings: Settings) -> None:
+def _check_images(objects: PageObjects, page_index: int, settings: Settings) -> None:
     intake.check_image_sizes(objects.image_sizes, page_index + 1, settings)
 
 
@@ -298,7 +268,7 @@ class WorkerState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engines = Engines(settings)
-        self.documents = DocumentCache(settings)
+        self.documents = intake.document_cache(settings)
 
 
 _STATE: WorkerState | None = None
@@ -322,8 +292,7 @@ def _state() -> WorkerState:
 def run_task(task: PageTask) -> PageResult | VlAnalysis:
     """Entry point of a page task in a worker: open (or reuse) the document, then convert or analyse the page."""
     state = _state()
-    with PDFIUM_LOCK:
-        doc = state.documents.get(task.pdf_path)
+    doc = state.documents.get(task.pdf_path)
     if task.kind == "vl":
         return analyse_for_vl(doc, task.page_index, task.options, state.engines, state.settings)
     return process_page(doc, task.page_index, task.options, state.engines, state.settings)

@@ -1,13 +1,12 @@
-"""Render: one page to an RGB image at a DPI, never larger than `max_page_pixels`."""
+"""Render: one page to an RGB image at a DPI, never larger than `max_page_pixels` (pixels from the pdfium backend)."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import pypdfium2 as pdfium
 
-from app.pipeline.intake import PDFIUM_LOCK
+from app.pipeline.pdfium_backend import PdfPage
 
 
 def render_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:
@@ -21,18 +20,11 @@ def render_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int)
     return scale
 
 
-def render_page(page: pdfium.PdfPage, dpi: float, max_pixels: int) -> tuple[np.ndarray, float]:
+def render_page(page: PdfPage, dpi: float, max_pixels: int) -> tuple[np.ndarray, float]:
     """Render `page` (rotation applied, annotations drawn, white background) as an HxWx3 RGB uint8 array.
 
     Returns the image and the scale actually used in pixels per point: `dpi / 72` unless the page was too large.
     Convert pixel boxes to points with `scale_bbox(box, 1 / scale)`."""
-    with PDFIUM_LOCK:
-        width, height = page.get_size()
-        scale = render_scale(width, height, dpi, max_pixels)
-        bitmap = page.render(scale=scale, rev_byteorder=True, may_draw_forms=True)
-        try:
-            # The bitmap's buffer belongs to pdfium: copy it out (dropping the stride padding) before closing.
-            image = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8, copy=True)
-        finally:
-            bitmap.close()
-    return image, scale
+    width, height = page.size()
+    scale = render_scale(width, height, dpi, max_pixels)
+    return page.render(scale), scale

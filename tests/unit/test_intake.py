@@ -19,8 +19,8 @@ from app.errors import (
     UploadTooLarge,
     WorkerCrashed,
 )
-from app.pipeline import intake
-from app.pipeline.intake import DocumentCache, check_page_images, inspect_pdf
+from app.pipeline.intake import check_image_sizes, document_cache, inspect_pdf
+from app.pipeline.pdfium_backend import PdfPage
 from tests import pdfgen
 
 
@@ -114,10 +114,11 @@ def test_huge_embedded_image_is_refused_before_decoding(tmp_path, make_settings)
     path = pdfgen.huge_image_pdf(tmp_path / "img.pdf")
     doc = pdfium.PdfDocument(path)
     try:
-        assert intake.image_pixel_sizes(doc[0]) == [(30000, 30000)]
+        sizes = PdfPage(doc[0]).objects().image_sizes
+        assert sizes == [(30000, 30000)]
         with pytest.raises(PageTooLarge, match="30000x30000"):
-            check_page_images(doc[0], 1, make_settings())
-        check_page_images(doc[0], 1, make_settings(max_image_pixels=1_000_000_000))  # under a higher limit: fine
+            check_image_sizes(sizes, 1, make_settings())
+        check_image_sizes(sizes, 1, make_settings(max_image_pixels=1_000_000_000))  # under a higher limit: fine
     finally:
         doc.close()
 
@@ -131,7 +132,7 @@ def test_typed_errors_survive_pickling_between_processes():
 
 def test_document_cache_reuses_open_documents_and_evicts_old_ones(tmp_path, make_settings):
     paths = [pdfgen.text_pdf(tmp_path / f"d{i}.pdf") for i in range(3)]
-    cache = DocumentCache(make_settings(), size=2)
+    cache = document_cache(make_settings(), size=2)
     try:
         first = cache.get(paths[0])
         assert cache.get(paths[0]) is first
@@ -143,7 +144,7 @@ def test_document_cache_reuses_open_documents_and_evicts_old_ones(tmp_path, make
 
 
 def test_document_cache_raises_typed_errors(tmp_path, make_settings):
-    cache = DocumentCache(make_settings())
+    cache = document_cache(make_settings())
     with pytest.raises(EncryptedPdf):
         cache.get(pdfgen.encrypted_pdf(tmp_path / "enc.pdf"))
     with pytest.raises(UnreadablePdf):
@@ -153,7 +154,7 @@ def test_document_cache_raises_typed_errors(tmp_path, make_settings):
 def test_document_cache_closes_documents_whose_file_is_gone(tmp_path, make_settings):
     first = pdfgen.text_pdf(tmp_path / "upload-1.pdf")
     second = pdfgen.text_pdf(tmp_path / "upload-2.pdf")
-    cache = DocumentCache(make_settings())
+    cache = document_cache(make_settings())
     try:
         cache.get(first)
         first.unlink()  # the service deletes an upload once converted

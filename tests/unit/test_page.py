@@ -140,6 +140,16 @@ def test_huge_embedded_image_is_refused_in_every_mode(tmp_path, open_doc, make_s
         page_mod.process_page(doc, 0, ConvertOptions(mode=mode), FakeEngines(), make_settings())
 
 
+@pytest.mark.parametrize("mode", ["text", "auto", "ocr"])
+def test_an_image_hidden_six_forms_deep_is_refused_before_rendering(tmp_path, open_doc, make_settings, mode):
+    # The walk production uses goes MAX_FORM_DEPTH (8) forms deep; a 4-deep walk never saw this image.
+    doc = open_doc(pdfgen.nested_image_pdf(tmp_path / "nested.pdf", depth=6))
+    with pytest.raises(PageTooLarge, match="30000x30000"):
+        page_mod.process_page(doc, 0, ConvertOptions(mode=mode), FakeEngines(), make_settings())
+    with pytest.raises(PageTooLarge, match="30000x30000"):
+        page_mod.analyse_for_vl(doc, 0, ConvertOptions(mode="vl"), FakeEngines(), make_settings())
+
+
 def test_vl_analysis_crops_every_region_but_figures(tmp_path, open_doc, make_settings):
     doc = open_doc(pdfgen.text_pdf(tmp_path / "doc.pdf"))
     analysis = page_mod.analyse_for_vl(doc, 0, ConvertOptions(mode="vl", dpi=144), FakeEngines(), make_settings())
@@ -173,7 +183,9 @@ def test_vl_page_where_layout_finds_nothing_is_sent_whole(tmp_path, open_doc, ma
 
 
 def test_decide_source():
-    assert page_mod.decide_source("text", False) == "text"
-    assert page_mod.decide_source("ocr", True) == "ocr"
-    assert page_mod.decide_source("auto", True) == "text"
-    assert page_mod.decide_source("auto", False) == "ocr"
+    from app.pipeline.trust import decide_source
+
+    assert decide_source("text", False) == "text"
+    assert decide_source("ocr", True) == "ocr"
+    assert decide_source("auto", True) == "text"
+    assert decide_source("auto", False) == "ocr"

@@ -51,6 +51,26 @@ def die_if(tag: str, die: bool) -> str:
     return tag
 
 
+_KEPT: list[bytes] = []
+
+
+def fragment_heap(megabytes: int) -> float:
+    """Allocate `megabytes` in 4 KiB blocks and free all but one in 64: the heap cannot shrink from its top, so
+    only a trim gives the freed pages back. Returns the resident MB right after."""
+    from app.pipeline.pool.workers import resident_mb
+
+    blocks = [bytes(4096) for _ in range(megabytes * 256)]
+    _KEPT.extend(blocks[::64])
+    del blocks
+    return resident_mb()
+
+
+def resident() -> float:
+    from app.pipeline.pool.workers import resident_mb
+
+    return resident_mb()
+
+
 def failing_init(settings, preload) -> None:
     raise RuntimeError("model file missing")
 
@@ -94,8 +114,7 @@ def make_pool(make_settings):
 
 
 def _all_ready(pool: PagePool) -> bool:
-    with pool._lock:
-        return all(w.ready for w in pool._workers) and len(pool._workers) == pool.size
+    return pool.all_ready()
 
 
 # --- admission ------------------------------------------------------------------------------------------------------
@@ -305,3 +324,42 @@ def test_workers_that_cannot_start_make_the_pool_unhealthy_with_the_reason(make_
             pool.document("doc").submit(pid_of_worker).result(timeout=10)
     finally:
         pool.close(grace_s=0)
+
+
+# --- recycling and memory -------------------------------------------------------------------------------------------
+def test_a_worker_is_replaced_after_max_pages_without_failing_a_page(make_pool):
+    pool = make_pool(workers=1, worker_max_pages=3)
+    queue = pool.document("doc")
+    one_by_one = [queue.submit(pid_of_worker).result(timeout=60) for _ in range(7)]
+    assert [len(set(one_by_one[i:i + 3])) for i in (0, 3)] == [1, 1]
+    assert len(set(one_by_one)) == 3 and one_by_one[0] != one_by_one[3] != one_by_one[6]
+    burst = [f.result(timeout=60) for f in queue.submit_many(pid_of_worker, [()] * 7)]
+    assert max(burst.count(pid) for pid in set(burst)) <= 3
+    stats = pool.stats()
+    assert stats.pages_failed == 0 and stats.worker_restarts == 0 and stats.worker_recycles >= 4
+    _wait_for(lambda: pool.stats().alive_workers == 1 and pool.all_ready(), what="the replacement")
+    assert pool.healthy()
+
+
+def test_a_worker_over_the_memory_ceiling_is_replaced_after_its_page(make_pool):
+    pool = make_pool(workers=1, worker_max_rss_mb=1)  # every worker is over 1 MB: each serves one unit
+    queue = pool.document("doc")
+    pids = [queue.submit(pid_of_worker).result(timeout=60) for _ in range(3)]
+    assert len(set(pids)) == 3
+    assert pool.stats().worker_recycles >= 2 and pool.stats().worker_restarts == 0
+
+
+def test_an_idle_worker_gives_its_freed_heap_back(make_pool):
+    pool = make_pool(workers=1, worker_max_rss_mb=0)
+    queue = pool.document("doc")
+    baseline = queue.submit(resident).result(timeout=60)
+    peak = queue.submit(fragment_heap, 300).result(timeout=60)
+    assert peak - baseline > 250  # the blocks are freed but the heap still holds them
+    readings: list[float] = []
+
+    def settled() -> bool:
+        readings.append(queue.submit(resident).result(timeout=60))
+        return readings[-1] - baseline < 60
+
+    _wait_for(settled, timeout=20, what=f"the worker's memory to go back down from {peak:.0f} MB "
+              f"to its baseline {baseline:.0f} MB")

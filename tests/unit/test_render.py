@@ -7,13 +7,14 @@ import pypdfium2 as pdfium
 import pytest
 from fpdf import FPDF
 
+from app.pipeline.pdfium_backend import PdfPage
 from app.pipeline.render import render_page, render_scale
 from tests import pdfgen
 
 
 def _first_page(path):
     doc = pdfium.PdfDocument(path)
-    return doc, doc[0]
+    return doc, PdfPage(doc[0])
 
 
 def test_letter_page_at_72_and_200_dpi(tmp_path):
@@ -71,7 +72,7 @@ def test_rotated_page_renders_in_display_orientation(tmp_path):
     doc = pdfium.PdfDocument(source)
     try:
         doc[0].set_rotation(90)
-        image, _ = render_page(doc[0], 72, 40_000_000)
+        image, _ = render_page(PdfPage(doc[0]), 72, 40_000_000)
         assert image.shape[:2] == (612, 792)
     finally:
         doc.close()

