@@ -56,6 +56,22 @@ class Settings(BaseSettings):
     default_dpi: int = Field(200, ge=36, le=600)
     max_dpi: int = Field(400, ge=36, le=1200)
 
+    image_default_dpi: int = Field(200, ge=36, le=1200, description="Image uploads without DPI metadata are this DPI")
+
+    # --- images out (figure/table crops beside the result) ------------------------------------------------------
+    image_dpi: int = Field(150, ge=36, le=600, description="Resolution of the figure/table crops written out")
+    max_images_per_document: int = Field(500, ge=0, description="Crops kept per document; later ones are dropped")
+    max_image_mb_per_document: float = Field(100.0, ge=0, description="Total crop bytes kept per document")
+
+    # --- completion webhooks -------------------------------------------------------------------------------------
+    callback_allowed_hosts: str = Field(
+        "", description="Comma-separated hosts a job's callback_url may name (host or host:port); empty = off"
+    )
+    callback_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key of the X-Signature-256 header")
+    callback_max_attempts: int = Field(6, ge=1, description="Deliveries tried per callback before giving up")
+    callback_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each attempt")
+    callback_timeout_s: float = Field(10.0, gt=0)
+
     # --- pipeline ----------------------------------------------------------------------------------------------
     default_mode: Mode = "auto"
     workers: int = Field(default_factory=_default_workers, ge=1, description="Page worker processes")
@@ -136,6 +152,10 @@ class Settings(BaseSettings):
         if self.api_key is None:
             return ()
         return tuple(key.strip() for key in self.api_key.get_secret_value().split(",") if key.strip())
+
+    @property
+    def max_image_bytes_per_document(self) -> int:
+        return int(self.max_image_mb_per_document * 1024 * 1024)
 
     @property
     def max_upload_bytes(self) -> int:

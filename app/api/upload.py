@@ -7,6 +7,7 @@ MAX_UPLOAD_MB. The temp file is named after the request id; the client's filenam
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
+from app.pipeline.image_input import ensure_pdf
 from app.settings import Settings
 
 FILE_FIELD = "file"
@@ -160,4 +162,9 @@ async def receive_pdf_upload(request: Request, settings: Settings, request_id: s
     if collector.path is None or collector._file is not None:
         collector.abort()
         raise InvalidParameter("multipart field 'file' with the PDF is required")
+    try:  # an image upload becomes its PDF wrapper here, so both routes and jobs see a PDF (see image_input.py)
+        await asyncio.to_thread(ensure_pdf, collector.path, settings)
+    except BaseException:
+        collector.abort()
+        raise
     return Upload(path=collector.path, size=collector.size, filename=collector.filename, fields=collector.fields)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from app.errors import InvalidParameter
 from app.settings import Mode
+
+ImagesMode = Literal["refer", "embed", "none"]
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d*)\s*)?$")
 
@@ -16,6 +20,8 @@ class ConvertOptions(BaseModel):
     mode: Mode = "auto"
     pages: str | None = Field(None, description='1-based page selection such as "1-3,7" or "5-"; None = all')
     dpi: int = 200
+    images: ImagesMode = Field("refer", description="Figure/table crops: files linked from the result (refer), "
+                               "data: URIs inside it (embed), or none")
 
 
 def parse_page_ranges(spec: str | None, page_count: int) -> list[int]:

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from app.errors import InvalidParameter
-from app.pipeline import intake, render, textlayer
+from app.pipeline import figures, intake, render, textlayer
+from app.pipeline.figures import ImageTarget
 from app.pipeline.intake import PDFIUM_LOCK, DocumentCache
 from app.pipeline.options import ConvertOptions
 from app.pipeline.primitives import Region, TextLine, scale_bbox
@@ -151,12 +152,15 @@ def _opened_page(doc: pdfium.PdfDocument, page_index: int):
 
 
 def process_page(
-    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings
+    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings,
+    images: ImageTarget | None = None,
 ) -> PageResult:
-    """Convert one page of an open document (modes `text`, `auto`, `ocr`) to a PageResult with stage timings."""
+    """Convert one page of an open document (modes `text`, `auto`, `ocr`) to a PageResult with stage timings;
+    with `images`, crop its figures/tables into files there (figures.py)."""
     from app.pipeline.assemble import build_page
 
     clock = _Stopwatch()
+    rendered = None
     with _opened_page(doc, page_index) as page:
         with clock.stage("textlayer"):
             width, height = _page_size(page)
@@ -181,12 +185,17 @@ def process_page(
             if source == "ocr":
                 with clock.stage("ocr"):
                     lines = [_line_to_points(line, scale) for line in engines.ocr.recognize(image, dpi=scale * 72)]
+            rendered = (image, scale)
             del image
-    with clock.stage("assemble"):
-        result = build_page(
-            page_number=page_index + 1, width=width, height=height, source=source, regions=regions, lines=lines,
-            rulings=layer.rulings,
-        )
+        with clock.stage("assemble"):
+            result = build_page(
+                page_number=page_index + 1, width=width, height=height, source=source, regions=regions, lines=lines,
+                rulings=layer.rulings,
+            )
+        if images is not None and options.mode != "text":  # text mode renders nothing, crops nothing
+            with clock.stage("images"):
+                figures.export_from_page(result, page, rendered, images, settings.max_page_pixels)
+        del rendered
     result.timings = {**result.timings, **clock.timings}
     return result
 
@@ -289,6 +298,7 @@ class PageTask:
     page_index: int
     options: ConvertOptions
     kind: Literal["page", "vl"] = "page"
+    images: ImageTarget | None = None  # where to write the page's figure/table crops (None: no crops)
 
 
 class WorkerState:
@@ -324,7 +334,7 @@ def run_task(task: PageTask) -> PageResult | VlAnalysis:
         doc = state.documents.get(task.pdf_path)
     if task.kind == "vl":
         return analyse_for_vl(doc, task.page_index, task.options, state.engines, state.settings)
-    return process_page(doc, task.page_index, task.options, state.engines, state.settings)
+    return process_page(doc, task.page_index, task.options, state.engines, state.settings, images=task.images)
 
 
 def warmup_worker() -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from rapidfuzz import fuzz
 
+from app.pipeline.intake import NOT_A_PDF
 from app.pipeline.result import DocumentResult
 from tests import pdfgen
 
@@ -74,7 +75,7 @@ def auto_run(corpus, tmp_path_factory) -> Run:
 def test_a_bad_file_prints_one_error_line_and_the_others_are_converted(auto_run, corpus):
     assert auto_run.returncode == 1
     errors = auto_run.error_lines()
-    assert errors == [f"error: {corpus['broken']}: the file is not a PDF (no %PDF- header in its first 1024 bytes)"]
+    assert errors == [f"error: {corpus['broken']}: {NOT_A_PDF}"]
     assert not (auto_run.output / "broken.md").exists()
     for stem in ("report", "columns", "table", "scan"):
         assert (auto_run.output / f"{stem}.md").is_file() and (auto_run.output / f"{stem}.json").is_file()
