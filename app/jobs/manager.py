@@ -26,6 +26,7 @@ from app.jobs.sweeper import delete_job_files, run_sweeper
 from app.pipeline.options import ConvertOptions
 from app.pipeline.result import DocumentResult, PageResult
 from app.settings import Settings
+from app.storage import images as image_store
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class JobHandoff:
 
     def __init__(self) -> None:
         self.cancel = asyncio.Event()
+        self.images_dir: Path | None = None  # where the conversion writes its crops (storage/images.py)
         self._buffer: list[PageResult] = []
         self._sink: Callable[[PageResult], Awaitable[None]] | None = None
 
@@ -230,9 +232,14 @@ class JobManager:
         cancel = handoff.cancel if handoff is not None else asyncio.Event()
         self._cancels[job.id] = cancel
         if handoff is not None:
+            if handoff.images_dir is not None:
+                await asyncio.to_thread(image_store.adopt_dir, handoff.images_dir,
+                                        files.job_images_dir(self.settings, job.id))
             await handoff.attach(lambda page: self._checkpoint(job, page))
         log.info("request handed off to job %s after %.0f s", job.id, self.settings.max_sync_wait_s)
         task.add_done_callback(lambda _t: upload_path.unlink(missing_ok=True))
+        if handoff is not None and handoff.images_dir is not None:  # the link adopt_dir left for pages in flight
+            task.add_done_callback(lambda _t, link=handoff.images_dir: link.unlink(missing_ok=True))
         self._tasks[job.id] = asyncio.create_task(self._watch_adopted(job, task, cancel), name=f"job-{job.id}")
         self._tasks[job.id].add_done_callback(lambda _t, jid=job.id: self._forget(jid))
         return job
@@ -363,10 +370,13 @@ class JobManager:
         done = await self.store.done_page_indices(job.id)
         missing = [i for i in job.page_indices if i not in done]  # a resumed job converts only these
         if missing:
+            images = files.job_images_dir(self.settings, job.id)
+            await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)
             await convert_document(
                 self.pool, input_path, job.options, page_indices=missing,
                 on_page=lambda page: self._checkpoint(job, page), cancel=cancel, vl=self.vl,
                 page_count=job.page_count, admission=_Unmetered(),  # type: ignore[arg-type]
+                images=image_store.image_target(self.settings, job.options.images, images),
             )
         return await self._merge_stored(job)
 
@@ -384,6 +394,8 @@ class JobManager:
         return merge_pages([stored[i] for i in job.page_indices], job.page_count)
 
     async def _complete(self, job: Job, result: DocumentResult) -> None:
+        result = await asyncio.to_thread(image_store.finalize, result, files.job_images_dir(self.settings, job.id),
+                                         job.options.images, self.settings)
         await asyncio.to_thread(files.write_result, self.settings, job.id, result)
         s3 = None
         if self.settings.s3_configured:

@@ -37,6 +37,8 @@ JPEG_QUALITY = 88
 PHOTO_COLOURS = 2048
 _SAMPLE_PIXELS = 65_536
 _MAX_ALT = 200
+_CAPTION_GAP_PT = 72.0
+_CAPTION_START = re.compile(r"^\s*(?:fig(?:ure)?|chart|graph|plate|image|diagram)\.?\s*\d", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"!\[(figure|chart)\]\(#bbox=(-?\d+),(-?\d+),(-?\d+),(-?\d+)\)")
 
 
@@ -71,8 +73,7 @@ def wanted_blocks(result: PageResult) -> list[Block]:
 def export_page_images(result: PageResult, image: np.ndarray, scale: float, target: ImageTarget) -> int:
     """Crop the page's exportable blocks from `image` (rendered at `scale` pixels per point), write the files,
     set `block.image` and link figures in `result.markdown`. Returns the bytes written."""
-    directory = Path(target.directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = Path(target.directory)  # made by the parent; see storage/images.py
     counters: dict[str, int] = {}
     written = count = 0
     links: list[tuple[Block, str]] = []
@@ -133,14 +134,26 @@ def is_photographic(pixels: np.ndarray) -> bool:
 
 
 def alt_text(blocks: list[Block], block: Block, number: int) -> str:
-    """The caption next to `block` in reading order (the block just after, else just before), else
-    "Figure <n>" / "Chart <n>"; flattened to one line without the characters that would end the alt text."""
+    """The figure's caption: the nearest block starting like one ("Figure 2: ...") or labelled caption
+    within two blocks of it in reading order and a line or so away on the page; else "Figure <n>" / "Chart <n>".
+    Flattened to one line, without the brackets that would end the alt text."""
     index = next(i for i, b in enumerate(blocks) if b is block)
-    for neighbour in (index + 1, index - 1):
-        if 0 <= neighbour < len(blocks) and blocks[neighbour].type == "caption" and blocks[neighbour].text.strip():
-            text = " ".join(blocks[neighbour].text.split())
-            text = text.replace("[", "(").replace("]", ")")
-            return text if len(text) <= _MAX_ALT else text[: _MAX_ALT - 1].rstrip() + "…"
+    candidates = []
+    for other in blocks[max(0, index - 2): index + 3]:
+        if other is block or not other.text.strip():
+            continue
+        # Layout sometimes labels the caption `text` or `reference` and the next paragraph `caption`: a block
+        # that starts like a caption wins over one that is only labelled so.
+        captionlike = bool(_CAPTION_START.match(other.text))
+        if other.type != "caption" and not (other.type in ("text", "reference") and captionlike):
+            continue
+        gap = max(other.bbox[1] - block.bbox[3], block.bbox[1] - other.bbox[3], 0.0)
+        if gap <= _CAPTION_GAP_PT:
+            candidates.append((not captionlike, gap, other))
+    if candidates:
+        text = " ".join(min(candidates, key=lambda c: c[:2])[2].text.split())
+        text = text.replace("[", "(").replace("]", ")")
+        return text if len(text) <= _MAX_ALT else text[: _MAX_ALT - 1].rstrip() + "…"
     return f"{ALT_WORDS.get(block.type, 'Figure')} {number}"
 
 

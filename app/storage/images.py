@@ -38,10 +38,12 @@ def image_target(settings: Settings, mode: str, directory: Path) -> ImageTarget 
 
 
 def staging_dir(settings: Settings, request_id: str) -> Path:
-    """A fresh directory for one synchronous request's crops (moved beside its result by `place`)."""
+    """A fresh, existing directory for one synchronous request's crops (moved beside its result by `place`).
+    Workers never create it: once a cancelled request has removed it, a page still in flight writes nothing."""
     root = settings.output_dir / STAGING_DIRNAME
-    root.mkdir(parents=True, exist_ok=True)
-    return root / f"{request_id[:40]}-{uuid.uuid4().hex[:12]}"
+    directory = root / f"{request_id[:40]}-{uuid.uuid4().hex[:12]}"
+    directory.mkdir(parents=True)
+    return directory
 
 
 def finalize(result: DocumentResult, directory: Path, mode: str, settings: Settings) -> DocumentResult:
@@ -114,6 +116,14 @@ def place(source: Path, out_dir: Path) -> Path | None:
         shutil.copytree(source, target)
         shutil.rmtree(source, ignore_errors=True)
     return target
+
+
+def adopt_dir(staging: Path, job_images: Path) -> None:
+    """A job takes over a running request's crops: the directory moves into the job (so the crops survive a
+    restart with the job's checkpoints) and a link at the old path keeps the pages in flight writing into it."""
+    job_images.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, job_images)
+    os.symlink(job_images.resolve(), staging)
 
 
 def image_files(directory: Path) -> list[Path]:

@@ -112,7 +112,7 @@ async def get_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> dict[str, Any]
 @router.get(
     "/jobs/{job_id}/result",
     summary="The finished job's result",
-    description="`format=json` (default) or `markdown`; without `format`, `Accept: text/markdown` picks Markdown. "
+    description="`format=json` (default), `markdown` or `zip` (result.md, result.json and images/); without `format`, `Accept: text/markdown` picks Markdown. "
     "409 while the job has not succeeded.",
     responses={409: {"description": "Not finished (or failed/cancelled)"}},
 )
@@ -121,7 +121,7 @@ async def get_result(
     request: Request,
     jobs: JobsDep,
     owner: OwnerDep,
-    format: Literal["json", "markdown"] | None = None,  # noqa: A002 - the public query parameter's name
+    format: Literal["json", "markdown", "zip"] | None = None,  # noqa: A002 - the public query parameter's name
 ) -> Response:
     _check_id(job_id)
     manager = _manager(jobs)
@@ -130,6 +130,10 @@ async def get_result(
         raise Conflict(f"job {job.id} is {job.status}; its result exists once it has succeeded")
     if format is None:
         format = "markdown" if "text/markdown" in request.headers.get("accept", "") else "json"
+    if format == "zip":
+        from app.api.routes.images import job_bundle  # result.md, result.json and images/ in one download
+
+        return await job_bundle(manager.settings, job.id)
     json_path, md_path = manager.result_paths(job)
     if format == "markdown":
         return FileResponse(md_path, media_type="text/markdown; charset=utf-8")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 from functools import partial
 from pathlib import Path
 from typing import Any, get_args
@@ -20,15 +21,17 @@ from fastapi.responses import Response
 from app.api.deps import (
     LifecycleDep, MetricsDep, PoolDep, RequestIdDep, S3Dep, SettingsDep, VlDep,
 )
-from app.api.upload import FILE_FIELD, receive_pdf_upload
+from app.api.bundle import ZIP_TYPE, wants_zip, zip_response
+from app.api.upload import FILE_FIELD, receive_pdf_upload, uploads_dir
 from app.api.routes.jobs import accepted, get_owner
 from app.errors import AppError, InvalidParameter, NotReady
 from app.jobs.manager import JobHandoff
 from app.pipeline.document import convert_document
 from app.pipeline.intake import inspect_pdf
-from app.pipeline.options import ConvertOptions
+from app.pipeline.options import ConvertOptions, ImagesMode
 from app.pipeline.result import DocumentResult
 from app.settings import Mode, Settings
+from app.storage import images as image_store
 from app.storage.local import write_outputs
 
 log = logging.getLogger(__name__)
@@ -51,13 +54,16 @@ _UPLOAD_SCHEMA = {
                         "pages": {"type": "string", "description": '1-based selection, e.g. "1-3,7"'},
                         "mode": {"type": "string", "enum": list(get_args(Mode))},
                         "dpi": {"type": "integer"},
+                        "images": {"type": "string", "enum": list(get_args(ImagesMode)),
+                                   "description": "Figure/table crops: files (refer), data: URIs (embed), none"},
                     },
                 }
             }
         },
     },
     "responses": {
-        "200": {"content": {"text/markdown": {"schema": {"type": "string"}}}},
+        "200": {"content": {"text/markdown": {"schema": {"type": "string"}},
+                            ZIP_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
         "202": {"description": "Still running after MAX_SYNC_WAIT_S: continues as a job; poll `Location`"},
         "413": {"description": "Upload or page count over the limit"},
         "415": {"description": "Not a PDF"},
@@ -89,7 +95,10 @@ def parse_options(settings: Settings, fields: dict[str, str], query: dict[str, s
             raise InvalidParameter(f"dpi: must be an integer, got {raw_dpi!r}") from None
         if not _MIN_DPI <= dpi <= settings.max_dpi:
             raise InvalidParameter(f"dpi: must be between {_MIN_DPI} and {settings.max_dpi}, got {dpi}")
-    return ConvertOptions(mode=mode, pages=pick("pages"), dpi=dpi)
+    images = pick("images") or "refer"
+    if images not in get_args(ImagesMode):
+        raise InvalidParameter(f"images: must be one of {', '.join(get_args(ImagesMode))}, got {images!r}")
+    return ConvertOptions(mode=mode, pages=pick("pages"), dpi=dpi, images=images)
 
 
 def wants_markdown(request: Request) -> bool:
@@ -110,6 +119,7 @@ async def ocr_pdf(
     pages: str | None = Query(None, description='1-based page selection such as "1-3,7"'),
     mode: str | None = Query(None, description="auto | text | ocr | vl"),
     dpi: str | None = Query(None, description="Render DPI for OCR"),
+    images: str | None = Query(None, description="refer (default) | embed | none"),
 ) -> Response:
     accepting = lifecycle.accepting(pool)
     if not accepting.ok:
@@ -117,9 +127,10 @@ async def ocr_pdf(
         raise NotReady(f"not ready: {accepting.reason}", retry_after_s=5)
 
     upload = await receive_pdf_upload(request, settings, request_id)
-    keep_upload = False
+    keep_upload = converted = False
+    staging: Path | None = None
     try:
-        options = parse_options(settings, upload.fields, {"pages": pages, "mode": mode, "dpi": dpi})
+        options = parse_options(settings, upload.fields, {"pages": pages, "mode": mode, "dpi": dpi, "images": images})
         vlm = request.app.state.vlm
         if options.mode == "vl" and vlm is not None:
             vlm.raise_if_unavailable()  # before any rendering: a down sidecar means 503 now, not after layout
@@ -133,9 +144,12 @@ async def ocr_pdf(
                  options.mode, options.dpi, upload.size)
         handoff = JobHandoff()  # buffers pages so a hand-off to a job keeps them (checkpoints)
         cancel = handoff.cancel
+        staging = image_store.staging_dir(settings, request_id)
+        handoff.images_dir = staging  # a job that adopts the conversion adopts its crops too
         task = asyncio.create_task(
             convert_document(pool, upload.path, options, page_indices=info.page_indices, cancel=cancel, vl=vl,
-                             page_count=info.page_count, on_page=handoff.on_page, admission=admission),
+                             page_count=info.page_count, on_page=handoff.on_page, admission=admission,
+                             images=image_store.image_target(settings, options.images, staging)),
             name=f"convert-{request_id}",
         )
         # The admission lives as long as the conversion, whoever ends up awaiting it (this route or a job).
@@ -152,6 +166,7 @@ async def ocr_pdf(
                 result = await task
             else:
                 result = task.result()
+            converted = True
         finally:
             watcher.cancel()
             if not task.done() and not keep_upload:
@@ -160,14 +175,24 @@ async def ocr_pdf(
     finally:
         if not keep_upload:
             upload.discard()
+            if staging is not None and not converted:
+                shutil.rmtree(staging, ignore_errors=True)  # pages still in flight find no directory: no strays
 
     request.state.pages = len(result.pages)  # for the access log line
     metrics.observe_document(result.pages)
     log.info("converted %d pages; stage seconds %s", len(result.pages),
              {k: round(v, 3) for k, v in result.timings.items()})
-    out_dir = await asyncio.to_thread(partial(write_outputs, fresh_dir=True), settings.output_dir, request_id, result)
+    try:
+        result = await asyncio.to_thread(image_store.finalize, result, staging, options.images, settings)
+        out_dir = await asyncio.to_thread(partial(write_outputs, fresh_dir=True), settings.output_dir, request_id,
+                                          result)
+        await asyncio.to_thread(image_store.place, staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     s3_info = await _upload_to_s3(s3, lifecycle, metrics, request_id, out_dir)
 
+    if wants_zip(request):
+        return await zip_response(out_dir, filename=f"{out_dir.name}.zip", scratch_dir=uploads_dir(settings))
     if wants_markdown(request):
         return Response(result.markdown.encode("utf-8"), media_type=MARKDOWN_TYPE)
     body = await asyncio.to_thread(_json_body, result, request_id, out_dir, s3_info)
