@@ -85,6 +85,21 @@ def finalize(result: DocumentResult, directory: Path, mode: str, settings: Setti
     return result
 
 
+def relocate(result: DocumentResult, directory_name: str) -> DocumentResult:
+    """Point every crop at `directory_name/` instead of `images/` (the CLI writes `OUT/<stem>_images/` beside
+    `OUT/<stem>.md`). Markdown links are percent-encoded so a stem with spaces stays one link."""
+    from urllib.parse import quote
+
+    old, new = f"]({IMAGES_DIRNAME}/", f"]({quote(directory_name)}/"
+    for page in result.pages:
+        for block in page.blocks:
+            if block.image and block.image.startswith(f"{IMAGES_DIRNAME}/"):
+                block.image = directory_name + block.image[len(IMAGES_DIRNAME):]
+        page.markdown = page.markdown.replace(old, new)
+    result.markdown = result.markdown.replace(old, new)
+    return result
+
+
 def data_uri(path: Path) -> str:
     media = MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
     return f"data:{media};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
