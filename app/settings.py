@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     def _check_consistency(self) -> Settings:
         if self.default_dpi > self.max_dpi:
             raise ValueError(f"DEFAULT_DPI {self.default_dpi} exceeds MAX_DPI {self.max_dpi}")
+        if self.callback_allowed_hosts.strip() and self.callback_secret is None:
+            raise ValueError("CALLBACK_ALLOWED_HOSTS is set but CALLBACK_SECRET is missing: webhooks are signed")
         if self.s3_bucket and not (self.s3_access_key and self.s3_secret_key) and self.s3_endpoint:
             raise ValueError("S3 bucket and endpoint are set but the access key or secret key is missing")
         return self

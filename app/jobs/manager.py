@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import AppError, Cancelled, Conflict, InvalidParameter, NotFound, NotReady
-from app.jobs import files
+from app.jobs import callbacks, files
+from app.jobs.callbacks import CallbackDispatcher
 from app.jobs.events import JobEvent, JobEvents
 from app.jobs.store import ACTIVE, DuplicateIdempotencyKey, Job, JobStore
 from app.jobs.sweeper import delete_job_files, run_sweeper
@@ -101,6 +102,7 @@ class JobManager:
         self.vl = vl
         self.store = JobStore(settings.output_dir / "jobs.db")
         self.events = JobEvents()
+        self.callbacks = CallbackDispatcher(settings, self.store)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancels: dict[str, asyncio.Event] = {}
         self._slots = asyncio.Semaphore(_RUNNING_JOBS_PER_WORKER * max(1, settings.workers))
@@ -112,6 +114,7 @@ class JobManager:
     async def start(self, *, sweep: bool = True) -> None:
         """Open the store, pick up every queued/running job left by the previous process, start the sweeper."""
         await self.store.open()
+        await self.callbacks.start()  # webhooks a previous process had not delivered yet
         resumed = await self.store.active()
         for job in resumed:
             self._spawn(job.id)
@@ -138,6 +141,7 @@ class JobManager:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._sweeper is not None:
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self.callbacks.stop()
         await self.store.close()
 
     @property
@@ -153,6 +157,7 @@ class JobManager:
         owner: str | None,
         idempotency_key: str | None = None,
         filename: str | None = None,
+        callback_url: str | None = None,
     ) -> Job:
         """Validate the upload, move it into the job's directory (and S3) and queue the job. The returned job is
         durable. A repeated idempotency key returns the first job (409 if it named a different file or options);
@@ -180,7 +185,8 @@ class JobManager:
         job = Job(
             id=new_job_id(), owner=owner, status="queued", options=options, upload_sha256=digest,
             page_count=info.page_count, page_indices=list(info.page_indices), created_at=time.time(),
-            idempotency_key=idempotency_key, filename=filename,
+            idempotency_key=idempotency_key, filename=filename, callback_url=callback_url,
+            callback=callbacks.initial_state() if callback_url else None,
         )
         directory = files.job_dir(self.settings, job.id)
         try:
@@ -420,6 +426,7 @@ class JobManager:
 
     def _publish_status(self, job: Job) -> None:
         self.events.publish(job.id, JobEvent("status", job_view(job)))
+        self.callbacks.notify(job)  # a finished job's webhook (a no-op for the others and once under way)
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -445,6 +452,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
         "error": error,
+        **({"callback": job.callback or callbacks.initial_state()} if job.callback_url else {}),
         "status_url": f"/jobs/{job.id}",
         "result_url": f"/jobs/{job.id}/result",
         "events_url": f"/jobs/{job.id}/events",

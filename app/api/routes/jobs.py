@@ -20,6 +20,7 @@ from app.api.upload import receive_pdf_upload
 from app.errors import Conflict, NotFound, NotReady
 from app.jobs import files
 from app.jobs.events import JobEvent
+from app.jobs.callbacks import validate_callback_url
 from app.jobs.manager import JobManager, job_view, owner_for_key
 from app.jobs.store import FINISHED
 from app.settings import Settings
@@ -65,7 +66,8 @@ def accepted(job: Any) -> JSONResponse:
     "/jobs",
     status_code=202,
     summary="Convert a PDF asynchronously",
-    description="Multipart `file` plus the options of /ocr/pdf (`pages`, `mode`, `dpi`). Answers 202 with the "
+    description="Multipart `file` plus the options of /ocr/pdf (`pages`, `mode`, `dpi`, `images`) and an optional "
+    "`callback_url` (signed POST when the job ends). Answers 202 with the "
     "job's URLs once the upload is stored; the same `Idempotency-Key` (per API key) returns the same job. "
     "Bad input gets the same 4xx as /ocr/pdf; 507 when the output disk is nearly full.",
     responses={202: {"description": "Job accepted; `Location` is its status URL"}, 507: {"description": "Disk full"}},
@@ -77,6 +79,8 @@ async def submit_job(
     owner: OwnerDep,
     request_id: RequestIdDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+    callback_url: Annotated[str | None, Query(description="Webhook POSTed when the job ends (form field too); its "
+                                              "host must be in CALLBACK_ALLOWED_HOSTS")] = None,
 ) -> JSONResponse:
     manager = _manager(jobs)
     files.check_free_space(settings)  # before reading a large body we would only throw away
@@ -85,11 +89,12 @@ async def submit_job(
         from app.api.routes.ocr import parse_options  # here, not at import: ocr.py imports this module
 
         options = parse_options(settings, upload.fields, {})
+        callback_url = validate_callback_url(upload.fields.get("callback_url") or callback_url, settings)
     except BaseException:
         upload.discard()
         raise
     job = await manager.submit(upload.path, options, owner=owner, idempotency_key=idempotency_key,
-                               filename=upload.filename)
+                               filename=upload.filename, callback_url=callback_url)
     return accepted(job)
 
 
