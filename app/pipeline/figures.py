@@ -35,7 +35,7 @@ PAD_PT = 2.0
 JPEG_QUALITY = 88
 # A crop with more distinct colours than this (in a sample) is a photograph: JPEG; fewer is line art: PNG.
 PHOTO_COLOURS = 2048
-_SAMPLE_PIXELS = 65_536
+_SAMPLE_PIXELS = 16_384
 _MAX_ALT = 200
 _CAPTION_GAP_PT = 72.0
 _CAPTION_START = re.compile(r"^\s*(?:fig(?:ure)?|chart|graph|plate|image|diagram)\.?\s*\d", re.IGNORECASE)
@@ -119,7 +119,7 @@ def encode(pixels: np.ndarray, *, photo_allowed: bool = True) -> tuple[bytes, st
     picture = Image.fromarray(pixels)
     buffer = io.BytesIO()
     if photo_allowed and is_photographic(pixels):
-        picture.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+        picture.save(buffer, format="JPEG", quality=JPEG_QUALITY)
         return buffer.getvalue(), "jpg"
     picture.save(buffer, format="PNG", optimize=False, compress_level=6)
     return buffer.getvalue(), "png"
