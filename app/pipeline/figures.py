@@ -66,6 +66,54 @@ def export_from_page(result: PageResult, page: object, rendered: tuple[np.ndarra
     return export_page_images(result, rendered[0], rendered[1], target)
 
 
+def export_regions(regions: list, image: np.ndarray, scale: float, page_number: int,
+                   target: ImageTarget) -> list[tuple[str, tuple[float, float, float, float], str]]:
+    """`vl` mode, in the worker: the blocks do not exist yet (the parent assembles them after the VLM has read
+    the regions), so crop the exportable layout regions and return `(label, bbox, relative path)` for `attach`."""
+    directory = Path(target.directory)
+    counters: dict[str, int] = {}
+    exported = []
+    written = 0
+    for region in regions:
+        if region.label not in EXPORTED or len(exported) >= target.max_count:
+            continue
+        kind = EXPORTED[region.label]
+        counters[kind] = counters.get(kind, 0) + 1
+        pixels = crop(image, region.bbox, scale)
+        if pixels is None:
+            continue
+        data, ext = encode(pixels, photo_allowed=region.label in LINKED)
+        if written + len(data) > target.max_bytes:
+            continue
+        name = f"p{page_number}-{kind}{counters[kind]}.{ext}"
+        _atomic_write(directory / name, data)
+        written += len(data)
+        exported.append((region.label, tuple(region.bbox), f"{IMAGES_DIRNAME}/{name}"))
+    return exported
+
+
+def attach(result: PageResult, exported: list[tuple[str, tuple[float, float, float, float], str]],
+           directory: Path) -> None:
+    """`vl` mode, in the parent: give each assembled block the crop of its region (same label, same box) and link
+    figures in the Markdown; crops whose region did not become such a block are deleted."""
+    unused = list(exported)
+    links: list[tuple[Block, str]] = []
+    numbers: dict[str, int] = {}
+    for block in wanted_blocks(result):
+        match = next((e for e in unused if e[0] == block.type
+                      and all(abs(a - b) <= 1 for a, b in zip(e[1], block.bbox, strict=True))), None)
+        if match is None:
+            continue
+        unused.remove(match)
+        block.image = match[2]
+        numbers[block.type] = numbers.get(block.type, 0) + 1
+        if block.type in LINKED:
+            links.append((block, alt_text(result.blocks, block, numbers[block.type])))
+    result.markdown = link_placeholders(result.markdown, links)
+    for _, _, path in unused:
+        (Path(directory) / Path(path).name).unlink(missing_ok=True)
+
+
 def wanted_blocks(result: PageResult) -> list[Block]:
     return [b for b in result.blocks if b.type in EXPORTED]
 

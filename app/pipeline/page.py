@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
@@ -75,6 +76,8 @@ class VlAnalysis:
     crops: list[RegionCrop]  # the regions to read, each with `crop.region` one of `regions`
     rulings: list[BBox] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    images: list = field(default_factory=list)  # figures.export_regions: (label, bbox, path) of each crop
+    images_dir: str | None = None
 
 
 # --- engines ----------------------------------------------------------------------------------------------------
@@ -201,7 +204,8 @@ def process_page(
 
 
 def analyse_for_vl(
-    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings
+    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings,
+    images: ImageTarget | None = None,
 ) -> VlAnalysis:
     """Render the page and find its regions; crop every region the VLM reads (all but figures) as JPEG.
 
@@ -224,9 +228,13 @@ def analyse_for_vl(
             for region in regions
             if region.label != "figure"
         ]
+    exported = []
+    if images is not None:
+        with clock.stage("images"):
+            exported = figures.export_regions(regions, image, scale, page_index + 1, images)
     return VlAnalysis(
         page_index=page_index, width=width, height=height, regions=regions, crops=crops, rulings=objects.rulings,
-        timings=clock.timings,
+        timings=clock.timings, images=exported, images_dir=images.directory if images is not None else None,
     )
 
 
@@ -243,6 +251,8 @@ def assemble_vl_page(analysis: VlAnalysis, recognized: Sequence[Region]) -> Page
         page_number=analysis.page_index + 1, width=analysis.width, height=analysis.height, source="vl",
         regions=regions, lines=[], rulings=analysis.rulings,
     )
+    if analysis.images and analysis.images_dir is not None:
+        figures.attach(result, analysis.images, Path(analysis.images_dir))
     result.timings = {**result.timings, **analysis.timings, "assemble": time.perf_counter() - start}
     return result
 
@@ -333,7 +343,7 @@ def run_task(task: PageTask) -> PageResult | VlAnalysis:
     with PDFIUM_LOCK:
         doc = state.documents.get(task.pdf_path)
     if task.kind == "vl":
-        return analyse_for_vl(doc, task.page_index, task.options, state.engines, state.settings)
+        return analyse_for_vl(doc, task.page_index, task.options, state.engines, state.settings, images=task.images)
     return process_page(doc, task.page_index, task.options, state.engines, state.settings, images=task.images)
 
 

@@ -134,3 +134,31 @@ def test_relocate_points_links_at_the_cli_directory(tmp_path, make_settings):
 @pytest.mark.parametrize("mode", ["none"])
 def test_none_needs_no_target(tmp_path, make_settings, mode):
     assert image_store.image_target(make_settings(), mode, tmp_path) is None
+
+
+def test_vl_mode_crops_regions_in_the_worker_and_links_them_after_assembly(tmp_path, make_settings):
+    import pickle
+
+    from app.pipeline import page as page_mod
+    from app.pipeline.intake import PDFIUM_LOCK, open_pdf
+    from app.pipeline.options import ConvertOptions
+    from app.pipeline.primitives import Region
+    from tests.unit.test_page import FakeEngines  # layout: a title and a figure region
+
+    settings = make_settings()
+    doc = open_pdf(pdfgen.figure_pdf(tmp_path / "f.pdf", pages=1), settings)
+    target = _target(tmp_path)
+    try:
+        analysis = page_mod.analyse_for_vl(doc, 0, ConvertOptions(mode="vl", dpi=144), FakeEngines(), settings,
+                                           images=target)
+    finally:
+        with PDFIUM_LOCK:
+            doc.close()
+    assert [(label, path) for label, _, path in analysis.images] == [("figure", "images/p1-fig1.png")]
+    copy = pickle.loads(pickle.dumps(analysis))  # from the worker to the parent
+    read = [Region(label="title", bbox=copy.crops[0].region.bbox, text="Read by the VLM")]
+    result = page_mod.assemble_vl_page(copy, read)
+    (figure,) = [b for b in result.blocks if b.type == "figure"]
+    assert figure.image == "images/p1-fig1.png"
+    assert "![Figure 1](images/p1-fig1.png)" in result.markdown
+    assert (tmp_path / "crops" / "p1-fig1.png").is_file()
