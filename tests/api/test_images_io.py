@@ -168,3 +168,30 @@ async def test_job_images_bundle_and_key_scoping(make_settings, figure_pdf):
         assert (await client.get(f"/jobs/{job_id}/result?format=zip", headers=b)).status_code == 404
         for name in ("p9-fig1.png", "input.pdf", "..%2Fresult.json", "result.json"):
             assert (await client.get(f"/jobs/{job_id}/images/{name}", headers=a)).status_code == 404, name
+
+
+async def test_a_request_handed_off_to_a_job_keeps_its_crops(make_settings, tmp_path):
+    settings = make_settings(workers=1, max_sync_wait_s=0.5)
+    pdf = pdfgen.figure_pdf(tmp_path / "four.pdf", pages=4)
+    app = create_app(settings)
+    async with running(app) as client:
+        await wait_ready(client)
+        response = await client.post("/ocr/pdf", files=_file(pdf), data={"mode": "ocr", "dpi": "100"})
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+
+        async def done() -> bool:
+            return (await client.get(f"/jobs/{job_id}")).json()["status"] == "succeeded"
+
+        await wait_for(done, 180, "the handed-off job to succeed")
+        result = (await client.get(f"/jobs/{job_id}/result")).json()
+        images = [image for _, _, image in _image_blocks(result)]
+        assert [i.split("/")[1].split(".")[0] for i in images] == ["p1-fig1", "p2-fig1", "p3-fig1", "p4-fig1"]
+        for image in images:
+            got = await client.get(f"/jobs/{job_id}/{image}")
+            assert got.status_code == 200 and len(got.content) > 1000, image
+
+        async def staging_gone() -> bool:
+            return list((settings.output_dir / ".images").iterdir()) == []
+
+        await wait_for(staging_gone, 10, "the request's staging link to be removed")
