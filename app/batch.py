@@ -243,7 +243,8 @@ async def run_batch(
                     crops = Path(scratch) / f"{index}-images"
                     try:
                         await asyncio.to_thread(client.download_file, source.bucket, source.key(relative), str(local))
-                        await asyncio.to_thread(ensure_pdf, local, settings)  # an image becomes its PDF wrapper
+                        # An image becomes its PDF wrapper (refused in text mode: it has no text layer).
+                        await asyncio.to_thread(ensure_pdf, local, settings, mode=options.mode)
                         info = await asyncio.to_thread(inspect_pdf, local, settings, options.pages)
                         crops.mkdir()
                         result = await convert_document(

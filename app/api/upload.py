@@ -19,7 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
-from app.pipeline.image_input import ensure_pdf
+from app.pipeline.image_input import ensure_pdf, sniff_file
 from app.settings import Settings
 
 FILE_FIELD = "file"
@@ -34,6 +34,7 @@ class Upload:
     size: int
     filename: str | None
     fields: dict[str, str] = field(default_factory=dict)
+    image_format: str | None = None  # PNG, JPEG...: the upload was an image, now its PDF wrapper
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -163,8 +164,11 @@ async def receive_pdf_upload(request: Request, settings: Settings, request_id: s
         collector.abort()
         raise InvalidParameter("multipart field 'file' with the PDF is required")
     try:  # an image upload becomes its PDF wrapper here, so both routes and jobs see a PDF (see image_input.py)
-        await asyncio.to_thread(ensure_pdf, collector.path, settings)
+        image_format = await asyncio.to_thread(sniff_file, collector.path)
+        if image_format is not None:
+            await asyncio.to_thread(ensure_pdf, collector.path, settings)
     except BaseException:
         collector.abort()
         raise
-    return Upload(path=collector.path, size=collector.size, filename=collector.filename, fields=collector.fields)
+    return Upload(path=collector.path, size=collector.size, filename=collector.filename, fields=collector.fields,
+                  image_format=image_format)

@@ -101,7 +101,8 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
     checked: list[tuple[Path, Any, str | None]] = []
     for number, path in enumerate(args.inputs):
         try:
-            sources[path] = await asyncio.to_thread(ensure_pdf, path, settings, dest=Path(scratch.name) / f"{number}.pdf")
+            sources[path] = await asyncio.to_thread(ensure_pdf, path, settings, mode=options.mode,
+                                                    dest=Path(scratch.name) / f"{number}.pdf")
             checked.append((path, await asyncio.to_thread(inspect_pdf, sources[path], settings, options.pages), None))
         except AppError as exc:
             checked.append((path, None, exc.message))

@@ -26,7 +26,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from app.errors import ImageTooLarge, TooManyPages, UnreadableImage
+from app.errors import ImageTooLarge, InvalidParameter, TooManyPages, UnreadableImage
 from app.pipeline.intake import PDFIUM_LOCK
 from app.settings import Settings
 
@@ -62,9 +62,17 @@ def sniff_file(path: Path) -> str | None:
         return sniff(fh.read(16))
 
 
-def ensure_pdf(path: Path, settings: Settings, *, dest: Path | None = None) -> Path:
+def check_mode(kind: str | None, mode: str) -> None:
+    """An image has no text layer: `text` mode (the text layer only) would return empty pages, so it is refused."""
+    if kind is not None and mode == "text":
+        raise InvalidParameter(f"mode=text reads a PDF's text layer and a {kind} image has none; "
+                               "use auto, ocr or vl")
+
+
+def ensure_pdf(path: Path, settings: Settings, *, dest: Path | None = None, mode: str | None = None) -> Path:
     """The path of a PDF to convert: `path` itself unless it is an image, in which case its PDF wrapper is
-    written to `dest` (default: over `path`, atomically) and that path returned. Blocking; typed errors."""
+    written to `dest` (default: over `path`, atomically) and that path returned. With `mode`, an image in `text`
+    mode is refused (`check_mode`). Blocking; typed errors."""
     path = Path(path)
     try:
         kind = sniff_file(path)
@@ -72,6 +80,8 @@ def ensure_pdf(path: Path, settings: Settings, *, dest: Path | None = None) -> P
         return path  # intake reports the unreadable file with its usual message
     if kind is None:
         return path
+    if mode is not None:
+        check_mode(kind, mode)
     target = Path(dest) if dest is not None else path
     data = image_to_pdf(path, settings, kind=kind)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

@@ -130,6 +130,10 @@ async def test_hostile_and_unknown_images_get_clear_errors_and_the_server_stays_
                 response = await client.post(route, files=_file(path))
                 assert response.status_code == status, (path.name, route, response.text)
                 assert response.json()["error"]["type"] == kind
+        for route in ("/ocr/pdf", "/jobs"):  # an image has no text layer: text mode would answer empty pages
+            text_mode = await client.post(route, files=_file(whole), data={"mode": "text"})
+            assert text_mode.status_code == 422, text_mode.text
+            assert "has none; use auto, ocr or vl" in text_mode.json()["error"]["message"]
         gif_message = (await client.post("/ocr/pdf", files=_file(gif))).json()["error"]["message"]
         assert "PNG, JPEG, TIFF, WebP, BMP" in gif_message
         assert (await client.get("/readyz")).status_code == 200

@@ -21,6 +21,7 @@ from app.errors import Conflict, NotFound, NotReady
 from app.jobs import files
 from app.jobs.events import JobEvent
 from app.jobs.callbacks import validate_callback_url
+from app.pipeline.image_input import check_mode
 from app.jobs.manager import JobManager, job_view, owner_for_key
 from app.jobs.store import FINISHED
 from app.settings import Settings
@@ -89,6 +90,7 @@ async def submit_job(
         from app.api.routes.ocr import parse_options  # here, not at import: ocr.py imports this module
 
         options = parse_options(settings, upload.fields, {})
+        check_mode(upload.image_format, options.mode)
         callback_url = validate_callback_url(upload.fields.get("callback_url") or callback_url, settings)
     except BaseException:
         upload.discard()

@@ -27,6 +27,7 @@ from app.api.routes.jobs import accepted, get_owner
 from app.errors import AppError, InvalidParameter, NotReady
 from app.jobs.manager import JobHandoff
 from app.pipeline.document import convert_document
+from app.pipeline.image_input import check_mode
 from app.pipeline.intake import inspect_pdf
 from app.pipeline.options import ConvertOptions, ImagesMode
 from app.pipeline.result import DocumentResult
@@ -131,6 +132,7 @@ async def ocr_pdf(
     staging: Path | None = None
     try:
         options = parse_options(settings, upload.fields, {"pages": pages, "mode": mode, "dpi": dpi, "images": images})
+        check_mode(upload.image_format, options.mode)
         vlm = request.app.state.vlm
         if options.mode == "vl" and vlm is not None:
             vlm.raise_if_unavailable()  # before any rendering: a down sidecar means 503 now, not after layout
