@@ -1,4 +1,5 @@
-"""POST /ocr/pdf: one PDF in, the DocumentResult out (JSON, or the Markdown with `Accept: text/markdown`).
+"""POST /ocr/pdf: one PDF (or image) in, the DocumentResult out (JSON, the Markdown with `Accept: text/markdown`,
+or a zip of result.md, result.json and images/ with `Accept: application/zip`).
 
 Order of work, cheapest rejection first: readiness -> stream the upload to disk (413 while streaming) ->
 options -> inspect the PDF in a thread (415/422/413) -> admission (503 + Retry-After) -> convert through the
@@ -51,7 +52,9 @@ _UPLOAD_SCHEMA = {
                     "type": "object",
                     "required": [FILE_FIELD],
                     "properties": {
-                        FILE_FIELD: {"type": "string", "format": "binary", "description": "The PDF"},
+                        FILE_FIELD: {"type": "string", "format": "binary",
+                                     "description": "The PDF, or an image: PNG, JPEG, TIFF (every frame a page), "
+                                     "WebP, BMP"},
                         "pages": {"type": "string", "description": '1-based selection, e.g. "1-3,7"'},
                         "mode": {"type": "string", "enum": list(get_args(Mode))},
                         "dpi": {"type": "integer"},
@@ -67,7 +70,7 @@ _UPLOAD_SCHEMA = {
                             ZIP_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
         "202": {"description": "Still running after MAX_SYNC_WAIT_S: continues as a job; poll `Location`"},
         "413": {"description": "Upload or page count over the limit"},
-        "415": {"description": "Not a PDF"},
+        "415": {"description": "Neither a PDF nor an accepted image"},
         "422": {"description": "Unreadable/encrypted/empty PDF or bad parameters"},
         "503": {"description": "Overloaded or not ready; see Retry-After"},
     },
