@@ -141,6 +141,27 @@ def adopt_dir(staging: Path, job_images: Path) -> None:
     os.symlink(job_images.resolve(), staging)
 
 
+def sweep_staging(settings: Settings, cutoff: float) -> list[str]:
+    """Remove staging directories (and hand-off links) last touched before `cutoff` (epoch seconds): what a crash
+    mid-request leaves behind. A live request's directory is minutes old; the sweeper passes the job TTL."""
+    root = settings.output_dir / STAGING_DIRNAME
+    removed = []
+    if not root.is_dir():
+        return removed
+    for entry in root.iterdir():
+        try:
+            if entry.lstat().st_mtime >= cutoff:
+                continue
+            if entry.is_symlink() or not entry.is_dir():
+                entry.unlink()
+            else:
+                shutil.rmtree(entry)
+            removed.append(entry.name)
+        except OSError:
+            log.warning("could not remove stale staging entry %s", entry.name)
+    return removed
+
+
 def image_files(directory: Path) -> list[Path]:
     """The finished crops in `directory` (temporary files of an interrupted write excluded), sorted by name."""
     if not directory.is_dir():

@@ -162,3 +162,20 @@ def test_vl_mode_crops_regions_in_the_worker_and_links_them_after_assembly(tmp_p
     assert figure.image == "images/p1-fig1.png"
     assert "![Figure 1](images/p1-fig1.png)" in result.markdown
     assert (tmp_path / "crops" / "p1-fig1.png").is_file()
+
+
+def test_stale_staging_directories_and_links_are_swept(tmp_path, make_settings):
+    import os
+    import time
+
+    settings = make_settings()
+    old_dir, new_dir = image_store.staging_dir(settings, "old"), image_store.staging_dir(settings, "new")
+    (old_dir / "p1-fig1.png").write_bytes(b"x")
+    link = old_dir.parent / "handed-off"
+    link.symlink_to(tmp_path / "gone")  # a hand-off link whose job directory is gone
+    past = time.time() - 7200
+    os.utime(old_dir, (past, past))
+    os.utime(link, (past, past), follow_symlinks=False)
+    removed = image_store.sweep_staging(settings, cutoff=time.time() - 3600)
+    assert sorted(removed) == sorted([old_dir.name, "handed-off"])
+    assert [p.name for p in old_dir.parent.iterdir()] == [new_dir.name]
