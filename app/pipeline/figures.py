@@ -16,6 +16,7 @@ in page order by `app.storage.images.finalize` once every page is in.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import tempfile
@@ -25,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from app.pipeline.result import Block, PageResult
+
+log = logging.getLogger(__name__)
 
 # Block type -> the word in the file name.
 EXPORTED: dict[str, str] = {"figure": "fig", "chart": "chart", "table": "table", "formula": "formula"}
@@ -86,7 +89,8 @@ def export_regions(regions: list, image: np.ndarray, scale: float, page_number: 
         if written + len(data) > target.max_bytes:
             continue
         name = f"p{page_number}-{kind}{counters[kind]}.{ext}"
-        _atomic_write(directory / name, data)
+        if not _write_crop(directory / name, data):
+            continue
         written += len(data)
         exported.append((region.label, tuple(region.bbox), f"{IMAGES_DIRNAME}/{name}"))
     return exported
@@ -137,7 +141,8 @@ def export_page_images(result: PageResult, image: np.ndarray, scale: float, targ
         if written + len(data) > target.max_bytes:
             continue
         name = f"p{result.page}-{kind}{counters[kind]}.{ext}"
-        _atomic_write(directory / name, data)
+        if not _write_crop(directory / name, data):
+            continue
         written += len(data)
         count += 1
         block.image = f"{IMAGES_DIRNAME}/{name}"
@@ -217,6 +222,17 @@ def link_placeholders(markdown: str, links: list[tuple[Block, str]]) -> str:
                 markdown = markdown[: match.start()] + f"![{alt}]({block.image})" + markdown[match.end():]
                 break
     return markdown
+
+
+def _write_crop(path: Path, data: bytes) -> bool:
+    """Write one crop; False when it cannot be written (a full disk, a directory a cancelled request removed):
+    the page's text matters more than its picture, so the block keeps its placeholder and the page goes on."""
+    try:
+        _atomic_write(path, data)
+    except OSError as exc:
+        log.warning("crop %s not written: %s", path.name, exc.strerror or exc)
+        return False
+    return True
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -179,3 +179,11 @@ def test_stale_staging_directories_and_links_are_swept(tmp_path, make_settings):
     removed = image_store.sweep_staging(settings, cutoff=time.time() - 3600)
     assert sorted(removed) == sorted([old_dir.name, "handed-off"])
     assert [p.name for p in old_dir.parent.iterdir()] == [new_dir.name]
+
+
+def test_a_crop_that_cannot_be_written_leaves_the_placeholder_and_the_page(tmp_path):
+    target = ImageTarget(directory=str(tmp_path / "removed"), dpi=144, max_count=10, max_bytes=10**8)
+    page = _page(1, _blocks())
+    assert export_page_images(page, _render(), SCALE, target) == 0
+    assert [b.image for b in page.blocks if b.image] == []
+    assert page.markdown.count("#bbox=") == 2 and "Some prose" in page.markdown
