@@ -5,7 +5,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8081
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench install install-dev clean
+.PHONY: run test lint bench install install-dev system-test-deps clean
+
+# Debian packages some tests use: fonts for CJK, accented and RTL test pages; Chromium and its driver for the
+# browser tests of /ui. Installed when we are root with apt (CI, a fresh container); elsewhere the tests that need
+# them skip with one line each. Nothing else needs apt.
+TEST_DEBS := fonts-wqy-microhei fonts-dejavu-core chromium chromium-driver
+# tesseract: the OCR peer the benchmarks compare against.
+BENCH_DEBS := tesseract-ocr tesseract-ocr-eng
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +35,14 @@ run: install
 lint: install-dev
 	bash scripts/static_checks.sh
 
-test: install-dev lint
+system-test-deps:
+	@bash scripts/system_packages.sh tests $(TEST_DEBS)
+
+test: install-dev lint system-test-deps
 	$(BIN)/python -m pytest
 
 bench: install-dev
+	@bash scripts/system_packages.sh benchmarks $(BENCH_DEBS)
 	$(BIN)/python -m bench.all
 
 clean:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.api.auth import ApiKeyMiddleware
 from app.api.error_handlers import install_error_handlers
-from app.api.routes import health, images, jobs, meta, ocr
+from app.api.routes import health, images, jobs, meta, ocr, pages, ui
 from app.jobs.manager import JobManager
 from app.lifecycle import Lifecycle
 from app.observability.logging import RequestContextMiddleware
@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ocr.router)
     app.include_router(jobs.router)
     app.include_router(images.router)
+    app.include_router(pages.router)
+    app.include_router(ui.router)
     return app
 
 

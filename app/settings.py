@@ -64,8 +64,8 @@ class Settings(BaseSettings):
     max_image_mb_per_document: float = Field(100.0, ge=0, description="Total crop bytes kept per document")
 
     # --- completion webhooks -------------------------------------------------------------------------------------
-    callback_allowed_hosts: str = Field(
-        "", description="Comma-separated hosts a job's callback_url may name (host or host:port); empty = off"
+    callback_allowed_hosts: str | None = Field(
+        None, description="Comma-separated hosts a job's callback_url may name (host or host:port); empty = off"
     )
     callback_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key of the X-Signature-256 header")
     callback_max_attempts: int = Field(6, ge=1, description="Deliveries tried per callback before giving up")
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     def _check_consistency(self) -> Settings:
         if self.default_dpi > self.max_dpi:
             raise ValueError(f"DEFAULT_DPI {self.default_dpi} exceeds MAX_DPI {self.max_dpi}")
-        if self.callback_allowed_hosts.strip() and self.callback_secret is None:
+        if (self.callback_allowed_hosts or "").strip() and self.callback_secret is None:
             raise ValueError("CALLBACK_ALLOWED_HOSTS is set but CALLBACK_SECRET is missing: webhooks are signed")
         if self.s3_bucket and not (self.s3_access_key and self.s3_secret_key) and self.s3_endpoint:
             raise ValueError("S3 bucket and endpoint are set but the access key or secret key is missing")

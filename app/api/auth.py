@@ -1,8 +1,9 @@
 """Optional API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`, compared in constant time.
 
 Applied as ASGI middleware so it covers every path (API routes, /docs, unknown URLs) except the probes, which
-a platform calls without credentials, and /metrics unless METRICS_REQUIRE_AUTH is set. The key is a SecretStr
-and headers are never logged.
+a platform calls without credentials, /metrics unless METRICS_REQUIRE_AUTH is set, and the web UI's page and
+static files under /ui (they hold no data; the page asks for the key and sends it with every API call). The key
+is a SecretStr and headers are never logged.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from app.api.error_handlers import error_response
 from app.settings import Settings
 
 PROBE_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/health"})
+UI_PATHS = frozenset({"/", "/ui"})
+UI_PREFIX = "/ui/"
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -40,10 +43,15 @@ class ApiKeyMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.keys = settings.api_keys
-        self.public = set(PROBE_PATHS) if settings.metrics_require_auth else set(PROBE_PATHS) | {"/metrics"}
+        self.public = set(PROBE_PATHS | UI_PATHS)
+        if not settings.metrics_require_auth:
+            self.public.add("/metrics")
+
+    def _is_public(self, path: str) -> bool:
+        return path in self.public or path.startswith(UI_PREFIX)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in self.public:
+        if scope["type"] != "http" or not self.keys or self._is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         if key_matches(presented_key(Headers(scope=scope)), self.keys):

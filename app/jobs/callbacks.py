@@ -38,7 +38,7 @@ _MAX_ERROR_CHARS = 300
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str]:
-    return frozenset(h.strip().lower() for h in settings.callback_allowed_hosts.split(",") if h.strip())
+    return frozenset(h.strip().lower() for h in (settings.callback_allowed_hosts or "").split(",") if h.strip())
 
 
 def host_allowed(url: str, settings: Settings) -> bool:
