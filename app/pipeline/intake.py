@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 PDFIUM_LOCK = threading.RLock()
 
 MAGIC = b"%PDF-"
-MAGIC_WINDOW = 1024
+MAGIC_WINDOW = 1024  # the PDF spec lets junk precede the header; readers accept it within the first KiB
+# Images are turned into PDFs before intake (image_input.py), so whatever reaches here without a header is neither.
 NOT_A_PDF = ("the file is not a PDF (no %PDF- header in its first 1024 bytes) or an image this service reads "
-             "(accepted: PDF, PNG, JPEG, TIFF, WebP, BMP)")  # the PDF spec lets junk precede the header; readers accept it within the first KiB
+             "(accepted: PDF, PNG, JPEG, TIFF, WebP, BMP)")
 
 Source = bytes | bytearray | memoryview | str | os.PathLike
 

@@ -19,11 +19,11 @@ from app.api.deps import JobsDep, RequestIdDep, SettingsDep
 from app.api.upload import receive_pdf_upload
 from app.errors import Conflict, NotFound, NotReady
 from app.jobs import files
-from app.jobs.events import JobEvent
 from app.jobs.callbacks import validate_callback_url
-from app.pipeline.image_input import check_mode
+from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager, job_view, owner_for_key
 from app.jobs.store import FINISHED
+from app.pipeline.image_input import check_mode
 from app.settings import Settings
 
 router = APIRouter(tags=["jobs"])
@@ -119,8 +119,8 @@ async def get_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> dict[str, Any]
 @router.get(
     "/jobs/{job_id}/result",
     summary="The finished job's result",
-    description="`format=json` (default), `markdown` or `zip` (result.md, result.json and images/); without `format`, `Accept: text/markdown` picks Markdown. "
-    "409 while the job has not succeeded.",
+    description="`format=json` (default), `markdown` or `zip` (result.md, result.json and images/); without "
+    "`format`, `Accept: text/markdown` picks Markdown. 409 while the job has not succeeded.",
     responses={409: {"description": "Not finished (or failed/cancelled)"}},
 )
 async def get_result(
