@@ -193,3 +193,31 @@ async def test_stop_leaves_the_delivery_pending_for_the_next_start(make_settings
     assert (await store.get(job.id)).callback["state"] == "pending"
     assert [j.id for j in await store.pending_callbacks()] == [job.id]
     await store.close()
+
+
+async def test_a_job_database_from_before_webhooks_gains_the_columns(make_settings):
+    import sqlite3
+    from contextlib import closing
+
+    from app.jobs.store import _SCHEMA, JobStore
+
+    settings = make_settings()
+    settings.output_dir.mkdir(parents=True)
+    old_schema = _SCHEMA.replace("    s3              TEXT,", "    s3              TEXT")
+    old_schema = "\n".join(line for line in old_schema.splitlines() if "callback" not in line)
+    with closing(sqlite3.connect(settings.output_dir / "jobs.db")) as db:
+        db.executescript(old_schema)
+        db.execute("INSERT INTO jobs (id, status, options, upload_sha256, page_count, page_indices, pages_total,"
+                   " created_at, finished_at) VALUES ('jold00000001', 'succeeded', '{}', '0', 1, '[0]', 1, 0, 1)")
+        db.commit()
+        assert "callback" not in {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    store = JobStore(settings.output_dir / "jobs.db")
+    await store.open()
+    try:
+        old = await store.get("jold00000001")
+        assert old is not None and old.callback_url is None and old.callback is None
+        assert await store.pending_callbacks() == []
+        await store.set_callback(old.id, {"state": "delivered", "attempts": 1, "last_error": None})
+        assert (await store.get(old.id)).callback == {"state": "delivered", "attempts": 1, "last_error": None}
+    finally:
+        await store.close()
