@@ -4,8 +4,8 @@
 prefix, keeps the ones whose stable hash falls in shard `i` of `n`, skips those that already have a result,
 and converts the rest through one PagePool (models load once per worker for the whole run).
 
-Key scheme: the input `s3://B/in/reports/q3.pdf` (relative key `reports/q3.pdf`) gives
-`<out>/reports/q3.md` and `<out>/reports/q3.json`. The JSON is uploaded last, so its presence means the result
+Key scheme: the input `s3://B/in/reports/q3.pdf` (relative key `reports/q3.pdf`; PNG, JPEG, TIFF, WebP and BMP
+inputs too) gives `<out>/reports/q3.md`, `<out>/reports/q3.json` and the crops under `<out>/reports/q3_images/`. The JSON is uploaded last, so its presence means the result
 is complete; that is the idempotency check, and a retried pod redoes only what is missing. An input the
 pipeline rejects (not a PDF, encrypted, too large: 4xx errors) gets `<out>/reports/q3.error.json` instead and
 counts as done, so retries do not grind on it; anything else (S3 trouble, a crashed worker) leaves no marker
@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -36,6 +37,9 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 PDF_SUFFIX = ".pdf"
+# Inputs by key suffix (listing S3 cannot look at bytes); what each file really is, intake decides by its bytes.
+INPUT_SUFFIXES = (PDF_SUFFIX, ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+IMAGES_SUFFIX = "_images/"
 MD_SUFFIX = ".md"
 JSON_SUFFIX = ".json"
 ERROR_SUFFIX = ".error.json"
@@ -92,11 +96,11 @@ def shard_of(relative_key: str, shards: int) -> int:
 def result_stem(relative_key: str) -> str:
     """`reports/q3.pdf` -> `reports/q3` (the suffix is matched case-insensitively)."""
     path = PurePosixPath(relative_key)
-    return str(path.with_suffix("")) if path.suffix.lower() == PDF_SUFFIX else relative_key
+    return str(path.with_suffix("")) if path.suffix.lower() in INPUT_SUFFIXES else relative_key
 
 
 def is_input(relative_key: str) -> bool:
-    return relative_key.lower().endswith(PDF_SUFFIX) and not relative_key.endswith("/")
+    return relative_key.lower().endswith(INPUT_SUFFIXES) and not relative_key.endswith("/")
 
 
 @dataclass
@@ -160,6 +164,20 @@ def _put(client: Any, bucket: str, key: str, body: bytes, content_type: str) -> 
     client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
+def _upload_images(client: Any, bucket: str, stem: str, result: Any, crops: Path, mode: str,
+                   settings: Settings) -> Any:
+    """Apply the image budget (and `embed`), upload the kept crops to `<stem>_images/` and point the result's
+    links there; before the JSON, so a complete result never links a missing image."""
+    from app.storage import images as image_store
+
+    result = image_store.finalize(result, crops, mode, settings)
+    prefix = PurePosixPath(stem).name + IMAGES_SUFFIX.rstrip("/")
+    for image in image_store.image_files(crops):
+        media = image_store.MEDIA_TYPES.get(image.suffix.lower(), "application/octet-stream")
+        _put(client, bucket, f"{stem}{IMAGES_SUFFIX}{image.name}", image.read_bytes(), media)
+    return image_store.relocate(result, prefix)
+
+
 async def _make_recognizer(settings: Settings, options: ConvertOptions) -> tuple[Any, Any]:
     """(client, recognizer) for `vl` mode, after waiting for the sidecar; (None, None) otherwise."""
     if options.mode != "vl":
@@ -186,8 +204,10 @@ async def run_batch(
     """Convert this shard's missing results. Documents run concurrently (bounded) through one PagePool, which
     interleaves their pages fairly across its workers."""
     from app.pipeline.document import convert_document
+    from app.pipeline.image_input import ensure_pdf
     from app.pipeline.intake import inspect_pdf
     from app.pipeline.pool import PagePool
+    from app.storage import images as image_store
     from app.storage.s3 import make_s3_client
 
     options = options or ConvertOptions(mode=settings.default_mode, dpi=settings.default_dpi)
@@ -220,13 +240,19 @@ async def run_batch(
                 async with limit:
                     local = Path(scratch) / f"{index}.pdf"
                     stem = dest.key(result_stem(relative))
+                    crops = Path(scratch) / f"{index}-images"
                     try:
                         await asyncio.to_thread(client.download_file, source.bucket, source.key(relative), str(local))
+                        # An image becomes its PDF wrapper (refused in text mode: it has no text layer).
+                        await asyncio.to_thread(ensure_pdf, local, settings, mode=options.mode)
                         info = await asyncio.to_thread(inspect_pdf, local, settings, options.pages)
+                        crops.mkdir()
                         result = await convert_document(
                             pool, local, options, page_indices=info.page_indices, page_count=info.page_count,
-                            vl=recognizer,
+                            vl=recognizer, images=image_store.image_target(settings, options.images, crops),
                         )
+                        result = await asyncio.to_thread(_upload_images, client, dest.bucket, stem, result, crops,
+                                                         options.images, settings)
                         markdown = result.markdown.encode("utf-8")
                         document = result.model_dump_json().encode("utf-8")
                         await asyncio.to_thread(_put, client, dest.bucket, stem + MD_SUFFIX, markdown, "text/markdown")
@@ -251,6 +277,7 @@ async def run_batch(
                         log.exception("batch: %s failed", relative)
                     finally:
                         local.unlink(missing_ok=True)
+                        shutil.rmtree(crops, ignore_errors=True)
 
             await asyncio.gather(*(one(i, key) for i, key in enumerate(work.todo)))
     finally:

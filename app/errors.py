@@ -56,6 +56,19 @@ class EmptyPdf(AppError):
     status, type = 422, "empty_pdf"
 
 
+class ImageTooLarge(AppError):
+    """An uploaded image (or one of its frames) with more pixels than MAX_PAGE_PIXELS: a decompression bomb or a
+    scan far larger than any page needs."""
+
+    status, type = 413, "image_too_large"
+
+
+class UnreadableImage(AppError):
+    """An image file whose header we recognise but whose data is truncated or corrupt."""
+
+    status, type = 422, "unreadable_image"
+
+
 class PageTooLarge(AppError):
     """An embedded image or page that would need gigabytes to decode."""
 

@@ -17,7 +17,7 @@ from app.api.auth import ApiKeyMiddleware
 from app.api.limits import UploadSlots
 from app.api.openapi import install_openapi
 from app.api.error_handlers import install_error_handlers
-from app.api.routes import health, jobs, meta, ocr, pages, ui
+from app.api.routes import health, images, jobs, meta, ocr, pages, ui
 from app.jobs.manager import JobManager
 from app.lifecycle import Lifecycle
 from app.observability.logging import RequestContextMiddleware
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(meta.router)
     app.include_router(ocr.router)
     app.include_router(jobs.router)
+    app.include_router(images.router)
     app.include_router(pages.router)
     app.include_router(ui.router)
     install_openapi(app, settings)  # statuses and bounds the routes enforce by hand (app/api/openapi.py)

@@ -69,6 +69,22 @@ class Settings(BaseSettings):
     default_dpi: int = Field(200, ge=36, le=600)
     max_dpi: int = Field(400, ge=36, le=1200)
 
+    image_default_dpi: int = Field(200, ge=36, le=1200, description="Image uploads without DPI metadata are this DPI")
+
+    # --- images out (figure/table crops beside the result) ------------------------------------------------------
+    image_dpi: int = Field(150, ge=36, le=600, description="Resolution of the figure/table crops written out")
+    max_images_per_document: int = Field(500, ge=0, description="Crops kept per document; later ones are dropped")
+    max_image_mb_per_document: float = Field(100.0, ge=0, description="Total crop bytes kept per document")
+
+    # --- completion webhooks -------------------------------------------------------------------------------------
+    callback_allowed_hosts: str | None = Field(
+        None, description="Comma-separated hosts a job's callback_url may name (host or host:port); empty = off"
+    )
+    callback_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key of the X-Signature-256 header")
+    callback_max_attempts: int = Field(6, ge=1, description="Deliveries tried per callback before giving up")
+    callback_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each attempt")
+    callback_timeout_s: float = Field(10.0, gt=0)
+
     # --- pipeline ----------------------------------------------------------------------------------------------
     default_mode: Mode = "auto"
     workers: int = Field(default_factory=_default_workers, ge=1, description="Page worker processes")
@@ -144,6 +160,8 @@ class Settings(BaseSettings):
     def _check_consistency(self) -> Settings:
         if self.default_dpi > self.max_dpi:
             raise ValueError(f"DEFAULT_DPI {self.default_dpi} exceeds MAX_DPI {self.max_dpi}")
+        if (self.callback_allowed_hosts or "").strip() and self.callback_secret is None:
+            raise ValueError("CALLBACK_ALLOWED_HOSTS is set but CALLBACK_SECRET is missing: webhooks are signed")
         if self.s3_bucket and not (self.s3_access_key and self.s3_secret_key) and self.s3_endpoint:
             raise ValueError("S3 bucket and endpoint are set but the access key or secret key is missing")
         return self
@@ -161,6 +179,10 @@ class Settings(BaseSettings):
         if self.api_key is None:
             return ()
         return tuple(key.strip() for key in self.api_key.get_secret_value().split(",") if key.strip())
+
+    @property
+    def max_image_bytes_per_document(self) -> int:
+        return int(self.max_image_mb_per_document * 1024 * 1024)
 
     @property
     def max_upload_bytes(self) -> int:

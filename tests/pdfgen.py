@@ -467,3 +467,87 @@ def hyphenated_pdf(path: str | os.PathLike[str]) -> Path:
     for n, line in enumerate(HYPHENATED_LINES):
         doc.text(72, 100 + 14 * n, line)
     return _write(doc, path)
+
+
+# --- figures and images -------------------------------------------------------------------------------------------
+FIGURE_CAPTIONS = ("Figure 1: Widget sales by quarter", "Figure 2: The northern assembly plant")
+
+
+def bar_chart_image(width: int = 900, height: int = 600):
+    """A bar chart as a PIL image: axes, four coloured bars, tick labels (line art: few colours)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.line([(80, 40), (80, height - 60), (width - 40, height - 60)], fill="black", width=4)
+    colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+    for i, (value, colour) in enumerate(zip((0.45, 0.7, 0.55, 0.9), colours, strict=True)):
+        x0 = 130 + i * 190
+        draw.rectangle([x0, height - 60 - value * (height - 120), x0 + 120, height - 62], fill=colour)
+        draw.text((x0 + 40, height - 45), f"Q{i + 1}", fill="black")
+    return image
+
+
+def photo_image(width: int = 800, height: int = 500, seed: int = 7):
+    """A photograph-like PIL image: smooth gradients plus grain (thousands of colours)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x / width * 200, y / height * 180, (x + y) / (width + height) * 220], axis=-1)
+    pixels = np.clip(base + rng.normal(0, 18, base.shape), 0, 255).astype("uint8")
+    return Image.fromarray(pixels)
+
+
+def figure_pdf(path: str | os.PathLike[str], pages: int = 2) -> Path:
+    """Born-digital pages, each with a heading, a paragraph, one large picture and its caption under it:
+    a bar chart on odd pages, a photograph on even pages (captions from `FIGURE_CAPTIONS`)."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.set_margins(72, 72, 72)
+    for number in range(1, pages + 1):
+        doc.add_page()
+        doc.set_font("Helvetica", "B", 18)
+        doc.multi_cell(0, 24, f"{SECTION_HEADINGS[(number - 1) % 4]} {number}", new_x="LMARGIN", new_y="NEXT")
+        doc.set_font("Helvetica", "", 11)
+        doc.multi_cell(0, 15, PARAGRAPHS[(number - 1) % 4], new_x="LMARGIN", new_y="NEXT")
+        doc.ln(12)
+        picture = bar_chart_image() if number % 2 else photo_image()
+        top = doc.get_y()
+        doc.image(picture, x=72, y=top, w=468)
+        doc.set_y(top + 468 * picture.height / picture.width + 8)
+        doc.set_font("Helvetica", "I", 10)
+        doc.multi_cell(0, 14, FIGURE_CAPTIONS[(number - 1) % 2], new_x="LMARGIN", new_y="NEXT")
+        doc.ln(8)
+        doc.set_font("Helvetica", "", 11)
+        doc.multi_cell(0, 15, PARAGRAPHS[number % 4], new_x="LMARGIN", new_y="NEXT")
+    return _write(doc, path)
+
+
+def scan_image(dpi: int = 200):
+    """The scanned page of `scanned_pdf` as a PIL image (grey, white paper) rendered at `dpi`."""
+    import pypdfium2 as pdfium
+
+    source = pdfium.PdfDocument(bytes(_scan_source().output()))
+    try:
+        return source[0].render(scale=dpi / 72, grayscale=True).to_pil().convert("L")
+    finally:
+        source.close()
+
+
+def png_bomb(path: str | os.PathLike[str], side: int = 12_000) -> Path:
+    """A small PNG that declares `side` x `side` grey pixels (144 M for the default, over the 40 M default of
+    MAX_PAGE_PIXELS) of zeros: a decompression bomb, ~150 KB on disk. Built 100 rows at a time, so making it
+    never holds the pixels in memory."""
+    import struct
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    compressor = zlib.compressobj(6)
+    rows = b"\x00" * ((side + 1) * 100)  # 100 rows: filter byte + one byte per pixel each
+    body = b"".join(compressor.compress(rows) for _ in range(side // 100)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path = Path(path)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path

@@ -7,6 +7,7 @@ MAX_UPLOAD_MB. The temp file is named after the request id; the client's filenam
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from contextlib import aclosing
@@ -20,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from app.api.limits import UploadSlots, paced
 from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
+from app.pipeline.image_input import ensure_pdf, sniff_file
 from app.settings import Settings
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
 
@@ -35,6 +37,7 @@ class Upload:
     size: int
     filename: str | None
     fields: dict[str, str] = field(default_factory=dict)
+    image_format: str | None = None  # PNG, JPEG...: the upload was an image, now its PDF wrapper
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -181,4 +184,12 @@ async def _receive(request: Request, settings: Settings, request_id: str, bounda
     if collector.path is None or collector._file is not None:
         collector.abort()
         raise InvalidParameter("multipart field 'file' with the PDF is required")
-    return Upload(path=collector.path, size=collector.size, filename=collector.filename, fields=collector.fields)
+    try:  # an image upload becomes its PDF wrapper here, so both routes and jobs see a PDF (see image_input.py)
+        image_format = await asyncio.to_thread(sniff_file, collector.path)
+        if image_format is not None:
+            await asyncio.to_thread(ensure_pdf, collector.path, settings)
+    except BaseException:
+        collector.abort()
+        raise
+    return Upload(path=collector.path, size=collector.size, filename=collector.filename, fields=collector.fields,
+                  image_format=image_format)

@@ -22,12 +22,15 @@ MODES: tuple[str, ...] = Mode.__args__  # type: ignore[attr-defined]
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("batch", help="convert every PDF under an S3 prefix (shardable, idempotent)")
-    parser.add_argument("source", help="s3://bucket/prefix holding the PDFs")
+    parser.add_argument("source", help="s3://bucket/prefix holding the PDFs (and images)")
     parser.add_argument("--out", required=True, help="s3://bucket/prefix for the .md/.json results")
     parser.add_argument("--shard", default=None, help="i/n, 0-based (default: JOB_COMPLETION_INDEX/BATCH_SHARDS)")
     parser.add_argument("--mode", choices=MODES, default=None, help="default: DEFAULT_MODE")
     parser.add_argument("--dpi", type=int, default=None, help="default: DEFAULT_DPI")
     parser.add_argument("--pages", default=None, help='page selection for every file, e.g. "1-3"')
+    parser.add_argument("--images", choices=("refer", "embed", "none"), default="refer",
+                        help="figure/table crops: uploaded to <stem>_images/ and linked (refer, default), "
+                             "data: URIs in the outputs (embed), or none")
     parser.set_defaults(func=run)
 
 
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         source, dest = parse_s3_url(args.source), parse_s3_url(args.out)
         shard, shards = parse_shard(args.shard)
         options = ConvertOptions(
-            mode=args.mode or settings.default_mode, dpi=args.dpi or settings.default_dpi, pages=args.pages
+            mode=args.mode or settings.default_mode, dpi=args.dpi or settings.default_dpi, pages=args.pages,
+            images=args.images,
         )
     except AppError as exc:
         print(f"batch: {exc.message}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""`python -m app convert IN.pdf [IN2.pdf ...] -o OUTDIR`: PDFs to `OUTDIR/<stem>.md` and `OUTDIR/<stem>.json`.
+"""`python -m app convert IN.pdf [IN2.pdf ...] -o OUTDIR`: PDFs (or PNG/JPEG/TIFF/WebP/BMP images) to
+`OUTDIR/<stem>.md`, `OUTDIR/<stem>.json` and the figure/table crops in `OUTDIR/<stem>_images/` (`--images`).
 
 Each file gets a progress bar (pages) on stderr. A file that cannot be converted prints one line,
 `error: <file>: <message>`, and the others go on; the exit status is 1 if any file failed, 2 for bad arguments or
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +42,9 @@ def register(subparsers: Any) -> None:
                              "ocr: layout + OCR on every page; vl: layout + the VLM sidecar")
     parser.add_argument("--pages", default=None, help='1-based page selection such as "1-3,7" or "5-" (default: all)')
     parser.add_argument("--dpi", type=int, default=None, help="render resolution for OCR (default: DEFAULT_DPI)")
+    parser.add_argument("--images", choices=("refer", "embed", "none"), default="refer",
+                        help="figure/table crops: files in OUTDIR/<stem>_images/ linked from the Markdown "
+                             "(refer, default), data: URIs inside the outputs (embed), or none")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKERS, one per core)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: {args.output}: cannot create the output directory: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    options = ConvertOptions(mode=mode, pages=args.pages, dpi=dpi)
+    options = ConvertOptions(mode=mode, pages=args.pages, dpi=dpi, images=args.images)
     try:
         return asyncio.run(_convert_all(args, settings, options))
     except KeyboardInterrupt:
@@ -84,14 +89,21 @@ def run(args: argparse.Namespace) -> int:
 async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) -> int:
     from app.errors import AppError
     from app.pipeline.document import MODEL_MODES, convert_document
+    from app.pipeline.image_input import ensure_pdf
     from app.pipeline.intake import inspect_pdf
     from app.pipeline.pool import PagePool
+    from app.storage import images as image_store
 
     # Inspect every file first (cheap) to size the pool; report each problem at its file's turn, in input order.
+    # Images are wrapped as PDFs in a scratch directory first (image_input.py); `sources` maps input -> PDF.
+    scratch = tempfile.TemporaryDirectory(prefix=".convert-", dir=args.output)
+    sources: dict[Path, Path] = {}
     checked: list[tuple[Path, Any, str | None]] = []
-    for path in args.inputs:
+    for number, path in enumerate(args.inputs):
         try:
-            checked.append((path, await asyncio.to_thread(inspect_pdf, path, settings, options.pages), None))
+            sources[path] = await asyncio.to_thread(ensure_pdf, path, settings, mode=options.mode,
+                                                    dest=Path(scratch.name) / f"{number}.pdf")
+            checked.append((path, await asyncio.to_thread(inspect_pdf, sources[path], settings, options.pages), None))
         except AppError as exc:
             checked.append((path, None, exc.message))
     total_pages = sum(len(info.page_indices) for _, info, _ in checked if info is not None)
@@ -112,29 +124,36 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
                     vl, vl_client = await _make_recognizer(settings)
             stem = next(names)
             bar = _progress(path, len(info.page_indices), disabled=args.quiet)
+            staging = Path(tempfile.mkdtemp(prefix=f".{stem}_images.", dir=args.output))
             try:
                 result = await convert_document(
-                    pool, path, options, page_indices=info.page_indices, page_count=info.page_count,
+                    pool, sources[path], options, page_indices=info.page_indices, page_count=info.page_count,
                     on_page=lambda _page, bar=bar: bar.update(1), vl=vl,
+                    images=image_store.image_target(settings, options.images, staging),
                 )
             except AppError as exc:
                 bar.close()
+                shutil.rmtree(staging, ignore_errors=True)
                 _report(path, exc.message)
                 failed += 1
                 continue
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
                 bar.close()
+                shutil.rmtree(staging, ignore_errors=True)
                 log.debug("converting %s failed", path, exc_info=True)
                 _report(path, f"internal error: {type(exc).__name__}: {exc}")
                 failed += 1
                 continue
             bar.close()
             try:
-                await asyncio.to_thread(_write_outputs, args.output, stem, result)
+                await asyncio.to_thread(_write_outputs, args.output, stem, result, staging, options.images, settings)
             except OSError as exc:
                 _report(path, f"cannot write the results: {exc.strerror or exc}")
                 failed += 1
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     finally:
+        scratch.cleanup()
         if pool is not None:
             await pool.stop(grace_s=0)
         if vl_client is not None:
@@ -173,7 +192,17 @@ def _output_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _write_outputs(directory: Path, stem: str, result: Any) -> None:
+def _write_outputs(directory: Path, stem: str, result: Any, staging: Path, images: str, settings: Any) -> None:
+    """`<stem>.md`, `<stem>.json` and, when crops were kept, `<stem>_images/` (replacing an older one)."""
+    from app.storage import images as image_store
+
+    result = image_store.finalize(result, staging, images, settings)
+    image_dir = directory / f"{stem}_images"
+    result = image_store.relocate(result, image_dir.name)
+    shutil.rmtree(image_dir, ignore_errors=True)
+    if image_store.image_files(staging):
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the images from other users
+        os.replace(staging, image_dir)
     _write_atomic(directory / f"{stem}.md", result.markdown)
     _write_atomic(directory / f"{stem}.json", result.model_dump_json(indent=2) + "\n")
 

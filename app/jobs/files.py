@@ -1,6 +1,6 @@
 """Where a job's files live and how they are written, shipped to S3 and removed.
 
-Layout: `OUTPUT_DIR/jobs/<id>/input.pdf`, `result.json`, `result.md`; in S3 everything of a job sits under
+Layout: `OUTPUT_DIR/jobs/<id>/input.pdf`, `result.json`, `result.md`, `images/`; in S3 everything of a job sits under
 `<S3_PREFIX><id>/` (the service's key scheme), so deleting a job is deleting one prefix. Results are written
 temp + fsync + rename: a reader sees either no result file or a complete one.
 """
@@ -30,6 +30,10 @@ def jobs_root(settings: Settings) -> Path:
 
 def job_dir(settings: Settings, job_id: str) -> Path:
     return jobs_root(settings) / job_id
+
+
+def job_images_dir(settings: Settings, job_id: str) -> Path:
+    return job_dir(settings, job_id) / "images"
 
 
 def check_free_space(settings: Settings) -> None:

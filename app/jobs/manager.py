@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import AppError, Cancelled, Conflict, InvalidParameter, NotFound, NotReady
-from app.jobs import files
+from app.jobs import callbacks, files
+from app.jobs.callbacks import CallbackDispatcher
 from app.jobs.events import JobEvent, JobEvents
 from app.jobs.store import ACTIVE, DuplicateIdempotencyKey, Job, JobStore
 from app.jobs.sweeper import delete_job_files, run_sweeper
 from app.pipeline.options import ConvertOptions
 from app.pipeline.result import DocumentResult, PageResult
 from app.settings import Settings
+from app.storage import images as image_store
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class JobHandoff:
 
     def __init__(self) -> None:
         self.cancel = asyncio.Event()
+        self.images_dir: Path | None = None  # where the conversion writes its crops (storage/images.py)
         self._buffer: list[PageResult] = []
         self._sink: Callable[[PageResult], Awaitable[None]] | None = None
 
@@ -99,6 +102,7 @@ class JobManager:
         self.vl = vl
         self.store = JobStore(settings.output_dir / "jobs.db")
         self.events = JobEvents()
+        self.callbacks = CallbackDispatcher(settings, self.store)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancels: dict[str, asyncio.Event] = {}
         self._slots = asyncio.Semaphore(_RUNNING_JOBS_PER_WORKER * max(1, settings.workers))
@@ -110,6 +114,7 @@ class JobManager:
     async def start(self, *, sweep: bool = True) -> None:
         """Open the store, pick up every queued/running job left by the previous process, start the sweeper."""
         await self.store.open()
+        await self.callbacks.start()  # webhooks a previous process had not delivered yet
         resumed = await self.store.active()
         for job in resumed:
             self._spawn(job.id)
@@ -136,6 +141,7 @@ class JobManager:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._sweeper is not None:
             await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self.callbacks.stop()
         await self.store.close()
 
     @property
@@ -151,6 +157,7 @@ class JobManager:
         owner: str | None,
         idempotency_key: str | None = None,
         filename: str | None = None,
+        callback_url: str | None = None,
     ) -> Job:
         """Validate the upload, move it into the job's directory (and S3) and queue the job. The returned job is
         durable. A repeated idempotency key returns the first job (409 if it named a different file or options);
@@ -178,7 +185,8 @@ class JobManager:
         job = Job(
             id=new_job_id(), owner=owner, status="queued", options=options, upload_sha256=digest,
             page_count=info.page_count, page_indices=list(info.page_indices), created_at=time.time(),
-            idempotency_key=idempotency_key, filename=filename,
+            idempotency_key=idempotency_key, filename=filename, callback_url=callback_url,
+            callback=callbacks.initial_state() if callback_url else None,
         )
         directory = files.job_dir(self.settings, job.id)
         try:
@@ -230,9 +238,14 @@ class JobManager:
         cancel = handoff.cancel if handoff is not None else asyncio.Event()
         self._cancels[job.id] = cancel
         if handoff is not None:
+            if handoff.images_dir is not None:
+                await asyncio.to_thread(image_store.adopt_dir, handoff.images_dir,
+                                        files.job_images_dir(self.settings, job.id))
             await handoff.attach(lambda page: self._checkpoint(job, page))
         log.info("request handed off to job %s after %.0f s", job.id, self.settings.max_sync_wait_s)
         task.add_done_callback(lambda _t: upload_path.unlink(missing_ok=True))
+        if handoff is not None and handoff.images_dir is not None:  # the link adopt_dir left for pages in flight
+            task.add_done_callback(lambda _t, link=handoff.images_dir: link.unlink(missing_ok=True))
         self._tasks[job.id] = asyncio.create_task(self._watch_adopted(job, task, cancel), name=f"job-{job.id}")
         self._tasks[job.id].add_done_callback(lambda _t, jid=job.id: self._forget(jid))
         return job
@@ -363,10 +376,13 @@ class JobManager:
         done = await self.store.done_page_indices(job.id)
         missing = [i for i in job.page_indices if i not in done]  # a resumed job converts only these
         if missing:
+            images = files.job_images_dir(self.settings, job.id)
+            await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)
             await convert_document(
                 self.pool, input_path, job.options, page_indices=missing,
                 on_page=lambda page: self._checkpoint(job, page), cancel=cancel, vl=self.vl,
                 page_count=job.page_count, admission=_Unmetered(),  # type: ignore[arg-type]
+                images=image_store.image_target(self.settings, job.options.images, images),
             )
         return await self._merge_stored(job)
 
@@ -384,6 +400,8 @@ class JobManager:
         return merge_pages([stored[i] for i in job.page_indices], job.page_count)
 
     async def _complete(self, job: Job, result: DocumentResult) -> None:
+        result = await asyncio.to_thread(image_store.finalize, result, files.job_images_dir(self.settings, job.id),
+                                         job.options.images, self.settings)
         await asyncio.to_thread(files.write_result, self.settings, job.id, result)
         s3 = None
         if self.settings.s3_configured:
@@ -408,6 +426,7 @@ class JobManager:
 
     def _publish_status(self, job: Job) -> None:
         self.events.publish(job.id, JobEvent("status", job_view(job)))
+        self.callbacks.notify(job)  # a finished job's webhook (a no-op for the others and once under way)
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -433,6 +452,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
         "error": error,
+        **({"callback": job.callback or callbacks.initial_state()} if job.callback_url else {}),
         "status_url": f"/jobs/{job.id}",
         "result_url": f"/jobs/{job.id}/result",
         "events_url": f"/jobs/{job.id}/events",

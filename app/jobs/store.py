@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at     REAL,
     error_type      TEXT,
     error_message   TEXT,
-    s3              TEXT                        -- JSON {"bucket","keys"} once uploaded
+    s3              TEXT,                       -- JSON {"bucket","keys"} once uploaded
+    callback_url    TEXT,                       -- completion webhook (jobs/callbacks.py)
+    callback        TEXT                        -- JSON {"state","attempts","last_error"} of its delivery
 );
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -86,6 +88,8 @@ class Job:
     error_type: str | None = None
     error_message: str | None = None
     s3: dict[str, Any] | None = field(default=None)
+    callback_url: str | None = None
+    callback: dict[str, Any] | None = None  # delivery state, see jobs/callbacks.py
 
     @property
     def pages_total(self) -> int:
@@ -131,6 +135,8 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         error_type=row["error_type"],
         error_message=row["error_message"],
         s3=json.loads(row["s3"]) if row["s3"] else None,
+        callback_url=row["callback_url"],
+        callback=json.loads(row["callback"]) if row["callback"] else None,
     )
 
 
@@ -164,6 +170,10 @@ class JobStore:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")  # readers in other processes (tests, tools) may hold it briefly
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        for column in ("callback_url", "callback"):  # databases written before webhooks existed
+            if column not in columns:
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
         self._conn = conn
 
     def _close_sync(self) -> None:
@@ -191,12 +201,13 @@ class JobStore:
         try:
             self._db.execute(
                 "INSERT INTO jobs (id, owner, idempotency_key, status, options, filename, upload_sha256, page_count,"
-                " page_indices, pages_total, pages_done, runs, created_at, started_at, finished_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " page_indices, pages_total, pages_done, runs, created_at, started_at, finished_at, callback_url,"
+                " callback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.id, job.owner, job.idempotency_key, job.status, job.options.model_dump_json(), job.filename,
                     job.upload_sha256, job.page_count, json.dumps(job.page_indices), job.pages_total, job.pages_done,
-                    job.runs, job.created_at, job.started_at, job.finished_at,
+                    job.runs, job.created_at, job.started_at, job.finished_at, job.callback_url,
+                    json.dumps(job.callback) if job.callback else None,
                 ),
             )
         except sqlite3.IntegrityError:
@@ -290,6 +301,22 @@ class JobStore:
             (status, time.time(), error_type, error_message, json.dumps(s3) if s3 else None, job_id),
         )
         return bool(cur.rowcount)
+
+    async def set_callback(self, job_id: str, state: dict[str, Any]) -> None:
+        """Record the delivery state of a job's completion webhook."""
+        await self._run(lambda: self._db.execute("UPDATE jobs SET callback = ? WHERE id = ?",
+                                                 (json.dumps(state), job_id)))
+
+    async def pending_callbacks(self) -> list[Job]:
+        """Finished jobs whose webhook is not yet delivered (nor given up): what a restart resumes."""
+        return await self._run(self._pending_callbacks_sync)
+
+    def _pending_callbacks_sync(self) -> list[Job]:
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND callback_url IS NOT NULL"
+            " AND (callback IS NULL OR json_extract(callback, '$.state') = 'pending') ORDER BY finished_at, id"
+        ).fetchall()
+        return [_row_to_job(r) for r in rows]
 
     async def delete(self, job_id: str) -> None:
         await self._run(self._delete_sync, job_id)

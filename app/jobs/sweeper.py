@@ -13,6 +13,7 @@ import time
 from app.jobs import files
 from app.jobs.store import JobStore
 from app.settings import Settings
+from app.storage.images import sweep_staging
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ async def sweep_once(settings: Settings, store: JobStore, *, now: float | None =
         await store.delete(job.id)
         removed.append(job.id)
     removed += await _sweep_orphans(settings, store, cutoff)
+    await asyncio.to_thread(sweep_staging, settings, cutoff)  # crops of requests a crash interrupted
     if removed:
         log.info("sweep: removed %s expired jobs", len(removed))
     return removed

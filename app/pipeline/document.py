@@ -20,6 +20,7 @@ from typing import Any
 
 from app.errors import AppError, Cancelled, InvalidParameter
 from app.pipeline import page as page_mod
+from app.pipeline.figures import ImageTarget
 from app.pipeline.intake import inspect_pdf
 from app.pipeline.options import ConvertOptions
 from app.pipeline.page import VL_NEEDS_SIDECAR, PageTask, RegionRecognizer, VlAnalysis
@@ -49,13 +50,14 @@ async def convert_document(
     vl: RegionRecognizer | None = None,
     page_count: int | None = None,
     admission: Admission | None = None,
+    images: ImageTarget | None = None,
 ) -> DocumentResult:
     """Convert the selected pages of `pdf_path` (0-based `page_indices`, else `options.pages`) on `pool`.
 
     Admission: uses `admission` when the caller already reserved the pages (the API route admits before it
     starts the task), else admits them itself (raising `Overloaded`). Setting `cancel` stops the conversion: pages not yet started
     are dropped and `Cancelled` is raised. In `vl` mode the workers find and crop the regions and `vl` reads them;
-    without `vl` the request is refused."""
+    without `vl` the request is refused. With `images`, workers write figure/table crops there (figures.py)."""
     started = time.perf_counter()
     if options.mode == "vl" and vl is None:
         raise InvalidParameter(VL_NEEDS_SIDECAR)
@@ -93,7 +95,8 @@ async def convert_document(
     if cancel_wait is not None:
         cancel_wait.add_done_callback(lambda _: finished.put_nowait(None))
     try:
-        tasks = [(PageTask(pdf_path=str(pdf_path), page_index=i, options=options, kind=kind),) for i in page_indices]
+        tasks = [(PageTask(pdf_path=str(pdf_path), page_index=i, options=options, kind=kind, images=images),)
+                 for i in page_indices]
         submitted = queue.submit_many(page_mod.run_task, tasks, chunkable=chunkable)
         for index, future in zip(page_indices, submitted, strict=True):
             future.add_done_callback(functools.partial(on_worker_done, index))

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"%PDF-"
 MAGIC_WINDOW = 1024  # the PDF spec lets junk precede the header; readers accept it within the first KiB
+# Images are turned into PDFs before intake (image_input.py), so whatever reaches here without a header is neither.
+NOT_A_PDF = ("the file is not a PDF (no %PDF- header in its first 1024 bytes) or an image this service reads "
+             "(accepted: PDF, PNG, JPEG, TIFF, WebP, BMP)")
 
 Source = bytes | bytearray | memoryview | str | os.PathLike
 
@@ -64,7 +67,7 @@ def check_magic(head: bytes) -> None:
     if not head:
         raise NotAPdf("the file is empty")
     if MAGIC not in head[:MAGIC_WINDOW]:
-        raise NotAPdf("the file is not a PDF (no %PDF- header in its first 1024 bytes)")
+        raise NotAPdf(NOT_A_PDF)
 
 
 def open_pdf(source: Source, settings: Settings) -> pdfium.PdfDocument:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import get_args
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -19,12 +19,16 @@ PAGES_PATTERN = rf"^{_SP}([0-9]+{_SP}(-{_SP}[0-9]*{_SP})?,{_SP})*[0-9]+{_SP}(-{_
 _INTEGER = re.compile(r"^[0-9]+$", re.ASCII)
 MODES: tuple[str, ...] = get_args(Mode)
 MIN_DPI = 36  # matches Settings.default_dpi's lower bound
+ImagesMode = Literal["refer", "embed", "none"]
+IMAGES_MODES: tuple[str, ...] = get_args(ImagesMode)
 
 
 class ConvertOptions(BaseModel):
     mode: Mode = "auto"
     pages: str | None = Field(None, description='1-based page selection such as "1-3,7" or "5-"; None = all')
     dpi: int = 200
+    images: ImagesMode = Field("refer", description="Figure/table crops: files linked from the result (refer), "
+                               "data: URIs inside it (embed), or none")
 
 
 def parse_mode(raw: str | None, default: str) -> str:
@@ -48,6 +52,16 @@ def parse_dpi(raw: str | None, default: int, max_dpi: int) -> int:
     if not MIN_DPI <= dpi <= max_dpi:
         raise InvalidParameter(f"dpi: must be between {MIN_DPI} and {max_dpi}, got {dpi}")
     return dpi
+
+
+def parse_images(raw: str | None) -> str:
+    """How figure and table crops are returned (`refer` when not named); an empty or unknown value is a 422."""
+    if raw is None:
+        return "refer"
+    images = raw.strip()
+    if images not in IMAGES_MODES:
+        raise InvalidParameter(f"images: must be one of {', '.join(IMAGES_MODES)}, got {raw!r}")
+    return images
 
 
 def check_page_syntax(spec: str | None) -> None:

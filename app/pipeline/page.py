@@ -21,11 +21,13 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from app.pipeline import intake, render, textlayer
+from app.pipeline import figures, intake, render, textlayer
+from app.pipeline.figures import ImageTarget
 from app.pipeline.priority import lower_priority
 from app.pipeline.options import ConvertOptions
 from app.pipeline.pdfium_backend import PageObjects, open_page
@@ -75,6 +77,8 @@ class VlAnalysis:
     crops: list[RegionCrop]  # the regions to read, each with `crop.region` one of `regions`
     rulings: list[BBox] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    images: list = field(default_factory=list)  # figures.export_regions: (label, bbox, path) of each crop
+    images_dir: str | None = None
 
 
 # --- engines ----------------------------------------------------------------------------------------------------
@@ -129,12 +133,15 @@ class _Stopwatch:
 
 
 def process_page(
-    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings
+    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings,
+    images: ImageTarget | None = None,
 ) -> PageResult:
-    """Convert one page of an open document (modes `text`, `auto`, `ocr`) to a PageResult with stage timings."""
+    """Convert one page of an open document (modes `text`, `auto`, `ocr`) to a PageResult with stage timings;
+    with `images`, crop its figures/tables into files there (figures.py)."""
     from app.pipeline.assemble import build_page
 
     clock = _Stopwatch()
+    rendered = None
     with open_page(doc, page_index) as page:
         with clock.stage("textlayer"):
             width, height = page.size()
@@ -158,18 +165,24 @@ def process_page(
             if source == "ocr":
                 with clock.stage("ocr"):
                     lines = [_line_to_points(line, scale) for line in engines.ocr.recognize(image, dpi=scale * 72)]
+            rendered = (image, scale)
             del image
-    with clock.stage("assemble"):
-        result = build_page(
-            page_number=page_index + 1, width=width, height=height, source=source, regions=regions, lines=lines,
-            rulings=layer.rulings,
-        )
+        with clock.stage("assemble"):
+            result = build_page(
+                page_number=page_index + 1, width=width, height=height, source=source, regions=regions, lines=lines,
+                rulings=layer.rulings,
+            )
+        if images is not None and options.mode != "text":  # text mode renders nothing, crops nothing
+            with clock.stage("images"):
+                figures.export_from_page(result, page, rendered, images, settings.max_page_pixels)
+        del rendered
     result.timings = {**result.timings, **clock.timings}
     return result
 
 
 def analyse_for_vl(
-    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings
+    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings,
+    images: ImageTarget | None = None,
 ) -> VlAnalysis:
     """Render the page and find its regions; crop every region the VLM reads (all but figures) as JPEG.
 
@@ -192,9 +205,13 @@ def analyse_for_vl(
             for region in regions
             if region.label != "figure"
         ]
+    exported = []
+    if images is not None:
+        with clock.stage("images"):
+            exported = figures.export_regions(regions, image, scale, page_index + 1, images)
     return VlAnalysis(
         page_index=page_index, width=width, height=height, regions=regions, crops=crops, rulings=objects.rulings,
-        timings=clock.timings,
+        timings=clock.timings, images=exported, images_dir=images.directory if images is not None else None,
     )
 
 
@@ -211,6 +228,8 @@ def assemble_vl_page(analysis: VlAnalysis, recognized: Sequence[Region]) -> Page
         page_number=analysis.page_index + 1, width=analysis.width, height=analysis.height, source="vl",
         regions=regions, lines=[], rulings=analysis.rulings,
     )
+    if analysis.images and analysis.images_dir is not None:
+        figures.attach(result, analysis.images, Path(analysis.images_dir))
     result.timings = {**result.timings, **analysis.timings, "assemble": time.perf_counter() - start}
     return result
 
@@ -260,6 +279,7 @@ class PageTask:
     page_index: int
     options: ConvertOptions
     kind: Literal["page", "vl"] = "page"
+    images: ImageTarget | None = None  # where to write the page's figure/table crops (None: no crops)
 
 
 class WorkerState:
@@ -294,8 +314,8 @@ def run_task(task: PageTask) -> PageResult | VlAnalysis:
     state = _state()
     doc = state.documents.get(task.pdf_path)
     if task.kind == "vl":
-        return analyse_for_vl(doc, task.page_index, task.options, state.engines, state.settings)
-    return process_page(doc, task.page_index, task.options, state.engines, state.settings)
+        return analyse_for_vl(doc, task.page_index, task.options, state.engines, state.settings, images=task.images)
+    return process_page(doc, task.page_index, task.options, state.engines, state.settings, images=task.images)
 
 
 def warmup_worker() -> dict[str, Any]:

@@ -10,11 +10,10 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pypdfium2 as pdfium
 from PIL import Image
 
-from app.pipeline.intake import PDFIUM_LOCK, open_pdf
-from app.pipeline.page import _opened_page
+from app.pipeline.intake import open_pdf
+from app.pipeline.pdfium_backend import close_document, open_page
 from app.pipeline.render import render_page
 from app.settings import Settings
 
@@ -25,13 +24,12 @@ _PNG_COMPRESS_LEVEL = 1
 
 def page_png(pdf_path: Path, page_index: int, dpi: int, settings: Settings) -> bytes:
     """Page `page_index` (0-based) of the PDF at `pdf_path`, rendered at `dpi`, as PNG bytes."""
-    doc: pdfium.PdfDocument = open_pdf(pdf_path, settings)
+    doc = open_pdf(pdf_path, settings)
     try:
-        with _opened_page(doc, page_index) as page:
+        with open_page(doc, page_index) as page:
             image, _scale = render_page(page, dpi, settings.max_page_pixels)
     finally:
-        with PDFIUM_LOCK:
-            doc.close()
+        close_document(doc)
     picture = Image.fromarray(image)
     if _is_grey(image):  # most scans and plain-text pages: a third of the bytes, half the encoding time
         picture = picture.convert("L")

@@ -39,6 +39,10 @@ class Block(BaseModel):
     score: float | None = Field(None, description="Layout confidence, when a model produced the block")
     order: int = Field(0, description="Position in reading order within the page")
     level: int | None = Field(None, description="Titles: heading level, 1 is the largest")
+    image: str | None = Field(
+        None, description="Figures, charts, tables, formulas: the crop, as a path relative to the result "
+        "(`images/p3-fig2.png`) or, with images=embed, a data: URI"
+    )
 
 
 class PageResult(BaseModel):

@@ -17,6 +17,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from app.settings import Settings
+from app.pipeline.figures import IMAGES_DIRNAME
+from app.storage.images import MEDIA_TYPES, image_files
 from app.storage.local import RESULT_JSON, RESULT_MD
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,11 @@ class S3Uploader:
             self.client.upload_file(
                 str(Path(directory) / name), self.bucket, key, ExtraArgs={"ContentType": _CONTENT_TYPES[name]}
             )
+            keys.append(key)
+        for image in image_files(Path(directory) / IMAGES_DIRNAME):  # beside the result, same relative paths
+            key = self.key_for(request_id, f"{IMAGES_DIRNAME}/{image.name}")
+            media = MEDIA_TYPES.get(image.suffix.lower(), "application/octet-stream")
+            self.client.upload_file(str(image), self.bucket, key, ExtraArgs={"ContentType": media})
             keys.append(key)
         log.info("uploaded %d objects to s3://%s/%s%s/", len(keys), self.bucket, self.settings.s3_prefix, request_id)
         return {"bucket": self.bucket, "keys": keys}

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from rapidfuzz import fuzz
 
+from app.pipeline.intake import NOT_A_PDF
 from app.pipeline.result import DocumentResult
 from tests import pdfgen
 
@@ -74,7 +75,7 @@ def auto_run(corpus, tmp_path_factory) -> Run:
 def test_a_bad_file_prints_one_error_line_and_the_others_are_converted(auto_run, corpus):
     assert auto_run.returncode == 1
     errors = auto_run.error_lines()
-    assert errors == [f"error: {corpus['broken']}: the file is not a PDF (no %PDF- header in its first 1024 bytes)"]
+    assert errors == [f"error: {corpus['broken']}: {NOT_A_PDF}"]
     assert not (auto_run.output / "broken.md").exists()
     for stem in ("report", "columns", "table", "scan"):
         assert (auto_run.output / f"{stem}.md").is_file() and (auto_run.output / f"{stem}.json").is_file()
@@ -206,3 +207,42 @@ def test_same_stem_from_two_folders_gets_two_outputs(tmp_path):
     run = convert([first, second], tmp_path / "out", "--mode", "text", "-q", cwd=tmp_path)
     assert run.returncode == 0
     assert run.document("doc").page_count == 1 and run.document("doc-2").page_count == 2
+
+
+def test_images_in_and_out_through_the_cli(tmp_path):
+    import re
+
+    from PIL import Image
+
+    figures = pdfgen.figure_pdf(tmp_path / "my figures.pdf", pages=2)
+    scan = pdfgen.scan_image(dpi=200)
+    tiff = tmp_path / "pages.tif"
+    scan.save(tiff, save_all=True, append_images=[scan.rotate(0)], dpi=(200, 200))
+    bomb = pdfgen.png_bomb(tmp_path / "bomb.png")
+    run = convert([figures, tiff, bomb], tmp_path / "out", "--workers", "1", "-q", cwd=tmp_path)
+    assert run.returncode == 1  # the bomb
+    assert run.error_lines() == [f"error: {bomb}: the image is 12000x12000 (144 M pixels); this service accepts at "
+                                 "most 40 M pixels per page (MAX_PAGE_PIXELS)"]
+
+    markdown = run.markdown("my figures")
+    links = re.findall(r"!\[([^\]]*)\]\(([^)]+)\)", markdown)
+    assert links == [(pdfgen.FIGURE_CAPTIONS[0], "my%20figures_images/p1-fig1.png"),
+                     (pdfgen.FIGURE_CAPTIONS[1], "my%20figures_images/p2-fig1.jpg")]
+    image_dir = run.output / "my figures_images"
+    assert sorted(p.name for p in image_dir.iterdir()) == ["p1-fig1.png", "p2-fig1.jpg"]
+    blocks = [b.image for p in run.document("my figures").pages for b in p.blocks if b.image]
+    assert blocks == ["my figures_images/p1-fig1.png", "my figures_images/p2-fig1.jpg"]
+    for path in blocks:
+        with Image.open(run.output / path) as image:
+            assert image.width > 600  # a 468 pt wide figure at 150 DPI
+
+    pages = run.document("pages").pages
+    assert [(p.page, p.source) for p in pages] == [(1, "ocr"), (2, "ocr")]
+    assert fuzz.partial_ratio(pdfgen.SCAN_LINES[1], run.markdown("pages")) > 85
+    assert sorted(p.name for p in run.output.iterdir()) == [
+        "my figures.json", "my figures.md", "my figures_images", "pages.json", "pages.md"]
+
+    embedded = convert([figures], tmp_path / "embed", "--images", "embed", "--workers", "1", "-q", cwd=tmp_path)
+    assert embedded.returncode == 0, embedded.stderr
+    assert embedded.markdown("my figures").count("](data:image/") == 2
+    assert sorted(p.name for p in embedded.output.iterdir()) == ["my figures.json", "my figures.md"]

@@ -156,3 +156,30 @@ def test_two_shards_convert_every_input_once_and_a_rerun_skips_them(
     assert redo.converted == ["reports/q3.pdf"]
     assert _run(settings, 1 - lost_shard, 2).converted == []
     assert _keys(s3, "out/") == expected
+
+
+@pytest.mark.timeout(300)
+def test_batch_reads_images_and_uploads_crops_beside_each_result(s3, moto_endpoint: str, make_settings,
+                                                                  tmp_path: Path) -> None:
+    figures = pdfgen.figure_pdf(tmp_path / "figures.pdf", pages=2)
+    s3.upload_file(str(figures), BUCKET, "in/docs/figures.pdf")
+    scan = tmp_path / "scan.png"
+    pdfgen.scan_image(dpi=200).save(scan, dpi=(200, 200))
+    s3.upload_file(str(scan), BUCKET, "in/scans/page.PNG")
+    pdfgen.png_bomb(tmp_path / "bomb.png")
+    s3.upload_file(str(tmp_path / "bomb.png"), BUCKET, "in/bomb.png")
+    settings = make_settings(s3_endpoint=moto_endpoint, workers=1, **CREDS)
+    report = asyncio.run(run_batch(settings, parse_s3_url(f"s3://{BUCKET}/in"), parse_s3_url(f"s3://{BUCKET}/out/"),
+                                   options=ConvertOptions(mode="auto")))
+    assert sorted(report.converted) == ["docs/figures.pdf", "scans/page.PNG"], report
+    assert report.rejected == {"bomb.png": "image_too_large"}
+    assert _keys(s3, "out/") == {"docs/figures.md", "docs/figures.json", "docs/figures_images/p1-fig1.png",
+                                 "docs/figures_images/p2-fig1.jpg", "scans/page.md", "scans/page.json",
+                                 "bomb" + ERROR_SUFFIX}
+    markdown = s3.get_object(Bucket=BUCKET, Key="out/docs/figures.md")["Body"].read().decode()
+    assert f"![{pdfgen.FIGURE_CAPTIONS[0]}](figures_images/p1-fig1.png)" in markdown
+    crop = s3.get_object(Bucket=BUCKET, Key="out/docs/figures_images/p2-fig1.jpg")
+    assert crop["ContentType"] == "image/jpeg" and crop["Body"].read()[:3] == b"\xff\xd8\xff"
+    scan_doc = DocumentResult.model_validate_json(s3.get_object(Bucket=BUCKET, Key="out/scans/page.json")["Body"]
+                                                  .read())
+    assert scan_doc.pages[0].source == "ocr" and "recognition" in scan_doc.markdown

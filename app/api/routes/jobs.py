@@ -19,9 +19,11 @@ from app.api.deps import JobsDep, RequestIdDep, SettingsDep
 from app.api.upload import receive_pdf_upload
 from app.errors import Conflict, NotFound, NotReady
 from app.jobs import files
+from app.jobs.callbacks import validate_callback_url
 from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager, job_view, owner_for_key
 from app.jobs.store import FINISHED
+from app.pipeline.image_input import check_mode
 from app.settings import Settings
 
 router = APIRouter(tags=["jobs"])
@@ -65,7 +67,8 @@ def accepted(job: Any) -> JSONResponse:
     "/jobs",
     status_code=202,
     summary="Convert a PDF asynchronously",
-    description="Multipart `file` plus the options of /ocr/pdf (`pages`, `mode`, `dpi`). Answers 202 with the "
+    description="Multipart `file` plus the options of /ocr/pdf (`pages`, `mode`, `dpi`, `images`) and an optional "
+    "`callback_url` (signed POST when the job ends). Answers 202 with the "
     "job's URLs once the upload is stored; the same `Idempotency-Key` (per API key) returns the same job. "
     "Bad input gets the same 4xx as /ocr/pdf; 507 when the output disk is nearly full.",
     responses={202: {"description": "Job accepted; `Location` is its status URL"}, 507: {"description": "Disk full"}},
@@ -77,6 +80,8 @@ async def submit_job(
     owner: OwnerDep,
     request_id: RequestIdDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+    callback_url: Annotated[str | None, Query(description="Webhook POSTed when the job ends (form field too); its "
+                                              "host must be in CALLBACK_ALLOWED_HOSTS")] = None,
 ) -> JSONResponse:
     manager = _manager(jobs)
     files.check_free_space(settings)  # before reading a large body we would only throw away
@@ -85,11 +90,13 @@ async def submit_job(
         from app.api.routes.ocr import parse_options  # here, not at import: ocr.py imports this module
 
         options = parse_options(settings, upload.fields, {})
+        check_mode(upload.image_format, options.mode)
+        callback_url = validate_callback_url(upload.fields.get("callback_url") or callback_url, settings)
     except BaseException:
         upload.discard()
         raise
     job = await manager.submit(upload.path, options, owner=owner, idempotency_key=idempotency_key,
-                               filename=upload.filename)
+                               filename=upload.filename, callback_url=callback_url)
     return accepted(job)
 
 
@@ -112,8 +119,8 @@ async def get_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> dict[str, Any]
 @router.get(
     "/jobs/{job_id}/result",
     summary="The finished job's result",
-    description="`format=json` (default) or `markdown`; without `format`, `Accept: text/markdown` picks Markdown. "
-    "409 while the job has not succeeded.",
+    description="`format=json` (default), `markdown` or `zip` (result.md, result.json and images/); without "
+    "`format`, `Accept: text/markdown` picks Markdown. 409 while the job has not succeeded.",
     responses={409: {"description": "Not finished (or failed/cancelled)"}},
 )
 async def get_result(
@@ -121,7 +128,7 @@ async def get_result(
     request: Request,
     jobs: JobsDep,
     owner: OwnerDep,
-    format: Literal["json", "markdown"] | None = None,  # noqa: A002 - the public query parameter's name
+    format: Literal["json", "markdown", "zip"] | None = None,  # noqa: A002 - the public query parameter's name
 ) -> Response:
     _check_id(job_id)
     manager = _manager(jobs)
@@ -130,6 +137,10 @@ async def get_result(
         raise Conflict(f"job {job.id} is {job.status}; its result exists once it has succeeded")
     if format is None:
         format = "markdown" if "text/markdown" in request.headers.get("accept", "") else "json"
+    if format == "zip":
+        from app.api.routes.images import job_bundle  # result.md, result.json and images/ in one download
+
+        return await job_bundle(manager.settings, job.id)
     json_path, md_path = manager.result_paths(job)
     if format == "markdown":
         return FileResponse(md_path, media_type="text/markdown; charset=utf-8")

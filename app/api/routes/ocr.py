@@ -1,4 +1,5 @@
-"""POST /ocr/pdf: one PDF in, the DocumentResult out (JSON, or the Markdown with `Accept: text/markdown`).
+"""POST /ocr/pdf: one PDF (or image) in, the DocumentResult out (JSON, the Markdown with `Accept: text/markdown`,
+or a zip of result.md, result.json and images/ with `Accept: application/zip`).
 
 Order of work, cheapest rejection first: readiness -> stream the upload to disk (413 while streaming) ->
 options -> inspect the PDF in a thread (415/422/413) -> admission (503 + Retry-After) -> convert through the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any, get_args
 
@@ -19,16 +21,19 @@ from fastapi.responses import Response
 from app.api.deps import (
     LifecycleDep, MetricsDep, PoolDep, RequestIdDep, S3Dep, SettingsDep, VlDep,
 )
+from app.api.bundle import ZIP_TYPE, wants_zip, zip_response
 from app.api.limits import refuse_when_saturated
-from app.api.upload import FILE_FIELD, receive_pdf_upload
+from app.api.upload import FILE_FIELD, receive_pdf_upload, uploads_dir
 from app.api.routes.jobs import accepted, get_owner
-from app.errors import AppError, NotReady
+from app.errors import AppError, InsufficientStorage, NotReady
 from app.jobs.manager import JobHandoff
 from app.pipeline.document import convert_document
+from app.pipeline.image_input import check_mode
 from app.pipeline.intake import inspect_pdf
-from app.pipeline.options import ConvertOptions, check_page_syntax, parse_dpi, parse_mode
+from app.pipeline.options import IMAGES_MODES, ConvertOptions, check_page_syntax, parse_dpi, parse_images, parse_mode
 from app.pipeline.result import DocumentResult
 from app.settings import Mode, Settings
+from app.storage import images as image_store
 from app.storage.results import store_result
 
 log = logging.getLogger(__name__)
@@ -46,20 +51,25 @@ _UPLOAD_SCHEMA = {
                     "type": "object",
                     "required": [FILE_FIELD],
                     "properties": {
-                        FILE_FIELD: {"type": "string", "format": "binary", "description": "The PDF"},
+                        FILE_FIELD: {"type": "string", "format": "binary",
+                                     "description": "The PDF, or an image: PNG, JPEG, TIFF (every frame a page), "
+                                     "WebP, BMP"},
                         "pages": {"type": "string", "description": '1-based selection, e.g. "1-3,7"'},
                         "mode": {"type": "string", "enum": list(get_args(Mode))},
                         "dpi": {"type": "integer"},
+                        "images": {"type": "string", "enum": list(IMAGES_MODES),
+                                   "description": "Figure/table crops: files (refer), data: URIs (embed), none"},
                     },
                 }
             }
         },
     },
     "responses": {
-        "200": {"content": {"text/markdown": {"schema": {"type": "string"}}}},
+        "200": {"content": {"text/markdown": {"schema": {"type": "string"}},
+                            ZIP_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
         "202": {"description": "Still running after MAX_SYNC_WAIT_S: continues as a job; poll `Location`"},
         "413": {"description": "Upload or page count over the limit"},
-        "415": {"description": "Not a PDF"},
+        "415": {"description": "Neither a PDF nor an accepted image"},
         "422": {"description": "Unreadable/encrypted/empty PDF or bad parameters"},
         "503": {"description": "Overloaded or not ready; see Retry-After"},
     },
@@ -78,6 +88,8 @@ def parse_options(settings: Settings, fields: dict[str, str], query: dict[str, s
             values["mode"] = parse_mode(source.get("mode"), settings.default_mode)
         if source.get("dpi") is not None or "dpi" not in values:
             values["dpi"] = parse_dpi(source.get("dpi"), settings.default_dpi, settings.max_dpi)
+        if source.get("images") is not None or "images" not in values:
+            values["images"] = parse_images(source.get("images"))
         if source.get("pages") is not None:
             values["pages"] = source["pages"].strip() or None  # an empty selection means every page
     return ConvertOptions(**values)  # type: ignore[arg-type]
@@ -101,6 +113,7 @@ async def ocr_pdf(
     pages: str | None = Query(None, description='1-based page selection such as "1-3,7"'),
     mode: str | None = Query(None, description="auto | text | ocr | vl"),
     dpi: str | None = Query(None, description="Render DPI for OCR"),
+    images: str | None = Query(None, description="refer (default) | embed | none"),
 ) -> Response:
     accepting = lifecycle.accepting(pool)
     if not accepting.ok:
@@ -113,9 +126,11 @@ async def ocr_pdf(
         raise
 
     upload = await receive_pdf_upload(request, settings, request_id)
-    keep_upload = False
+    keep_upload = converted = False
+    staging: Path | None = None
     try:
-        options = parse_options(settings, upload.fields, {"pages": pages, "mode": mode, "dpi": dpi})
+        options = parse_options(settings, upload.fields, {"pages": pages, "mode": mode, "dpi": dpi, "images": images})
+        check_mode(upload.image_format, options.mode)
         vlm = request.app.state.vlm
         if options.mode == "vl" and vlm is not None:
             vlm.raise_if_unavailable()  # before any rendering: a down sidecar means 503 now, not after layout
@@ -129,9 +144,12 @@ async def ocr_pdf(
                  options.mode, options.dpi, upload.size)
         handoff = JobHandoff()  # buffers pages so a hand-off to a job keeps them (checkpoints)
         cancel = handoff.cancel
+        staging = image_store.staging_dir(settings, request_id)
+        handoff.images_dir = staging  # a job that adopts the conversion adopts its crops too
         task = asyncio.create_task(
             convert_document(pool, upload.path, options, page_indices=info.page_indices, cancel=cancel, vl=vl,
-                             page_count=info.page_count, on_page=handoff.on_page, admission=admission),
+                             page_count=info.page_count, on_page=handoff.on_page, admission=admission,
+                             images=image_store.image_target(settings, options.images, staging)),
             name=f"convert-{request_id}",
         )
         # The admission lives as long as the conversion, whoever ends up awaiting it (this route or a job).
@@ -148,6 +166,7 @@ async def ocr_pdf(
                 result = await task
             else:
                 result = task.result()
+            converted = True
         finally:
             watcher.cancel()
             if not task.done() and not keep_upload:
@@ -156,16 +175,29 @@ async def ocr_pdf(
     finally:
         if not keep_upload:
             upload.discard()
+            if staging is not None and not converted:
+                shutil.rmtree(staging, ignore_errors=True)  # pages still in flight find no directory: no strays
 
     request.state.pages = len(result.pages)  # for the access log line
     metrics.observe_document(result.pages)
     log.info("converted %d pages; stage seconds %s", len(result.pages),
              {k: round(v, 3) for k, v in result.timings.items()})
-    stored = await store_result(settings, request_id, result)  # a full disk costs the copy, not the answer
+    try:
+        result = await asyncio.to_thread(image_store.finalize, result, staging, options.images, settings)
+        stored = await store_result(settings, request_id, result)  # a full disk costs the copy, not the answer
+        if stored.directory is not None:
+            await asyncio.to_thread(image_store.place, staging, stored.directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     s3_info = None
     if stored.directory is not None:
         s3_info = await _upload_to_s3(s3, lifecycle, metrics, request_id, stored.directory)
 
+    if wants_zip(request):
+        if stored.directory is None:  # the bundle is made from the files on disk, and they could not be written
+            raise InsufficientStorage(stored.outputs["error"]["message"])
+        return await zip_response(stored.directory, filename=f"{stored.directory.name}.zip",
+                                  scratch_dir=uploads_dir(settings))
     if wants_markdown(request):
         return Response(result.markdown.encode("utf-8"), media_type=MARKDOWN_TYPE)
     body = await asyncio.to_thread(_json_body, result, request_id, stored.outputs, s3_info)
