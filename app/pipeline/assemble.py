@@ -23,7 +23,7 @@ from app.pipeline.layout.base import area, intersection
 from app.pipeline.primitives import Region, TextLine
 from app.pipeline.reading_order import reading_order
 from app.pipeline.result import FURNITURE, BBox, Block, BlockType, PageResult, PageSource
-from app.pipeline.tables import build_table, find_ruled_tables, grow_ruled_table, looks_tabular
+from app.pipeline.tables import build_table, find_aligned_tables, find_ruled_tables, grow_ruled_table, looks_tabular
 from app.pipeline.textblocks import (
     BULLET,
     SENTENCE_END,
@@ -65,9 +65,11 @@ def build_page(
     regions: list[Region],
     lines: list[TextLine],
     rulings: Sequence[BBox] = (),
+    words: Sequence[TextLine] = (),
 ) -> PageResult:
     """Blocks in reading order and the page's Markdown from layout regions and text lines, all in PDF points
-    (top-left origin). Header, footer and page-number blocks are kept in `blocks` but left out of `markdown`.
+    (top-left origin); `words` (born-digital pages that hold a table) split table rows into cells. Header, footer
+    and page-number blocks are kept in `blocks` but left out of `markdown`.
     `timings` is left empty for the caller."""
     lines = [ln for ln in lines if ln.text and ln.text.strip()]
     rulings = list(rulings)
@@ -87,12 +89,23 @@ def build_page(
             continue  # another region holds it; a figure gives way only to a real grid of cells
         open_regions = [r for r in open_regions if not any(r is t for t in taken)]
         open_regions.append(Region(label="table", bbox=box, score=0.0))
+    # Tables drawn without rulings, found by their columns alone, where no layout region says otherwise (text
+    # mode, or a layout model that saw nothing there, or only text blocks inside the table).
+    for box in find_aligned_tables(lines, width):
+        if any(_cover(box, r.bbox) >= 0.3 or _cover(r.bbox, box) >= 0.3 for r in open_regions if r.label == "table"):
+            continue
+        taken = [r for r in open_regions if _cover(r.bbox, box) >= 0.6]
+        if any(r.label not in ("text", "figure") for r in taken) or any(
+                _cover(r.bbox, box) < 0.6 and _cover(box, r.bbox) >= 0.3 for r in open_regions):
+            continue
+        open_regions = [r for r in open_regions if not any(r is t for t in taken)]
+        open_regions.append(Region(label="table", bbox=box, score=0.0))
 
     items: list[_Item] = [_preset_item(r) for r in preset]
     lines = [ln for ln in lines if not any(_cover(ln.bbox, r.bbox) >= MIN_LINE_COVER for r in preset)]
     assigned, uncovered = _assign(lines, open_regions)
     for region, members in zip(open_regions, assigned):
-        items += _region_items(region, members, stats, rulings, width, height)
+        items += _region_items(region, members, stats, rulings, width, height, list(words))
     for group in group_paragraphs(uncovered, stats):
         items.append(_paragraph_item(group, stats, width, height))
 
@@ -166,7 +179,8 @@ def _preset_item(region: Region) -> _Item:
 
 
 def _region_items(
-    region: Region, members: list[TextLine], stats: PageStats, rulings: list[BBox], width: float, height: float
+    region: Region, members: list[TextLine], stats: PageStats, rulings: list[BBox], width: float, height: float,
+    words: list[TextLine] = (),
 ) -> list[_Item]:
     label, score = region.label, region.score
     ordered = sorted(members, key=lambda ln: (ln.bbox[1], ln.bbox[0]))
@@ -184,7 +198,7 @@ def _region_items(
     if not members:
         return []  # a text-like region with nothing in it says nothing
     if label == "table":
-        table = build_table(members, region.bbox, rulings)
+        table = build_table(members, region.bbox, rulings, words)
         if len(table.rows) >= 2 and table.n_cols >= 2:
             md = table.markdown()
             return [_Item(type="table", bbox=region.bbox, text=md, html=table.html(), score=score, markdown=md)]

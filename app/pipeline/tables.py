@@ -8,6 +8,7 @@ OCR lines only. Either way the result is a rectangular grid of cell texts, first
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 
 from app.pipeline.primitives import TextLine
@@ -56,6 +57,64 @@ class Table:
     def text(self) -> str:
         return "\n".join(" ".join(c for c in row if c) for row in self.rows)
 
+    def mirror(self) -> None:
+        """Columns in right-to-left order: a right-to-left table's first column is its rightmost."""
+        width = self.n_cols
+        self.rows = [list(reversed(r + [""] * (width - len(r)))) for r in self.rows]
+        self.spans = {(r, width - c - span): span for (r, c), span in self.spans.items()}
+
+
+_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
+
+
+def _mostly_rtl(text: str) -> bool:
+    return len(_RTL.findall(text)) * 2 > sum(1 for ch in text if ch.isalpha())
+
+
+# Words of one line further apart than this many font sizes are separate cells (a space is about a quarter).
+_CELL_GAP = 0.8
+
+
+def split_cells(lines: list[TextLine], words: list[TextLine]) -> list[TextLine]:
+    """Lines cut where the gap between two of their words is wider than any space: the text layer keeps a table
+    row's cells in one line when they stand only a few spaces apart. A line whose words cannot be matched to
+    its text (accents joined, hyphens dropped) stays whole."""
+    if not words:
+        return lines
+    band = 8.0
+    buckets: dict[int, list[TextLine]] = {}
+    for w in words:
+        buckets.setdefault(int((w.bbox[1] + w.bbox[3]) / 2 // band), []).append(w)
+    out: list[TextLine] = []
+    for line in lines:
+        x0, y0, x1, y1 = line.bbox
+        found = [w for k in range(int(y0 // band), int(y1 // band) + 1) for w in buckets.get(k, ())
+                 if x0 - 1 <= (w.bbox[0] + w.bbox[2]) / 2 <= x1 + 1 and y0 <= (w.bbox[1] + w.bbox[3]) / 2 <= y1]
+        if len(found) < 2:
+            out.append(line)
+            continue
+        rtl = _mostly_rtl(line.text)
+        found.sort(key=lambda w: -w.bbox[2] if rtl else w.bbox[0])
+        if "".join(w.text for w in found) != "".join(line.text.split()):
+            out.append(line)
+            continue
+        size = line.font_size or (y1 - y0) / 1.2
+        pieces = [[found[0]]]
+        for prev, cur in zip(found, found[1:]):
+            gap = prev.bbox[0] - cur.bbox[2] if rtl else cur.bbox[0] - prev.bbox[2]
+            if gap > _CELL_GAP * size:
+                pieces.append([cur])
+            else:
+                pieces[-1].append(cur)
+        if len(pieces) == 1:
+            out.append(line)
+            continue
+        for piece in pieces:
+            px0, px1 = min(w.bbox[0] for w in piece), max(w.bbox[2] for w in piece)
+            out.append(TextLine(text=" ".join(w.text for w in piece), bbox=(px0, y0, px1, y1), score=line.score,
+                                font_size=line.font_size, bold=line.bold))
+    return out
+
 
 def _md_cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
@@ -90,11 +149,19 @@ def split_rulings(rulings: list[BBox], within: BBox | None = None) -> tuple[list
     return horizontal, vertical
 
 
-def build_table(lines: list[TextLine], bbox: BBox, rulings: list[BBox] = ()) -> Table:
-    """The grid of a table region from the lines inside it, using the rulings that cross it when there are any."""
-    lines = [ln for ln in lines if ln.text.strip()]
+def build_table(lines: list[TextLine], bbox: BBox, rulings: list[BBox] = (), words: list[TextLine] = ()) -> Table:
+    """The grid of a table region from the lines inside it, using the rulings that cross it when there are any
+    and the page's word boxes (`words.page_words`) to split lines that hold several cells."""
+    lines = split_cells([ln for ln in lines if ln.text.strip()], words)
     if not lines:
         return Table(rows=[])
+    table = _structure(lines, bbox, rulings)
+    if _mostly_rtl(" ".join(ln.text for ln in lines)):
+        table.mirror()
+    return table
+
+
+def _structure(lines: list[TextLine], bbox: BBox, rulings: list[BBox]) -> Table:
     horizontal, vertical = split_rulings(list(rulings), bbox)
     width = max(bbox[2] - bbox[0], 1.0)
     row_rules = _snap([(r[1] + r[3]) / 2 for r in horizontal if r[2] - r[0] >= 0.1 * width])
@@ -134,7 +201,8 @@ def _grid(lines: list[TextLine], rows: list[float], cols: list[float]) -> Table:
 
 
 def _join_cell(lines: list[TextLine]) -> str:
-    ordered = sorted(lines, key=lambda ln: (round(ln.bbox[1] / 3), ln.bbox[0]))
+    rtl = _mostly_rtl(" ".join(ln.text for ln in lines))
+    ordered = sorted(lines, key=lambda ln: (round(ln.bbox[1] / 3), -ln.bbox[2] if rtl else ln.bbox[0]))
     return " ".join(" ".join(ln.text.split()) for ln in ordered)
 
 
@@ -507,3 +575,53 @@ def grow_ruled_table(box: BBox, lines: list[TextLine]) -> BBox:
 
 def _union(boxes: list[BBox]) -> BBox:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+# Rows of a table without rulings sit at most this many line heights apart (a wrapped cell leaves a wider gap
+# only where its row holds other cells beside it).
+_ALIGNED_ROW_GAP = 2.5
+# Cells of a table are short: running text in columns (a three-column newsletter) has more words a piece.
+_MAX_WORDS_PER_CELL = 5.0
+_MIN_ALIGNED_ROWS = 3
+
+
+def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
+    """Table boxes from alignment alone (no rulings, no layout): runs of consecutive rows that hold several
+    separate pieces of text, at least three rows of three or more, short pieces, and inner cells lining up in
+    columns down the run (`looks_tabular`). Prose above and below (one piece a row) ends a run, so the box never
+    swallows the paragraphs around the table."""
+    if len(lines) < 2 * _MIN_ALIGNED_ROWS:
+        return []
+    heights = sorted(ln.bbox[3] - ln.bbox[1] for ln in lines)
+    typical = heights[len(heights) // 2]
+    rows = _cluster_rows([ln for ln in lines if ln.bbox[3] - ln.bbox[1] <= 3 * typical], [])
+    tables: list[BBox] = []
+    run: list[list[TextLine]] = []
+
+    def close() -> None:
+        wide = [r for r in run if len(r) >= 3]
+        if len(wide) >= _MIN_ALIGNED_ROWS:
+            cells = [ln for r in run for ln in r]
+            if sum(len(ln.text.split()) for ln in cells) / len(cells) <= _MAX_WORDS_PER_CELL:
+                box = _union([ln.bbox for ln in cells])
+                if looks_tabular(lines, (box[0], box[1] - 0.5, box[2], box[3] + 0.5)):
+                    tables.append(box)
+        run.clear()
+
+    for row in rows:
+        top = min(ln.bbox[1] for ln in row)
+        if run:
+            bottom = max(ln.bbox[3] for ln in run[-1])
+            if len(row) < 2 or top - bottom > _ALIGNED_ROW_GAP * typical:
+                close()
+        if len(row) >= 2:
+            run.append(row)
+    if run:
+        close()
+    return tables
+
+
+def may_hold_table(regions, rulings: list[BBox], lines: list[TextLine], page_width: float) -> bool:
+    """Whether a born-digital page is worth its word boxes: layout found a table, or rulings or alignment do."""
+    return (any(r.label == "table" for r in regions) or bool(find_ruled_tables(rulings, page_width, lines))
+            or bool(find_aligned_tables(lines, page_width)))
