@@ -174,14 +174,38 @@ def _structure(lines: list[TextLine], bbox: BBox, rulings: list[BBox]) -> Table:
         and sum(v[3] - v[1] for v in vertical if abs((v[0] + v[2]) / 2 - x) <= _SNAP) >= 0.5 * height
     ]
     if inner_cols and len(long_rows) >= 2:
-        # A drawn grid: every band between two rules is one row (its cells may wrap over several lines).
+        # A drawn grid: every band between two rules is one row (its cells may wrap over several lines)...
         cols = [float("-inf"), *inner_cols, float("inf")]
         rows = [float("-inf"), *[y for y in row_rules if bbox[1] + 2 < y < bbox[3] - 2], float("inf")]
-        return _grid(lines, rows, cols)
+        if not _bands_hold_rows(lines, rows, cols):
+            return _grid(lines, rows, cols)
+        # ...unless the rules only frame the table and column groups: then rows come from the lines, as below.
     # Rules between rows only (booktabs) or none: rows from the lines' heights, split again at every rule.
     row_groups = _cluster_rows(lines, row_rules)
     columns = _column_bounds(row_groups, bbox)
     return _fill(row_groups, columns)
+
+
+def _bands_hold_rows(lines: list[TextLine], rows: list[float], cols: list[float]) -> bool:
+    """Some band between two horizontal rules holds several lines that each fill (nearly) every column the band
+    uses: those are rows of their own, not one row's wrapped cells (which continue only some columns)."""
+    bands: dict[int, list[TextLine]] = {}
+    for line in lines:
+        cy = _center(line.bbox)[1]
+        bands.setdefault(next(i for i in range(len(rows) - 1) if rows[i] <= cy < rows[i + 1]), []).append(line)
+
+    def col_of(line: TextLine) -> int:
+        cx = _center(line.bbox)[0]
+        return next(i for i in range(len(cols) - 1) if cols[i] <= cx < cols[i + 1])
+
+    for members in bands.values():
+        used = {col_of(ln) for ln in members}
+        if len(used) < 2:
+            continue
+        full = sum(1 for row in _cluster_rows(members, []) if len({col_of(ln) for ln in row}) >= 0.8 * len(used))
+        if full >= 2:
+            return True
+    return False
 
 
 def _grid(lines: list[TextLine], rows: list[float], cols: list[float]) -> Table:
