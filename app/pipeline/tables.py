@@ -75,10 +75,11 @@ def _mostly_rtl(text: str) -> bool:
 _CELL_GAP = 0.8
 
 
-def split_cells(lines: list[TextLine], words: list[TextLine]) -> list[TextLine]:
-    """Lines cut where the gap between two of their words is wider than any space: the text layer keeps a table
-    row's cells in one line when they stand only a few spaces apart. A line whose words cannot be matched to
-    its text (accents joined, hyphens dropped) stays whole."""
+def split_cells(lines: list[TextLine], words: list[TextLine], cuts: list[float] = ()) -> list[TextLine]:
+    """Lines cut where the gap between two of their words is wider than any space, or holds one of the x
+    positions `cuts` (a drawn column rule): the text layer keeps a table row's cells in one line when they stand
+    only a few spaces apart. A line whose words cannot be matched to its text (accents joined, hyphens dropped)
+    stays whole."""
     if not words:
         return lines
     band = 8.0
@@ -102,7 +103,8 @@ def split_cells(lines: list[TextLine], words: list[TextLine]) -> list[TextLine]:
         pieces = [[found[0]]]
         for prev, cur in zip(found, found[1:]):
             gap = prev.bbox[0] - cur.bbox[2] if rtl else cur.bbox[0] - prev.bbox[2]
-            if gap > _CELL_GAP * size:
+            left, right = (cur.bbox[2], prev.bbox[0]) if rtl else (prev.bbox[2], cur.bbox[0])
+            if gap > _CELL_GAP * size or any(left - 1 <= x <= right + 1 for x in cuts):
                 pieces.append([cur])
             else:
                 pieces[-1].append(cur)
@@ -146,7 +148,28 @@ def split_rulings(rulings: list[BBox], within: BBox | None = None) -> tuple[list
             horizontal.append(r)
         elif h >= 3 * max(w, 0.1):
             vertical.append(r)
-    return horizontal, vertical
+    return _join_segments(horizontal, 0), _join_segments(vertical, 1)
+
+
+def _join_segments(rules: list[BBox], axis: int) -> list[BBox]:
+    """Collinear rules that meet or nearly meet are one rule: grids drawn cell by cell, or dashed, come as many
+    short segments. `axis` 0 joins horizontal rules (same y, along x), 1 vertical ones."""
+    if len(rules) < 2:
+        return rules
+    lo, hi = (0, 2) if axis == 0 else (1, 3)
+    across = (1, 3) if axis == 0 else (0, 2)
+    ordered = sorted(rules, key=lambda r: (round((r[across[0]] + r[across[1]]) / 2 / _SNAP), r[lo]))
+    out: list[list[float]] = []
+    for r in ordered:
+        mid = (r[across[0]] + r[across[1]]) / 2
+        if out:
+            last = out[-1]
+            if abs((last[across[0]] + last[across[1]]) / 2 - mid) <= _SNAP / 2 and r[lo] <= last[hi] + _SNAP:
+                last[hi] = max(last[hi], r[hi])
+                last[across[0]], last[across[1]] = min(last[across[0]], r[across[0]]), max(last[across[1]], r[across[1]])
+                continue
+        out.append(list(r))
+    return [tuple(r) for r in out]
 
 
 def build_table(lines: list[TextLine], bbox: BBox, rulings: list[BBox] = (), words: list[TextLine] = ()) -> Table:
@@ -155,13 +178,13 @@ def build_table(lines: list[TextLine], bbox: BBox, rulings: list[BBox] = (), wor
     lines = split_cells([ln for ln in lines if ln.text.strip()], words)
     if not lines:
         return Table(rows=[])
-    table = _structure(lines, bbox, rulings)
+    table = _structure(lines, bbox, rulings, words)
     if _mostly_rtl(" ".join(ln.text for ln in lines)):
         table.mirror()
     return table
 
 
-def _structure(lines: list[TextLine], bbox: BBox, rulings: list[BBox]) -> Table:
+def _structure(lines: list[TextLine], bbox: BBox, rulings: list[BBox], words: list[TextLine]) -> Table:
     horizontal, vertical = split_rulings(list(rulings), bbox)
     width = max(bbox[2] - bbox[0], 1.0)
     row_rules = _snap([(r[1] + r[3]) / 2 for r in horizontal if r[2] - r[0] >= 0.1 * width])
@@ -178,7 +201,7 @@ def _structure(lines: list[TextLine], bbox: BBox, rulings: list[BBox]) -> Table:
         cols = [float("-inf"), *inner_cols, float("inf")]
         rows = [float("-inf"), *[y for y in row_rules if bbox[1] + 2 < y < bbox[3] - 2], float("inf")]
         if not _bands_hold_rows(lines, rows, cols):
-            return _grid(lines, rows, cols)
+            return _grid(split_cells(lines, words, inner_cols), rows, cols)
         # ...unless the rules only frame the table and column groups: then rows come from the lines, as below.
     # Rules between rows only (booktabs) or none: rows from the lines' heights, split again at every rule.
     row_groups = _cluster_rows(lines, row_rules)
