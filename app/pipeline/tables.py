@@ -552,7 +552,7 @@ def find_ruled_tables(rulings: list[BBox], page_width: float, lines: list[TextLi
         else:
             clusters.append([rule])
     tables = []
-    for cluster in clusters:
+    for cluster in [part for cluster in clusters for part in _split_at_open_gaps(cluster, vertical)]:
         box = _union(cluster)
         ys = _snap([(r[1] + r[3]) / 2 for r in cluster])
         verticals = [
@@ -561,6 +561,25 @@ def find_ruled_tables(rulings: list[BBox], page_width: float, lines: list[TextLi
         if len(ys) >= _MIN_GRID_RULES or (len(ys) >= 2 and verticals):
             tables.append(box)
     return tables
+
+
+def _split_at_open_gaps(cluster: list[BBox], vertical: list[BBox]) -> list[list[BBox]]:
+    """Two grids drawn one above the other: where the rules' column lines stop and start again (no vertical
+    rule crosses the gap between two horizontal rules, while rules stand above and below it), the tables part."""
+    box = _union(cluster)
+    inside = [v for v in vertical if v[0] >= box[0] - 4 and v[2] <= box[2] + 4 and v[1] < box[3] and v[3] > box[1]]
+    if not inside:
+        return [cluster]
+    ordered = sorted(cluster, key=lambda r: r[1])
+    parts = [[ordered[0]]]
+    for upper, lower in zip(ordered, ordered[1:]):
+        top, bottom = upper[3], lower[1]
+        crossed = any(v[1] <= top + _SNAP and v[3] >= bottom - _SNAP for v in inside)
+        framed = any(v[3] <= top + _SNAP for v in inside) and any(v[1] >= bottom - _SNAP for v in inside)
+        if bottom - top > _SNAP and not crossed and framed:
+            parts.append([])
+        parts[-1].append(lower)
+    return parts
 
 
 def _same_table(upper: BBox, lower: BBox, lines: list[TextLine]) -> bool:
