@@ -647,13 +647,15 @@ def _union(boxes: list[BBox]) -> BBox:
 # only where its row holds other cells beside it).
 _ALIGNED_ROW_GAP = 2.5
 # Cells of a table are short: running text in columns (a three-column newsletter) has more words a piece.
-_MAX_WORDS_PER_CELL = 5.0
+_MAX_WORDS_PER_CELL = 4
+# Line heights: how far the middles of one row's cells may stray from each other.
+_BASELINE_DRIFT = 0.25
 _MIN_ALIGNED_ROWS = 3
 
 
 def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
     """Table boxes from alignment alone (no rulings, no layout): runs of consecutive rows that hold several
-    separate pieces of text, at least three rows of three or more, short pieces, and inner cells lining up in
+    separate pieces of text on one baseline, at least three rows of three or more, short pieces (median), and inner cells lining up in
     columns down the run (`looks_tabular`). Prose above and below (one piece a row) ends a run, so the box never
     swallows the paragraphs around the table."""
     if len(lines) < 2 * _MIN_ALIGNED_ROWS:
@@ -668,7 +670,8 @@ def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
         wide = [r for r in run if len(r) >= 3]
         if len(wide) >= _MIN_ALIGNED_ROWS:
             cells = [ln for r in run for ln in r]
-            if sum(len(ln.text.split()) for ln in cells) / len(cells) <= _MAX_WORDS_PER_CELL:
+            counts = sorted(len(ln.text.split()) for ln in cells)
+            if counts[len(counts) // 2] <= _MAX_WORDS_PER_CELL:
                 box = _union([ln.bbox for ln in cells])
                 if looks_tabular(lines, (box[0], box[1] - 0.5, box[2], box[3] + 0.5)):
                     tables.append(box)
@@ -676,11 +679,14 @@ def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
 
     for row in rows:
         top = min(ln.bbox[1] for ln in row)
+        # A table's cells share a baseline; columns of running text, set independently, drift past each other.
+        mids = sorted((ln.bbox[1] + ln.bbox[3]) / 2 for ln in row)
+        cells = len(row) >= 2 and mids[-1] - mids[0] <= _BASELINE_DRIFT * typical
         if run:
             bottom = max(ln.bbox[3] for ln in run[-1])
-            if len(row) < 2 or top - bottom > _ALIGNED_ROW_GAP * typical:
+            if not cells or top - bottom > _ALIGNED_ROW_GAP * typical:
                 close()
-        if len(row) >= 2:
+        if cells:
             run.append(row)
     if run:
         close()
