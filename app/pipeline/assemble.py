@@ -200,8 +200,10 @@ def _region_items(
     if label == "table":
         table = build_table(members, region.bbox, rulings, words)
         if len(table.rows) >= 2 and table.n_cols >= 2:
-            md = table.markdown()
-            return [_Item(type="table", bbox=region.bbox, text=md, html=table.html(), score=score, markdown=md)]
+            md, html = table.markdown(), table.html()
+            # A pipe table cannot say that a cell spans columns: such a table goes into the Markdown as HTML.
+            return [_Item(type="table", bbox=region.bbox, text=md, html=html, score=score,
+                          markdown=html if table.spans else md)]
         label = "text"  # one row or one column: not worth a grid
     if label == "formula":
         return [_Item(type="formula", bbox=region.bbox, text=text, score=score, markdown=f"$$\n{text}\n$$")]

@@ -250,7 +250,22 @@ def _grid(lines: list[TextLine], rows: list[float], cols: list[float]) -> Table:
 def _join_cell(lines: list[TextLine]) -> str:
     rtl = _mostly_rtl(" ".join(ln.text for ln in lines))
     ordered = sorted(lines, key=lambda ln: (round(ln.bbox[1] / 3), -ln.bbox[2] if rtl else ln.bbox[0]))
-    return " ".join(" ".join(ln.text.split()) for ln in ordered)
+    parts: list[str] = []
+    for k, line in enumerate(ordered):
+        text = " ".join(line.text.split())
+        if k and _touching(ordered[k - 1], line, rtl):
+            parts[-1] += text  # pieces of one word the text layer cut apart (glyphs placed one by one)
+        else:
+            parts.append(text)
+    return " ".join(parts)
+
+
+def _touching(before: TextLine, after: TextLine, rtl: bool) -> bool:
+    a, b = before.bbox, after.bbox
+    if min(a[3], b[3]) - max(a[1], b[1]) < 0.5 * min(a[3] - a[1], b[3] - b[1]):
+        return False
+    gap = a[0] - b[2] if rtl else b[0] - a[2]
+    return abs(gap) < 0.1 * (before.font_size or (a[3] - a[1]) / 1.2)
 
 
 def _cluster_rows(lines: list[TextLine], rules: list[float]) -> list[list[TextLine]]:
@@ -666,7 +681,7 @@ def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
     tables: list[BBox] = []
     run: list[list[TextLine]] = []
 
-    def close() -> None:
+    def close(end: int) -> None:
         wide = [r for r in run if len(r) >= 3]
         if len(wide) >= _MIN_ALIGNED_ROWS:
             cells = [ln for r in run for ln in r]
@@ -674,10 +689,10 @@ def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
             if counts[len(counts) // 2] <= _MAX_WORDS_PER_CELL:
                 box = _union([ln.bbox for ln in cells])
                 if looks_tabular(lines, (box[0], box[1] - 0.5, box[2], box[3] + 0.5)):
-                    tables.append(box)
+                    tables.append(_with_headings(box, rows[:end - len(run)], typical))
         run.clear()
 
-    for row in rows:
+    for end, row in enumerate(rows):
         top = min(ln.bbox[1] for ln in row)
         # A table's cells share a baseline; columns of running text, set independently, drift past each other.
         mids = sorted((ln.bbox[1] + ln.bbox[3]) / 2 for ln in row)
@@ -685,12 +700,26 @@ def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
         if run:
             bottom = max(ln.bbox[3] for ln in run[-1])
             if not cells or top - bottom > _ALIGNED_ROW_GAP * typical:
-                close()
+                close(end)
         if cells:
             run.append(row)
     if run:
-        close()
+        close(len(rows))
     return tables
+
+
+def _with_headings(box: BBox, above: list[list[TextLine]], typical: float) -> BBox:
+    """The table box grown over the heading rows right above it (up to two): short pieces within the table's
+    width, close above its first row, not a sentence (a group heading centred over the columns it spans)."""
+    x0, y0, x1, y1 = box
+    for row in reversed(above[-2:]):
+        bottom = max(ln.bbox[3] for ln in row)
+        if y0 - bottom > 0.8 * typical or any(
+                ln.bbox[0] < x0 - 1 or ln.bbox[2] > x1 + 1 or len(ln.text.split()) > _MAX_WORDS_PER_CELL
+                or ln.text.rstrip().endswith(".") for ln in row):
+            break
+        y0 = min(ln.bbox[1] for ln in row)
+    return (x0, y0, x1, y1)
 
 
 def may_hold_table(regions, rulings: list[BBox], lines: list[TextLine], page_width: float) -> bool:
