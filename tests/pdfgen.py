@@ -486,7 +486,7 @@ def borderless_table_pdf(path: str | os.PathLike[str]) -> Path:
         doc.multi_cell(468, 13, text)
         doc.ln(4)
     y = doc.get_y() + 16
-    rights = (None, 230.0, 300.0, 350.0)
+    rights = (None, 175.0, 225.0, 270.0)  # Units and Revenue only 2-4 spaces apart
     for r, row in enumerate(BORDERLESS_ROWS):
         doc.set_font("Helvetica", "B" if r == 0 else "", 10)
         doc.text(72, y, row[0])
