@@ -78,9 +78,16 @@ def build_page(
     open_regions = [r for r in regions if r.text is None and r.html is None]
     # Tables the page draws with rulings come out as tables even where layout missed them (text mode has no
     # layout at all) or took them for a figure.
-    layout_tables = [r.bbox for r in regions if r.label == "table"]
-    for box in find_ruled_tables(rulings, width, lines):
-        box = grow_ruled_table(box, lines)
+    ruled = [grow_ruled_table(box, lines) for box in find_ruled_tables(rulings, width, lines)]
+    # A layout table region round a ruled grid and more (a summary box above the main table, or a second grid)
+    # is several tables: the rules say where the grid ends, and what lies above or below it is another table.
+    split = []
+    for region in open_regions:
+        inside = [box for box in ruled if _cover(box, region.bbox) >= 0.8] if region.label == "table" else []
+        split += _split_at_grids(region, sorted(inside, key=lambda b: b[1]), stats.body_size) if inside else [region]
+    open_regions = split
+    layout_tables = [r.bbox for r in open_regions if r.label == "table"]
+    for box in ruled:
         if any(_cover(box, other) >= 0.5 or _cover(other, box) >= 0.5 for other in layout_tables):
             continue
         taken = [r for r in open_regions if _cover(box, r.bbox) >= 0.5]
@@ -124,6 +131,24 @@ def build_page(
     ]
     markdown = "\n\n".join(md for it in body if (md := _markdown(it)))
     return PageResult(page=page_number, width=width, height=height, source=source, markdown=markdown, blocks=blocks)
+
+
+def _split_at_grids(region: Region, grids: list[BBox], line_height: float) -> list[Region]:
+    """The table region cut into its ruled grids (top to bottom) and the strips above, between and below them
+    that are tall enough to hold a row; a grid that fills the region leaves it as it is."""
+    x0, y0, x1, y1 = region.bbox
+    parts: list[BBox] = []
+    top = y0
+    for grid in grids:
+        if grid[1] - top > 2 * line_height:
+            parts.append((x0, top, x1, grid[1]))
+        parts.append((min(x0, grid[0]), grid[1], max(x1, grid[2]), grid[3]))
+        top = grid[3]
+    if y1 - top > 2 * line_height:
+        parts.append((x0, top, x1, y1))
+    if len(parts) == 1:
+        return [region]
+    return [Region(label="table", bbox=box, score=region.score) for box in parts]
 
 
 # --- lines to regions -------------------------------------------------------------------------------------------

@@ -206,7 +206,24 @@ def _structure(lines: list[TextLine], bbox: BBox, rulings: list[BBox], words: li
     # Rules between rows only (booktabs) or none: rows from the lines' heights, split again at every rule.
     row_groups = _cluster_rows(lines, row_rules)
     columns = _column_bounds(row_groups, bbox)
+    inner_rules = [y for y in row_rules if bbox[1] + 2 < y < bbox[3] - 2]
+    if inner_rules and len(columns) >= 2:
+        # Rules between the rows: each band between two rules is one row when no band holds several full rows
+        # (a cell that wraps continues only its own column, as far down as it needs).
+        bands = [float("-inf"), *inner_rules, float("inf")]
+        cuts = [float("-inf"), *[(a[1] + b[0]) / 2 for a, b in zip(columns, columns[1:])], float("inf")]
+        if not _bands_hold_rows(lines, bands, cuts):
+            row_groups = _merge_bands(row_groups, bands)
     return _fill(row_groups, columns)
+
+
+def _merge_bands(rows: list[list[TextLine]], bands: list[float]) -> list[list[TextLine]]:
+    """Rows between the same two rules made one."""
+    merged: dict[int, list[TextLine]] = {}
+    for row in rows:
+        cy = sum(_center(ln.bbox)[1] for ln in row) / len(row)
+        merged.setdefault(next(i for i in range(len(bands) - 1) if bands[i] <= cy < bands[i + 1]), []).extend(row)
+    return [sorted(merged[k], key=lambda ln: ln.bbox[0]) for k in sorted(merged)]
 
 
 def _bands_hold_rows(lines: list[TextLine], rows: list[float], cols: list[float]) -> bool:
@@ -598,10 +615,29 @@ def _split_at_open_gaps(cluster: list[BBox], vertical: list[BBox]) -> list[list[
 
 
 def _same_table(upper: BBox, lower: BBox, lines: list[TextLine]) -> bool:
-    """Two rules with the same ends and, between them, text laid out in cells."""
+    """Two rules with the same ends and, between them, text laid out in cells, or one row of cells some of which
+    wrap onto further lines (the band between two rules is then one tall row)."""
     if abs(upper[0] - lower[0]) > _SNAP or abs(upper[2] - lower[2]) > _SNAP:
         return False
-    return looks_tabular(lines, (upper[0], upper[3], upper[2], lower[1]))
+    box = (upper[0], upper[3], upper[2], lower[1])
+    return looks_tabular(lines, box) or _one_wrapped_row(lines, box)
+
+
+def _one_wrapped_row(lines: list[TextLine], box: BBox) -> bool:
+    x0, top, x1, bottom = box
+    inside = [ln for ln in lines if top < _center(ln.bbox)[1] < bottom and ln.bbox[0] >= x0 - 4 and ln.bbox[2] <= x1 + 4]
+    rows = _cluster_rows(inside, [])
+    if len(rows) < 2 or len(rows[0]) < 2:
+        return False
+    starts = [ln.bbox[0] for ln in rows[0]]
+    # Every later line starts under a cell of the first row and stays in that cell's column.
+    for row in rows[1:]:
+        for ln in row:
+            col = max((i for i, x in enumerate(starts) if x <= ln.bbox[0] + 1), default=None)
+            if col is None or abs(ln.bbox[0] - starts[col]) > 2 or (
+                    col + 1 < len(starts) and ln.bbox[2] > starts[col + 1]):
+                return False
+    return True
 
 
 def looks_tabular(lines: list[TextLine], box: BBox) -> bool:
