@@ -23,7 +23,14 @@ from app.pipeline.layout.base import area, intersection
 from app.pipeline.primitives import Region, TextLine
 from app.pipeline.reading_order import reading_order
 from app.pipeline.result import FURNITURE, BBox, Block, BlockType, PageResult, PageSource
-from app.pipeline.tables import build_table, find_aligned_tables, find_ruled_tables, grow_ruled_table, looks_tabular
+from app.pipeline.tables import (
+    build_table,
+    find_aligned_tables,
+    find_ruled_tables,
+    grow_ruled_table,
+    looks_tabular,
+    split_cells,
+)
 from app.pipeline.textblocks import (
     BULLET,
     SENTENCE_END,
@@ -98,7 +105,7 @@ def build_page(
         open_regions.append(Region(label="table", bbox=box, score=0.0))
     # Tables drawn without rulings, found by their columns alone, where no layout region says otherwise (text
     # mode, or a layout model that saw nothing there, or only text blocks inside the table).
-    for box in find_aligned_tables(lines, width):
+    for box in find_aligned_tables(split_cells(lines, list(words)) if words else lines, width):
         if any(_cover(box, r.bbox) >= 0.3 or _cover(r.bbox, box) >= 0.3 for r in open_regions if r.label == "table"):
             continue
         taken = [r for r in open_regions if _cover(r.bbox, box) >= 0.6]

@@ -716,6 +716,7 @@ def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
     rows = _cluster_rows([ln for ln in lines if ln.bbox[3] - ln.bbox[1] <= 3 * typical], [])
     tables: list[BBox] = []
     run: list[list[TextLine]] = []
+    taken = [0]  # rows before this index belong to a table already
 
     def close(end: int) -> None:
         wide = [r for r in run if len(r) >= 3]
@@ -725,7 +726,8 @@ def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
             if counts[len(counts) // 2] <= _MAX_WORDS_PER_CELL:
                 box = _union([ln.bbox for ln in cells])
                 if looks_tabular(lines, (box[0], box[1] - 0.5, box[2], box[3] + 0.5)):
-                    tables.append(_with_headings(box, rows[:end - len(run)], typical))
+                    tables.append(_with_headings(box, rows[taken[0]:end - len(run)], typical))
+                    taken[0] = end
         run.clear()
 
     for end, row in enumerate(rows):
@@ -741,7 +743,22 @@ def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
             run.append(row)
     if run:
         close(len(rows))
-    return tables
+    return _join_stacked(tables, typical)
+
+
+def _join_stacked(tables: list[BBox], typical: float) -> list[BBox]:
+    """Tables one right under the other with the same left and right edges are one table whose sections each
+    open with a heading row (a heading row, one piece wide, ends a run of cell rows)."""
+    out: list[BBox] = []
+    for box in tables:
+        if out:
+            last = out[-1]
+            if box[1] - last[3] <= _ALIGNED_ROW_GAP * typical and abs(box[0] - last[0]) <= typical \
+                    and abs(box[2] - last[2]) <= typical:
+                out[-1] = _union([last, box])
+                continue
+        out.append(box)
+    return out
 
 
 def _with_headings(box: BBox, above: list[list[TextLine]], typical: float) -> BBox:
@@ -759,6 +776,20 @@ def _with_headings(box: BBox, above: list[list[TextLine]], typical: float) -> BB
 
 
 def may_hold_table(regions, rulings: list[BBox], lines: list[TextLine], page_width: float) -> bool:
-    """Whether a born-digital page is worth its word boxes: layout found a table, or rulings or alignment do."""
-    return (any(r.label == "table" for r in regions) or bool(find_ruled_tables(rulings, page_width, lines))
-            or bool(find_aligned_tables(lines, page_width)))
+    """Whether a born-digital page is worth its word boxes: layout found a table, or rulings do, or at least
+    `_MIN_ALIGNED_ROWS` rows hold three or more pieces on one baseline (rows whose cells the text layer kept
+    in one line show up only once the words split them)."""
+    if any(r.label == "table" for r in regions) or find_ruled_tables(rulings, page_width, lines):
+        return True
+    if len(lines) < 2 * _MIN_ALIGNED_ROWS:
+        return False
+    heights = sorted(ln.bbox[3] - ln.bbox[1] for ln in lines)
+    typical = heights[len(heights) // 2]
+    wide = 0
+    for row in _cluster_rows(lines, []):
+        mids = [(ln.bbox[1] + ln.bbox[3]) / 2 for ln in row]
+        if len(row) >= 3 and max(mids) - min(mids) <= _BASELINE_DRIFT * typical:
+            wide += 1
+            if wide >= _MIN_ALIGNED_ROWS:
+                return True
+    return False
