@@ -39,6 +39,9 @@ class Block(BaseModel):
     score: float | None = Field(None, description="Layout confidence, when a model produced the block")
     order: int = Field(0, description="Position in reading order within the page")
     level: int | None = Field(None, description="Titles: heading level, 1 is the largest")
+    continued: bool | None = Field(
+        None, description="Tables: true when this table continues the one that ends the previous page"
+    )
 
 
 class PageResult(BaseModel):

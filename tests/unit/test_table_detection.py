@@ -10,9 +10,11 @@ import pypdfium2 as pdfium
 import pytest
 
 from app.pipeline.assemble import build_page
+from app.pipeline.document import merge_pages
 from app.pipeline.options import ConvertOptions
 from app.pipeline.page import Engines, process_page
 from app.pipeline.primitives import Region, TextLine
+from app.pipeline.result import Block, PageResult
 from app.pipeline.tables import build_table, find_aligned_tables, find_ruled_tables, split_cells
 from app.settings import Settings
 from tests import pdfgen
@@ -168,3 +170,65 @@ def test_a_frame_around_many_rows_does_not_make_them_one_row():
     lines = [TextLine(text=t, bbox=(72 + 100 * c + 5, 104 + 14 * r, 72 + 100 * c + 30, 114 + 14 * r))
              for r, row in enumerate(rows) for c, t in enumerate(row)]
     assert build_table(lines, (72, 100, 372, 180), frame).rows == [list(r) for r in rows]
+
+
+def test_a_row_whose_cell_wraps_between_two_rules_stays_one_row():
+    # Rules under the heading and between rows only; the last row's third cell runs over three lines.
+    rules = [(72, y - 0.4, 472, y + 0.4) for y in (96, 118, 140, 200)]
+    cells = [("Animal", "Action", "Result", 100), ("Cat", "Says", "Meow", 122), ("Fox", "Says", "Ring-", 144)]
+    lines = []
+    for a, b, c, y in cells:
+        lines += [TextLine(text=t, bbox=(x, y, x + 30, y + 12)) for t, x in ((a, 80), (b, 220), (c, 360))]
+    lines += [TextLine(text=t, bbox=(360, y, 420, y + 12)) for t, y in (("dingding", 158), ("dong", 172))]
+    table = build_table(lines, (72, 80, 472, 200), rules)
+    assert table.rows == [["Animal", "Action", "Result"], ["Cat", "Says", "Meow"], ["Fox", "Says", "Ring- dingding dong"]]
+
+
+def test_layout_table_round_a_summary_and_a_ruled_grid_is_cut_at_the_grid():
+    # The layout model drew one table round a small summary (no rules) and the ruled grid under it.
+    grid_top, w, h = 200.0, 100.0, 20.0
+    rules = [(72, grid_top + r * h - 0.3, 372, grid_top + r * h + 0.3) for r in range(5)]
+    rules += [(72 + c * w - 0.3, grid_top, 72 + c * w + 0.3, grid_top + 4 * h) for c in range(4)]
+    grid = [("Name", "Party", "Vote"), ("Abdala", "Frente", "Yes"), ("Albrieu", "Frente", "No"), ("Alonso", "PJ", "Yes")]
+    lines = [TextLine(text=t, bbox=(72 + c * w + 5, grid_top + r * h + 4, 72 + c * w + 50, grid_top + r * h + 16),
+                      font_size=10) for r, row in enumerate(grid) for c, t in enumerate(row)]
+    lines += [TextLine(text=t, bbox=(x, 150, x + 60, 162), font_size=10)
+              for t, x in (("Present 217", 80), ("Absent 40", 200))]
+    lines += [TextLine(text="Abstentions 22", bbox=(80, 166, 150, 178), font_size=10)]
+    page = build_page(page_number=1, width=612, height=792, source="text", rulings=rules, lines=lines,
+                      regions=[Region(label="table", bbox=(60, 140, 380, grid_top + 4 * h + 2))])
+    assert [list(r) for r in grid] in tables_of(page)
+    assert "Present 217" in page.markdown
+
+
+def test_sections_of_one_table_under_their_own_headings_are_one_table():
+    lines = []
+    y = 100.0
+    for section in ("First scenario", "Second scenario"):
+        lines.append(TextLine(text=section, bbox=(200, y, 280, y + 11), font_size=10))
+        y += 14
+        for r in range(4):
+            lines.append(TextLine(text=f"Row {r}", bbox=(72, y, 110, y + 11), font_size=10))
+            lines += [TextLine(text=f"{r}{c},5", bbox=(200 + 60 * c, y, 222 + 60 * c, y + 11), font_size=10)
+                      for c in range(3)]
+            y += 14
+    found = find_aligned_tables(lines, 612)
+    assert len(found) == 1 and found[0][1] == 100 and found[0][3] == y - 3
+
+
+def _page(number: int, *blocks: tuple[str, str | None]) -> PageResult:
+    return PageResult(page=number, width=612, height=792, source="text", markdown="", blocks=[
+        Block(type=kind, bbox=(0, 0, 1, 1), html=html, order=k) for k, (kind, html) in enumerate(blocks)])
+
+
+THREE = "<table><tr><th>a</th><th colspan=\"2\">b</th></tr><tr><td>1</td><td>2</td><td>3</td></tr></table>"
+TWO = "<table><tr><td>1</td><td>2</td></tr></table>"
+
+
+def test_a_table_that_goes_on_over_a_page_break_is_marked_continued():
+    doc = merge_pages([_page(2, ("table", THREE.replace("th", "td")), ("page_number", None)),
+                       _page(1, ("text", None), ("table", THREE)), _page(3, ("table", TWO))], 3)
+    assert [[b.continued for b in p.blocks if b.type == "table"] for p in doc.pages] == [[None], [True], [None]]
+    # Not after prose, nor across a gap in the selected pages.
+    doc = merge_pages([_page(1, ("table", TWO), ("text", None)), _page(2, ("table", TWO)), _page(4, ("table", TWO))], 4)
+    assert all(b.continued is None for p in doc.pages for b in p.blocks)
