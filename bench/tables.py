@@ -11,7 +11,8 @@ warm-up excluded). Expected cells: `NAME.csv` beside each PDF (tabula-java's tes
   and below, as (cell, neighbour, direction) triples. Each expected table is compared with the output table that
   shares most triples with it (so other tables on the page neither help nor hurt); `precision`, `recall`, `f1`
   are pooled over all files;
-- `s_per_page`: mean wall seconds per page (ours: the page's own processing, layout model included in `auto`).
+- `s_per_page`: mean wall seconds per page (ours: the page's own processing, layout model included in `auto`),
+  and `cpu_s_per_page`, this process's CPU seconds (all its threads), steadier on a shared machine.
 
 Cells are compared after NFKC, case folding and dropping everything but letters and digits. A CSV holding two
 tables (tabula writes each with its own width) is split where the row width changes. A right-to-left table may
@@ -254,9 +255,9 @@ def run_tool(name: str, pdfs: list[Path], verbose: bool) -> dict[str, Any]:
     except Exception as exc:  # a peer that does not install or import here is reported, not fatal
         return {"skipped": f"{type(exc).__name__}: {str(exc)[:160]}"}
     total = {"rows": 0, "rows_found": 0, "expected": 0, "output": 0, "matched": 0}
-    per_file, seconds, errors = {}, 0.0, []
+    per_file, seconds, cpu, errors = {}, 0.0, 0.0, []
     for pdf in pdfs:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             with contextlib.redirect_stdout(sys.stderr):
                 grids = runner(pdf)
@@ -264,11 +265,13 @@ def run_tool(name: str, pdfs: list[Path], verbose: bool) -> dict[str, Any]:
             errors.append(f"{pdf.name}: {type(exc).__name__}: {str(exc)[:120]}")
             grids = []
         seconds += time.perf_counter() - started
+        cpu += time.process_time() - cpu_started
         counts = score_page(read_expected(pdf.with_suffix(".csv")), grids)
         for k, v in counts.items():
             total[k] += v
         per_file[pdf.stem] = {**figures(counts), "tables": len(grids)}
-    result: dict[str, Any] = {**figures(total), "s_per_page": round(seconds / max(len(pdfs), 1), 4)}
+    result: dict[str, Any] = {**figures(total), "s_per_page": round(seconds / max(len(pdfs), 1), 4),
+                              "cpu_s_per_page": round(cpu / max(len(pdfs), 1), 4)}
     if errors:
         result["errors"] = errors
     if verbose:
@@ -296,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     peers = {k: v for k, v in results.items() if not k.startswith("ours") and "skipped" not in v}
     ratios = {
         f"{o}/{p}": {key: round(ov[key] / pv[key], 3) if pv[key] else None
-                     for key in ("row_recall", "adjacency_f1", "s_per_page")}
+                     for key in ("row_recall", "adjacency_f1", "s_per_page", "cpu_s_per_page")}
         for o, ov in ours.items() for p, pv in peers.items()
     }
     best = {key: max((pv[key] for pv in peers.values()), default=0.0) for key in ("row_recall", "adjacency_f1")}
