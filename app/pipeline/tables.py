@@ -212,9 +212,33 @@ def _structure(lines: list[TextLine], bbox: BBox, rulings: list[BBox], words: li
         # (a cell that wraps continues only its own column, as far down as it needs).
         bands = [float("-inf"), *inner_rules, float("inf")]
         cuts = [float("-inf"), *[(a[1] + b[0]) / 2 for a, b in zip(columns, columns[1:])], float("inf")]
-        if not _bands_hold_rows(lines, bands, cuts):
+        if _bands_are_wrapped_rows(lines, bands, cuts):
             row_groups = _merge_bands(row_groups, bands)
     return _fill(row_groups, columns)
+
+
+def _bands_are_wrapped_rows(lines: list[TextLine], bands: list[float], cuts: list[float]) -> bool:
+    """Some band between two rules holds several lines of text, and in every such band the lines after the first
+    fill at most half the columns its first line fills: cells of one row wrapping, not further rows (a row of
+    a financial statement under the same rule fills its label and its number columns again)."""
+    grouped: dict[int, list[TextLine]] = {}
+    for line in lines:
+        cy = _center(line.bbox)[1]
+        grouped.setdefault(next(i for i in range(len(bands) - 1) if bands[i] <= cy < bands[i + 1]), []).append(line)
+
+    def filled(row: list[TextLine]) -> set[int]:
+        return {next(i for i in range(len(cuts) - 1) if cuts[i] <= _center(ln.bbox)[0] < cuts[i + 1]) for ln in row}
+
+    wrapped = False
+    for members in grouped.values():
+        rows = _cluster_rows(members, [])
+        if len(rows) < 2:
+            continue
+        first = len(filled(rows[0]))
+        if first < 2 or any(len(filled(row)) > max(1, first // 2) for row in rows[1:]):
+            return False
+        wrapped = True
+    return wrapped
 
 
 def _merge_bands(rows: list[list[TextLine]], bands: list[float]) -> list[list[TextLine]]:
@@ -457,24 +481,30 @@ def _spread_words(line: TextLine, columns: list[tuple[float, float]]) -> list[Te
 
 
 def _span_centred_headings(grid: list[list[str]], spans: dict[tuple[int, int], int]) -> None:
-    """A heading alone in a top row, centred over the columns the row below fills ("Year Ended" over three
-    dates), spans those columns: in HTML it heads each of them, not only the middle one."""
+    """A heading alone in a top row, centred over the cells of the row below ("Year Ended" over three dates,
+    with currency-sign columns between them), spans those columns: in HTML it heads each of them, not only the
+    middle one."""
     for r in range(min(len(grid) - 1, 3)):
-        row, below = grid[r], grid[r + 1]
+        row = grid[r]
         filled = [c for c, text in enumerate(row) if text]
-        if len(filled) != 1 or any(k[0] == r for k in spans):
+        if len(filled) != 1 or any(k[0] == r and k[1] != filled[0] for k in spans):
             continue
         c = filled[0]
-        k = 0
-        while c - k - 1 >= 0 and c + k + 1 < len(row) and not row[c - k - 1] and not row[c + k + 1] \
-                and below[c - k - 1] and below[c + k + 1]:
-            k += 1
-        if k == 0 or not below[c]:
+        last = c + spans.get((r, c), 1) - 1  # the heading may already span the columns its text overlaps
+        below = grid[r + 1]
+        cols = [i for i, text in enumerate(below) if text]
+        left, right = [i for i in cols if i < c], [i for i in cols if i > last]
+        k = min(len(left), len(right))
+        over = any(c <= i <= last for i in cols)
+        if k == 0 or (not over and len(left) != len(right)):
             continue
-        row[c - k] = row[c]
-        for i in range(c - k + 1, c + k + 1):
+        lo, hi = left[-k], right[k - 1]
+        spans.pop((r, c), None)
+        row[lo], text = row[c], row[c]
+        for i in range(lo + 1, hi + 1):
             row[i] = ""
-        spans[(r, c - k)] = 2 * k + 1
+        row[lo] = text
+        spans[(r, lo)] = hi - lo + 1
 
 
 def _split_by_columns(line: TextLine, columns: list[tuple[float, float]]) -> list[TextLine]:

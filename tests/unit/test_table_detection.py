@@ -232,3 +232,24 @@ def test_a_table_that_goes_on_over_a_page_break_is_marked_continued():
     # Not after prose, nor across a gap in the selected pages.
     doc = merge_pages([_page(1, ("table", TWO), ("text", None)), _page(2, ("table", TWO)), _page(4, ("table", TWO))], 4)
     assert all(b.continued is None for p in doc.pages for b in p.blocks)
+
+
+def test_rows_of_a_statement_under_one_rule_stay_rows_and_a_centred_heading_spans_the_dates():
+    # A rule under the heading rows and one above the total; "$" columns between the label and number columns.
+    rules = [(72, 139.6, 472, 140.4), (72, 193.6, 472, 194.4)]
+
+    def row(y: float, cells: dict[float, str]) -> list[TextLine]:
+        return [TextLine(text=t, bbox=(x, y, x + 5 * len(t), y + 10), font_size=9) for x, t in cells.items()]
+
+    lines = row(110, {300: "Year Ended"})
+    lines += row(124, {240: "Jan 2025", 320: "Jan 2024", 400: "Jan 2023"})
+    lines += row(146, {80: "Cost", 225: "$", 250: "178", 305: "$", 330: "141", 385: "$", 410: "138"})
+    lines += row(160, {80: "Research", 250: "3,423", 330: "2,532", 410: "1,892"})
+    lines += row(174, {80: "Sales", 250: "1,136", 330: "876", 410: "680"})
+    lines += row(198, {80: "Total", 225: "$", 250: "4,737", 305: "$", 330: "3,549", 385: "$", 410: "2,710"})
+    table = build_table(lines, (72, 105, 472, 210), rules)
+    texts = [[c for c in r if c] for r in table.rows]
+    assert ["Research", "3,423", "2,532", "1,892"] in texts and ["Sales", "1,136", "876", "680"] in texts
+    top = table.rows[0]
+    start = top.index("Year Ended")
+    assert table.spans[(0, start)] >= 5  # over the three date columns and the "$" columns between them
