@@ -31,7 +31,7 @@ from app.pipeline.intake import PDFIUM_LOCK, DocumentCache
 from app.pipeline.options import ConvertOptions
 from app.pipeline.primitives import Region, TextLine, scale_bbox
 from app.pipeline.result import BBox, PageResult, PageSource
-from app.pipeline.tables import may_hold_table
+from app.pipeline.tables import table_bands
 from app.pipeline.words import page_words
 from app.settings import Settings
 
@@ -185,9 +185,9 @@ def process_page(
                     lines = [_line_to_points(line, scale) for line in engines.ocr.recognize(image, dpi=scale * 72)]
             del image
         words: list[TextLine] = []
-        if source == "text" and may_hold_table(regions, layer.rulings, lines, width):
+        if source == "text" and (bands := table_bands(regions, layer.rulings, lines, width)):
             with clock.stage("words"):
-                words = page_words(page, transform)
+                words = page_words(page, transform, bands)
     with clock.stage("assemble"):
         result = build_page(
             page_number=page_index + 1, width=width, height=height, source=source, regions=regions, lines=lines,

@@ -805,21 +805,33 @@ def _with_headings(box: BBox, above: list[list[TextLine]], typical: float) -> BB
     return (x0, y0, x1, y1)
 
 
-def may_hold_table(regions, rulings: list[BBox], lines: list[TextLine], page_width: float) -> bool:
-    """Whether a born-digital page is worth its word boxes: layout found a table, or rulings do, or at least
-    `_MIN_ALIGNED_ROWS` rows hold three or more pieces on one baseline (rows whose cells the text layer kept
-    in one line show up only once the words split them)."""
-    if any(r.label == "table" for r in regions) or find_ruled_tables(rulings, page_width, lines):
-        return True
-    if len(lines) < 2 * _MIN_ALIGNED_ROWS:
-        return False
-    heights = sorted(ln.bbox[3] - ln.bbox[1] for ln in lines)
-    typical = heights[len(heights) // 2]
-    wide = 0
-    for row in _cluster_rows(lines, []):
-        mids = [(ln.bbox[1] + ln.bbox[3]) / 2 for ln in row]
-        if len(row) >= 3 and max(mids) - min(mids) <= _BASELINE_DRIFT * typical:
-            wide += 1
-            if wide >= _MIN_ALIGNED_ROWS:
-                return True
-    return False
+_NUMBER = re.compile(r"[-+(\u2212\u25b3]?[$\u20ac\u00a3\u00a5]?\d[\d,.]*%?\)?")
+
+
+def _numbers_in_a_row(row: list[TextLine]) -> bool:
+    """A line carrying three or more numbers: a table row whose number cells the text layer joined."""
+    return any(sum(1 for token in ln.text.split() if _NUMBER.fullmatch(token)) >= 3 for ln in row)
+
+
+def table_bands(regions, rulings: list[BBox], lines: list[TextLine], page_width: float) -> list[tuple[float, float]]:
+    """Vertical bands (top, bottom) of a born-digital page worth word boxes: layout's table regions, ruled
+    tables, and the span of the rows that hold three or more short pieces on one baseline or a line of three or
+    more numbers (rows whose cells the text layer kept in one line show up only once the words split them, so a
+    run of such rows is not needed)."""
+    boxes = [r.bbox for r in regions if r.label == "table"]
+    boxes += [grow_ruled_table(box, lines) for box in find_ruled_tables(rulings, page_width, lines)]
+    if len(lines) >= 2 * _MIN_ALIGNED_ROWS:
+        heights = sorted(ln.bbox[3] - ln.bbox[1] for ln in lines)
+        typical = heights[len(heights) // 2]
+        wide = []
+        for row in _cluster_rows(lines, []):
+            mids = [(ln.bbox[1] + ln.bbox[3]) / 2 for ln in row]
+            words = sorted(len(ln.text.split()) for ln in row)
+            if (len(row) >= 3 and max(mids) - min(mids) <= _BASELINE_DRIFT * typical
+                    and words[len(words) // 2] <= _MAX_WORDS_PER_CELL) or _numbers_in_a_row(row):
+                wide.append(row)
+        if len(wide) >= _MIN_ALIGNED_ROWS:
+            # With room for heading rows above and a last row below whose cells the text layer joined.
+            x0, top, x1, bottom = _union([ln.bbox for row in wide for ln in row])
+            boxes.append((x0, top - 3 * typical, x1, bottom + 3 * typical))
+    return [(box[1] - 2, box[3] + 2) for box in boxes]

@@ -2,8 +2,8 @@
 
 The text layer (`textlayer.py`) gives lines, and keeps words of one line together unless they stand far apart. In
 a table without rulings the gap between two cells can be as narrow as two or three spaces, so a line such as
-"Server closets 1,505 1,580" holds several cells: where each word sits tells them apart. Asked only for pages that
-hold a table (a layout table region or a ruled grid), so plain prose pages never pay for it.
+"Server closets 1,505 1,580" holds several cells: where each word sits tells them apart. Asked only for the parts of a
+page that may hold a table (`tables.table_bands`), so plain prose pages never pay for it.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ Affine = tuple[float, float, float, float, float, float]  # as textlayer.display
 _WORD = re.compile(r"\S+")
 
 
-def page_words(page: pdfium.PdfPage, transform: Affine) -> list[TextLine]:
-    """Every whitespace-separated word of the page's text with its box in displayed points (loose boxes of its
-    first and last characters) and font size. Empty when pdfium's text does not map one-to-one onto its
+def page_words(page: pdfium.PdfPage, transform: Affine, bands: list[tuple[float, float]]) -> list[TextLine]:
+    """The whitespace-separated words of the page's text whose first character lies within one of the vertical
+    `bands` (displayed points, top and bottom: where tables may be), each with its box in displayed points (loose
+    boxes of its first and last characters). Empty when pdfium's text does not map one-to-one onto its
     characters (then tables work from lines alone)."""
+    if not bands:
+        return []
     with PDFIUM_LOCK:
         textpage = page.get_textpage()
         try:
@@ -37,16 +40,22 @@ def page_words(page: pdfium.PdfPage, transform: Affine) -> list[TextLine]:
             if len(text) != count:
                 return []
             rect = pdfium_c.FS_RECTF()
-            get_box, get_size = pdfium_c.FPDFText_GetLooseCharBox, pdfium_c.FPDFText_GetFontSize
+            ref = ctypes.byref(rect)
+            get_box = pdfium_c.FPDFText_GetLooseCharBox
             words = []
             for match in _WORD.finditer(text):
                 start, stop = match.span()
-                get_box(raw, start, ctypes.byref(rect))
-                a = (rect.left, rect.bottom, rect.right, rect.top)
-                get_box(raw, stop - 1, ctypes.byref(rect))
-                b = (rect.left, rect.bottom, rect.right, rect.top)
-                box = _display(transform, min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                words.append(TextLine(text=match.group(), bbox=box, font_size=round(get_size(raw, start), 2)))
+                get_box(raw, start, ref)
+                first = _display(transform, rect.left, rect.bottom, rect.right, rect.top)
+                mid = (first[1] + first[3]) / 2
+                if not any(top <= mid <= bottom for top, bottom in bands):
+                    continue
+                if stop - start > 1:
+                    get_box(raw, stop - 1, ref)
+                    last = _display(transform, rect.left, rect.bottom, rect.right, rect.top)
+                    first = (min(first[0], last[0]), min(first[1], last[1]), max(first[2], last[2]),
+                             max(first[3], last[3]))
+                words.append(TextLine(text=match.group(), bbox=first))
         finally:
             textpage.close()
     return words

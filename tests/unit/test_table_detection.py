@@ -76,6 +76,7 @@ def test_right_to_left_table_starts_with_its_rightmost_column(tmp_path):
 def test_prose_pages_get_no_table(tmp_path, make):
     page = convert_text_mode(make(tmp_path / "p.pdf"))
     assert [b for b in page.blocks if b.type == "table"] == []
+    assert "words" not in page.timings  # nor do they pay for word boxes
 
 
 def test_three_columns_of_running_text_are_not_a_table():
