@@ -809,8 +809,14 @@ _NUMBER = re.compile(r"[-+(\u2212\u25b3]?[$\u20ac\u00a3\u00a5]?\d[\d,.]*%?\)?")
 
 
 def _numbers_in_a_row(row: list[TextLine]) -> bool:
-    """A line carrying three or more numbers: a table row whose number cells the text layer joined."""
-    return any(sum(1 for token in ln.text.split() if _NUMBER.fullmatch(token)) >= 3 for ln in row)
+    """A line mostly of numbers, three or more: a table row whose number cells the text layer joined (not a
+    sentence or a formula that mentions a few)."""
+    for ln in row:
+        tokens = ln.text.split()
+        numbers = sum(1 for token in tokens if _NUMBER.fullmatch(token))
+        if numbers >= 3 and 2 * numbers >= len(tokens):
+            return True
+    return False
 
 
 def table_bands(regions, rulings: list[BBox], lines: list[TextLine], page_width: float) -> list[tuple[float, float]]:

@@ -43,13 +43,20 @@ def page_words(page: pdfium.PdfPage, transform: Affine, bands: list[tuple[float,
             ref = ctypes.byref(rect)
             get_box = pdfium_c.FPDFText_GetLooseCharBox
             words = []
+            a, b, c, d, e, f = transform
+            upright = b == 0 and c == 0  # displayed y depends on the PDF's y alone: test the bands before mapping
             for match in _WORD.finditer(text):
                 start, stop = match.span()
                 get_box(raw, start, ref)
+                if upright:
+                    mid = d * (rect.bottom + rect.top) / 2 + f
+                    if not any(top <= mid <= bottom for top, bottom in bands):
+                        continue
                 first = _display(transform, rect.left, rect.bottom, rect.right, rect.top)
-                mid = (first[1] + first[3]) / 2
-                if not any(top <= mid <= bottom for top, bottom in bands):
-                    continue
+                if not upright:
+                    mid = (first[1] + first[3]) / 2
+                    if not any(top <= mid <= bottom for top, bottom in bands):
+                        continue
                 if stop - start > 1:
                     get_box(raw, stop - 1, ref)
                     last = _display(transform, rect.left, rect.bottom, rect.right, rect.top)
