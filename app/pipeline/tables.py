@@ -1,8 +1,14 @@
 """Tables from lines: a cell grid from ruling lines where the page draws them, from the lines' own alignment
 (rows by y, columns by x) where it does not, rendered as Markdown and HTML.
 
-Born-digital pages give text-layer lines and the thin paths that draw the table (`rulings`); scanned pages give
-OCR lines only. Either way the result is a rectangular grid of cell texts, first row as the heading row.
+Born-digital pages give text-layer lines, the thin paths that draw the table (`rulings`) and, where a table may
+be, word boxes (`words.py`) that split lines holding several cells; scanned pages give OCR lines only. Either way
+the result is a rectangular grid of cell texts, first row as the heading row, spanning headings as colspans,
+wrapped cells merged, a right-to-left table's columns in reading order (rightmost first).
+
+Where tables are: layout's table regions (`auto`, `ocr`), grids of rulings (`find_ruled_tables`), and tables
+drawn without any rule, found by their columns alone (`find_aligned_tables`: cells on one baseline, short, lining
+up down a run of rows that prose above and below does not belong to).
 """
 
 from __future__ import annotations
@@ -208,8 +214,8 @@ def _structure(lines: list[TextLine], bbox: BBox, rulings: list[BBox], words: li
     columns = _column_bounds(row_groups, bbox)
     inner_rules = [y for y in row_rules if bbox[1] + 2 < y < bbox[3] - 2]
     if inner_rules and len(columns) >= 2:
-        # Rules between the rows: each band between two rules is one row when no band holds several full rows
-        # (a cell that wraps continues only its own column, as far down as it needs).
+        # Rules between the rows: each band between two rules is one row when its later lines only continue
+        # some of its cells (a cell that wraps continues its own column, as far down as it needs).
         bands = [float("-inf"), *inner_rules, float("inf")]
         cuts = [float("-inf"), *[(a[1] + b[0]) / 2 for a, b in zip(columns, columns[1:])], float("inf")]
         if _bands_are_wrapped_rows(lines, bands, cuts):
