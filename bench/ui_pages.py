@@ -45,8 +45,8 @@ def _ui_bytes(client: httpx.Client) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from app.pipeline.intake import PDFIUM_LOCK, open_pdf
-    from app.pipeline.page import _opened_page
+    from app.pipeline.intake import open_pdf
+    from app.pipeline.pdfium_backend import close_document, open_page
     from app.pipeline.page_image import page_png
     from app.pipeline.render import render_page
     from tests.server_process import ServerProcess
@@ -85,13 +85,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         direct_s.append(time.perf_counter() - started)
                         doc = open_pdf(pdf, settings)
                         try:
-                            with _opened_page(doc, 0) as page:
+                            with open_page(doc, 0) as page:
                                 started = time.perf_counter()
                                 render_page(page, args.dpi, settings.max_page_pixels)
                                 render_s.append(time.perf_counter() - started)
                         finally:
-                            with PDFIUM_LOCK:
-                                doc.close()
+                            close_document(doc)
                     rows.append({
                         "pdf": name, "png_bytes": size, "http_median_s": _median_s(http_s),
                         "page_png_median_s": _median_s(direct_s), "render_only_median_s": _median_s(render_s),

@@ -551,3 +551,131 @@ def png_bomb(path: str | os.PathLike[str], side: int = 12_000) -> Path:
     path = Path(path)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
     return path
+# --- tables without rulings, spanning headings, wrapped cells, right-to-left tables --------------------------------
+PROSE_ABOVE = (
+    "The figures below come from the regional offices and were checked by the finance team before publication.",
+    "Each office reports its units and revenue once a quarter, in thousands.",
+)
+PROSE_BELOW = "Totals may differ from the sum of the rows because of rounding in the regional reports."
+BORDERLESS_ROWS = (
+    ("Region", "Units", "Revenue", "Margin"),
+    ("North America", "1,200", "4,800.50", "12.5"),
+    ("South", "950", "3,800.00", "9.1"),
+    ("Eastern Europe", "700", "2,800.25", "-3.4"),
+    ("West", "1,100", "4,400.75", "11.0"),
+    ("Central Asia", "85", "340.10", "0.7"),
+)
+SPANNING_GROUP = "Revenue"  # centred over the two year columns
+SPANNING_ROWS = (
+    ("Product", "2023", "2024"),
+    ("Widgets", "1,505", "1,580"),
+    ("Gadgets", "1,512", "1,586"),
+    ("Sprockets", "1,646", "1,677"),
+    ("Flanges", "1,693", "1,701"),
+)
+WRAPPED_ROWS = (  # (cell lines, ...) per row: the middle column of some rows wraps over two lines
+    (("No.",), ("Contract description",), ("Amount",)),
+    (("1",), ("Procurement of four", "pickup trucks"), ("902,418.00",)),
+    (("2",), ("Training simulators",), ("198,770.00",)),
+    (("3",), ("Lockers and hand", "drilling machines"), ("235,376.73",)),
+    (("4",), ("Speed radar guns",), ("52,350.00",)),
+)
+RTL_TABLE_ROWS = (  # logical order: the label column first, read from the right
+    ("סך הכל", "2.6", "3.2", "3.0"),
+    ("הסקטור העסקי", "2.5", "3.4", "2.9"),
+    ("בינוי", "-1.7", "1.3", "6.8"),
+    ("צריכה", "3.8", "3.5", "3.6"),
+)
+
+
+def _right(doc: FPDF, x_right: float, y: float, text: str) -> None:
+    doc.text(x_right - doc.get_string_width(text), y, text)
+
+
+def borderless_table_pdf(path: str | os.PathLike[str]) -> Path:
+    """Two paragraphs, `BORDERLESS_ROWS` as a table without a single rule (labels left-aligned, numbers
+    right-aligned, columns only a few spaces apart so the text layer joins a row's cells into one line), and a
+    paragraph right under it."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.add_page()
+    doc.set_font("Helvetica", "", 10)
+    doc.set_xy(72, 72)
+    for text in PROSE_ABOVE:
+        doc.multi_cell(468, 13, text)
+        doc.ln(4)
+    y = doc.get_y() + 16
+    rights = (None, 175.0, 225.0, 270.0)  # Units and Revenue only 2-4 spaces apart
+    for r, row in enumerate(BORDERLESS_ROWS):
+        doc.set_font("Helvetica", "B" if r == 0 else "", 10)
+        doc.text(72, y, row[0])
+        for c in range(1, len(row)):
+            _right(doc, rights[c], y, row[c])
+        y += 14
+    doc.set_font("Helvetica", "", 10)
+    doc.set_xy(72, y + 6)
+    doc.multi_cell(468, 13, PROSE_BELOW)
+    return _write(doc, path)
+
+
+def spanning_header_pdf(path: str | os.PathLike[str]) -> Path:
+    """A borderless table whose two year columns sit under one heading centred over both (`SPANNING_GROUP`)."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.add_page()
+    doc.set_font("Helvetica", "", 10)
+    y = 100.0
+    rights = (None, 260.0, 320.0)
+    centre = (rights[1] - 20 + rights[2]) / 2
+    doc.text(centre - doc.get_string_width(SPANNING_GROUP) / 2, y, SPANNING_GROUP)
+    y += 14
+    for row in SPANNING_ROWS:
+        doc.text(100, y, row[0])
+        for c in (1, 2):
+            _right(doc, rights[c], y, row[c])
+        y += 14
+    return _write(doc, path)
+
+
+def wrapped_cells_pdf(path: str | os.PathLike[str]) -> Path:
+    """`WRAPPED_ROWS` in a grid drawn with rules, each row as tall as its tallest cell, cells top-aligned."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.add_page()
+    doc.set_font("Helvetica", "", 10)
+    xs = (72.0, 112.0, 262.0, 352.0)
+    line_h = 12.0
+    y = 100.0
+    doc.set_line_width(0.5)
+    tops = []
+    for row in WRAPPED_ROWS:
+        tops.append(y)
+        height = max(len(cell) for cell in row) * line_h + 6
+        for c, cell in enumerate(row):
+            for k, text in enumerate(cell):
+                doc.text(xs[c] + 4, y + 11 + k * line_h, text)
+        y += height
+    tops.append(y)
+    for t in tops:
+        doc.line(xs[0], t, xs[-1], t)
+    for x in xs:
+        doc.line(x, tops[0], x, tops[-1])
+    return _write(doc, path)
+
+
+def rtl_table_pdf(path: str | os.PathLike[str]) -> Path:
+    """`RTL_TABLE_ROWS` laid out right to left without rules: Hebrew labels right-aligned at the right edge, the
+    number columns to their left (first number column nearest the labels). Hebrew glyphs are drawn one text
+    object each in visual order, as `rtl_pdf` does."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.add_font("sans", "", str(dejavu_font("DejaVuSans.ttf")))
+    doc.add_page()
+    doc.set_font("sans", "", 10)
+    y = 100.0
+    number_rights = (330.0, 270.0, 210.0)
+    for row in RTL_TABLE_ROWS:
+        visual = row[0][::-1]
+        x = 460 - doc.get_string_width(visual)
+        for ch in visual:
+            x = _put(doc, x, y, ch, 10)
+        for value, right in zip(row[1:], number_rights):
+            _right(doc, right, y, value)
+        y += 14
+    return _write(doc, path)

@@ -23,7 +23,14 @@ from app.pipeline.layout.base import area, intersection
 from app.pipeline.primitives import Region, TextLine
 from app.pipeline.reading_order import reading_order
 from app.pipeline.result import FURNITURE, BBox, Block, BlockType, PageResult, PageSource
-from app.pipeline.tables import build_table, find_ruled_tables, grow_ruled_table, looks_tabular
+from app.pipeline.tables import (
+    build_table,
+    find_aligned_tables,
+    find_ruled_tables,
+    grow_ruled_table,
+    looks_tabular,
+    split_cells,
+)
 from app.pipeline.textblocks import (
     BULLET,
     SENTENCE_END,
@@ -65,9 +72,11 @@ def build_page(
     regions: list[Region],
     lines: list[TextLine],
     rulings: Sequence[BBox] = (),
+    words: Sequence[TextLine] = (),
 ) -> PageResult:
     """Blocks in reading order and the page's Markdown from layout regions and text lines, all in PDF points
-    (top-left origin). Header, footer and page-number blocks are kept in `blocks` but left out of `markdown`.
+    (top-left origin); `words` (born-digital pages that hold a table) split table rows into cells. Header, footer
+    and page-number blocks are kept in `blocks` but left out of `markdown`.
     `timings` is left empty for the caller."""
     lines = [ln for ln in lines if ln.text and ln.text.strip()]
     rulings = list(rulings)
@@ -76,9 +85,16 @@ def build_page(
     open_regions = [r for r in regions if r.text is None and r.html is None]
     # Tables the page draws with rulings come out as tables even where layout missed them (text mode has no
     # layout at all) or took them for a figure.
-    layout_tables = [r.bbox for r in regions if r.label == "table"]
-    for box in find_ruled_tables(rulings, width, lines):
-        box = grow_ruled_table(box, lines)
+    ruled = [grow_ruled_table(box, lines) for box in find_ruled_tables(rulings, width, lines)]
+    # A layout table region round a ruled grid and more (a summary box above the main table, or a second grid)
+    # is several tables: the rules say where the grid ends, and what lies above or below it is another table.
+    split = []
+    for region in open_regions:
+        inside = [box for box in ruled if _cover(box, region.bbox) >= 0.8] if region.label == "table" else []
+        split += _split_at_grids(region, sorted(inside, key=lambda b: b[1]), stats.body_size) if inside else [region]
+    open_regions = split
+    layout_tables = [r.bbox for r in open_regions if r.label == "table"]
+    for box in ruled:
         if any(_cover(box, other) >= 0.5 or _cover(other, box) >= 0.5 for other in layout_tables):
             continue
         taken = [r for r in open_regions if _cover(box, r.bbox) >= 0.5]
@@ -87,12 +103,23 @@ def build_page(
             continue  # another region holds it; a figure gives way only to a real grid of cells
         open_regions = [r for r in open_regions if not any(r is t for t in taken)]
         open_regions.append(Region(label="table", bbox=box, score=0.0))
+    # Tables drawn without rulings, found by their columns alone, where no layout region says otherwise (text
+    # mode, or a layout model that saw nothing there, or only text blocks inside the table).
+    for box in find_aligned_tables(split_cells(lines, list(words)) if words else lines, width):
+        if any(_cover(box, r.bbox) >= 0.3 or _cover(r.bbox, box) >= 0.3 for r in open_regions if r.label == "table"):
+            continue
+        taken = [r for r in open_regions if _cover(r.bbox, box) >= 0.6]
+        if any(r.label not in ("text", "figure") for r in taken) or any(
+                _cover(r.bbox, box) < 0.6 and _cover(box, r.bbox) >= 0.3 for r in open_regions):
+            continue
+        open_regions = [r for r in open_regions if not any(r is t for t in taken)]
+        open_regions.append(Region(label="table", bbox=box, score=0.0))
 
     items: list[_Item] = [_preset_item(r) for r in preset]
     lines = [ln for ln in lines if not any(_cover(ln.bbox, r.bbox) >= MIN_LINE_COVER for r in preset)]
     assigned, uncovered = _assign(lines, open_regions)
     for region, members in zip(open_regions, assigned):
-        items += _region_items(region, members, stats, rulings, width, height)
+        items += _region_items(region, members, stats, rulings, width, height, list(words))
     for group in group_paragraphs(uncovered, stats):
         items.append(_paragraph_item(group, stats, width, height))
 
@@ -111,6 +138,24 @@ def build_page(
     ]
     markdown = "\n\n".join(md for it in body if (md := _markdown(it)))
     return PageResult(page=page_number, width=width, height=height, source=source, markdown=markdown, blocks=blocks)
+
+
+def _split_at_grids(region: Region, grids: list[BBox], line_height: float) -> list[Region]:
+    """The table region cut into its ruled grids (top to bottom) and the strips above, between and below them
+    that are tall enough to hold a row; a grid that fills the region leaves it as it is."""
+    x0, y0, x1, y1 = region.bbox
+    parts: list[BBox] = []
+    top = y0
+    for grid in grids:
+        if grid[1] - top > 2 * line_height:
+            parts.append((x0, top, x1, grid[1]))
+        parts.append((min(x0, grid[0]), grid[1], max(x1, grid[2]), grid[3]))
+        top = grid[3]
+    if y1 - top > 2 * line_height:
+        parts.append((x0, top, x1, y1))
+    if len(parts) == 1:
+        return [region]
+    return [Region(label="table", bbox=box, score=region.score) for box in parts]
 
 
 # --- lines to regions -------------------------------------------------------------------------------------------
@@ -166,7 +211,8 @@ def _preset_item(region: Region) -> _Item:
 
 
 def _region_items(
-    region: Region, members: list[TextLine], stats: PageStats, rulings: list[BBox], width: float, height: float
+    region: Region, members: list[TextLine], stats: PageStats, rulings: list[BBox], width: float, height: float,
+    words: list[TextLine] = (),
 ) -> list[_Item]:
     label, score = region.label, region.score
     ordered = sorted(members, key=lambda ln: (ln.bbox[1], ln.bbox[0]))
@@ -184,10 +230,12 @@ def _region_items(
     if not members:
         return []  # a text-like region with nothing in it says nothing
     if label == "table":
-        table = build_table(members, region.bbox, rulings)
+        table = build_table(members, region.bbox, rulings, words)
         if len(table.rows) >= 2 and table.n_cols >= 2:
-            md = table.markdown()
-            return [_Item(type="table", bbox=region.bbox, text=md, html=table.html(), score=score, markdown=md)]
+            md, html = table.markdown(), table.html()
+            # A pipe table cannot say that a cell spans columns: such a table goes into the Markdown as HTML.
+            return [_Item(type="table", bbox=region.bbox, text=md, html=html, score=score,
+                          markdown=html if table.spans else md)]
         label = "text"  # one row or one column: not worth a grid
     if label == "formula":
         return [_Item(type="formula", bbox=region.bbox, text=text, score=score, markdown=f"$$\n{text}\n$$")]

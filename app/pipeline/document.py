@@ -20,6 +20,7 @@ from typing import Any
 
 from app.errors import AppError, Cancelled, InvalidParameter
 from app.pipeline import page as page_mod
+from app.pipeline.continuation import mark_continued_tables
 from app.pipeline.figures import ImageTarget
 from app.pipeline.intake import inspect_pdf
 from app.pipeline.options import ConvertOptions
@@ -160,8 +161,10 @@ def _page_value(future: cf.Future | asyncio.Future, index: int):
 
 def merge_pages(pages: list[PageResult], page_count: int, *, total_s: float | None = None) -> DocumentResult:
     """One document from its pages (in any order): Markdown joined with a blank line between pages, timings summed
-    per stage, plus `total` (the wall time when given, else the sum of the stages)."""
+    per stage, plus `total` (the wall time when given, else the sum of the stages); a table continuing one that
+    ends the page before is marked `continued`."""
     ordered = sorted(pages, key=lambda p: p.page)
+    mark_continued_tables(ordered)
     timings: dict[str, float] = {}
     for page in ordered:
         for stage, seconds in page.timings.items():

@@ -27,7 +27,7 @@ import pypdfium2 as pdfium
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.errors import ImageTooLarge, InvalidParameter, TooManyPages, UnreadableImage
-from app.pipeline.intake import PDFIUM_LOCK
+from app.pipeline.pdfium_backend import PDFIUM_LOCK
 from app.settings import Settings
 
 # Magic numbers; `sniff` returns the Pillow format name.

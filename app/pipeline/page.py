@@ -33,7 +33,9 @@ from app.pipeline.options import ConvertOptions
 from app.pipeline.pdfium_backend import PageObjects, open_page
 from app.pipeline.primitives import Region, TextLine, scale_bbox
 from app.pipeline.result import BBox, PageResult
+from app.pipeline.tables import table_bands
 from app.pipeline.trust import decide_source, is_trustworthy
+from app.pipeline.words import page_words
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -167,10 +169,14 @@ def process_page(
                     lines = [_line_to_points(line, scale) for line in engines.ocr.recognize(image, dpi=scale * 72)]
             rendered = (image, scale)
             del image
+        words: list[TextLine] = []
+        if source == "text" and (bands := table_bands(regions, layer.rulings, lines, width)):
+            with clock.stage("words"):
+                words = page_words(page, bands)
         with clock.stage("assemble"):
             result = build_page(
                 page_number=page_index + 1, width=width, height=height, source=source, regions=regions, lines=lines,
-                rulings=layer.rulings,
+                rulings=layer.rulings, words=words,
             )
         if images is not None and options.mode != "text":  # text mode renders nothing, crops nothing
             with clock.stage("images"):

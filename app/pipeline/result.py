@@ -43,6 +43,9 @@ class Block(BaseModel):
         None, description="Figures, charts, tables, formulas: the crop, as a path relative to the result "
         "(`images/p3-fig2.png`) or, with images=embed, a data: URI"
     )
+    continued: bool | None = Field(
+        None, description="Tables: true when this table continues the one that ends the previous page"
+    )
 
 
 class PageResult(BaseModel):

@@ -1,13 +1,20 @@
 """Tables from lines: a cell grid from ruling lines where the page draws them, from the lines' own alignment
 (rows by y, columns by x) where it does not, rendered as Markdown and HTML.
 
-Born-digital pages give text-layer lines and the thin paths that draw the table (`rulings`); scanned pages give
-OCR lines only. Either way the result is a rectangular grid of cell texts, first row as the heading row.
+Born-digital pages give text-layer lines, the thin paths that draw the table (`rulings`) and, where a table may
+be, word boxes (`words.py`) that split lines holding several cells; scanned pages give OCR lines only. Either way
+the result is a rectangular grid of cell texts, first row as the heading row, spanning headings as colspans,
+wrapped cells merged, a right-to-left table's columns in reading order (rightmost first).
+
+Where tables are: layout's table regions (`auto`, `ocr`), grids of rulings (`find_ruled_tables`), and tables
+drawn without any rule, found by their columns alone (`find_aligned_tables`: cells on one baseline, short, lining
+up down a run of rows that prose above and below does not belong to).
 """
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 
 from app.pipeline.primitives import TextLine
@@ -56,6 +63,66 @@ class Table:
     def text(self) -> str:
         return "\n".join(" ".join(c for c in row if c) for row in self.rows)
 
+    def mirror(self) -> None:
+        """Columns in right-to-left order: a right-to-left table's first column is its rightmost."""
+        width = self.n_cols
+        self.rows = [list(reversed(r + [""] * (width - len(r)))) for r in self.rows]
+        self.spans = {(r, width - c - span): span for (r, c), span in self.spans.items()}
+
+
+_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
+
+
+def _mostly_rtl(text: str) -> bool:
+    return len(_RTL.findall(text)) * 2 > sum(1 for ch in text if ch.isalpha())
+
+
+# Words of one line further apart than this many font sizes are separate cells (a space is about a quarter).
+_CELL_GAP = 0.8
+
+
+def split_cells(lines: list[TextLine], words: list[TextLine], cuts: list[float] = ()) -> list[TextLine]:
+    """Lines cut where the gap between two of their words is wider than any space, or holds one of the x
+    positions `cuts` (a drawn column rule): the text layer keeps a table row's cells in one line when they stand
+    only a few spaces apart. A line whose words cannot be matched to its text (accents joined, hyphens dropped)
+    stays whole."""
+    if not words:
+        return lines
+    band = 8.0
+    buckets: dict[int, list[TextLine]] = {}
+    for w in words:
+        buckets.setdefault(int((w.bbox[1] + w.bbox[3]) / 2 // band), []).append(w)
+    out: list[TextLine] = []
+    for line in lines:
+        x0, y0, x1, y1 = line.bbox
+        found = [w for k in range(int(y0 // band), int(y1 // band) + 1) for w in buckets.get(k, ())
+                 if x0 - 1 <= (w.bbox[0] + w.bbox[2]) / 2 <= x1 + 1 and y0 <= (w.bbox[1] + w.bbox[3]) / 2 <= y1]
+        if len(found) < 2:
+            out.append(line)
+            continue
+        rtl = _mostly_rtl(line.text)
+        found.sort(key=lambda w: -w.bbox[2] if rtl else w.bbox[0])
+        if "".join(w.text for w in found) != "".join(line.text.split()):
+            out.append(line)
+            continue
+        size = line.font_size or (y1 - y0) / 1.2
+        pieces = [[found[0]]]
+        for prev, cur in zip(found, found[1:]):
+            gap = prev.bbox[0] - cur.bbox[2] if rtl else cur.bbox[0] - prev.bbox[2]
+            left, right = (cur.bbox[2], prev.bbox[0]) if rtl else (prev.bbox[2], cur.bbox[0])
+            if gap > _CELL_GAP * size or any(left - 1 <= x <= right + 1 for x in cuts):
+                pieces.append([cur])
+            else:
+                pieces[-1].append(cur)
+        if len(pieces) == 1:
+            out.append(line)
+            continue
+        for piece in pieces:
+            px0, px1 = min(w.bbox[0] for w in piece), max(w.bbox[2] for w in piece)
+            out.append(TextLine(text=" ".join(w.text for w in piece), bbox=(px0, y0, px1, y1), score=line.score,
+                                font_size=line.font_size, bold=line.bold))
+    return out
+
 
 def _md_cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
@@ -87,14 +154,43 @@ def split_rulings(rulings: list[BBox], within: BBox | None = None) -> tuple[list
             horizontal.append(r)
         elif h >= 3 * max(w, 0.1):
             vertical.append(r)
-    return horizontal, vertical
+    return _join_segments(horizontal, 0), _join_segments(vertical, 1)
 
 
-def build_table(lines: list[TextLine], bbox: BBox, rulings: list[BBox] = ()) -> Table:
-    """The grid of a table region from the lines inside it, using the rulings that cross it when there are any."""
-    lines = [ln for ln in lines if ln.text.strip()]
+def _join_segments(rules: list[BBox], axis: int) -> list[BBox]:
+    """Collinear rules that meet or nearly meet are one rule: grids drawn cell by cell, or dashed, come as many
+    short segments. `axis` 0 joins horizontal rules (same y, along x), 1 vertical ones."""
+    if len(rules) < 2:
+        return rules
+    lo, hi = (0, 2) if axis == 0 else (1, 3)
+    across = (1, 3) if axis == 0 else (0, 2)
+    ordered = sorted(rules, key=lambda r: (round((r[across[0]] + r[across[1]]) / 2 / _SNAP), r[lo]))
+    out: list[list[float]] = []
+    for r in ordered:
+        mid = (r[across[0]] + r[across[1]]) / 2
+        if out:
+            last = out[-1]
+            if abs((last[across[0]] + last[across[1]]) / 2 - mid) <= _SNAP / 2 and r[lo] <= last[hi] + _SNAP:
+                last[hi] = max(last[hi], r[hi])
+                last[across[0]], last[across[1]] = min(last[across[0]], r[across[0]]), max(last[across[1]], r[across[1]])
+                continue
+        out.append(list(r))
+    return [tuple(r) for r in out]
+
+
+def build_table(lines: list[TextLine], bbox: BBox, rulings: list[BBox] = (), words: list[TextLine] = ()) -> Table:
+    """The grid of a table region from the lines inside it, using the rulings that cross it when there are any
+    and the page's word boxes (`words.page_words`) to split lines that hold several cells."""
+    lines = split_cells([ln for ln in lines if ln.text.strip()], words)
     if not lines:
         return Table(rows=[])
+    table = _structure(lines, bbox, rulings, words)
+    if _mostly_rtl(" ".join(ln.text for ln in lines)):
+        table.mirror()
+    return table
+
+
+def _structure(lines: list[TextLine], bbox: BBox, rulings: list[BBox], words: list[TextLine]) -> Table:
     horizontal, vertical = split_rulings(list(rulings), bbox)
     width = max(bbox[2] - bbox[0], 1.0)
     row_rules = _snap([(r[1] + r[3]) / 2 for r in horizontal if r[2] - r[0] >= 0.1 * width])
@@ -107,14 +203,79 @@ def build_table(lines: list[TextLine], bbox: BBox, rulings: list[BBox] = ()) -> 
         and sum(v[3] - v[1] for v in vertical if abs((v[0] + v[2]) / 2 - x) <= _SNAP) >= 0.5 * height
     ]
     if inner_cols and len(long_rows) >= 2:
-        # A drawn grid: every band between two rules is one row (its cells may wrap over several lines).
+        # A drawn grid: every band between two rules is one row (its cells may wrap over several lines)...
         cols = [float("-inf"), *inner_cols, float("inf")]
         rows = [float("-inf"), *[y for y in row_rules if bbox[1] + 2 < y < bbox[3] - 2], float("inf")]
-        return _grid(lines, rows, cols)
+        if not _bands_hold_rows(lines, rows, cols):
+            return _grid(split_cells(lines, words, inner_cols), rows, cols)
+        # ...unless the rules only frame the table and column groups: then rows come from the lines, as below.
     # Rules between rows only (booktabs) or none: rows from the lines' heights, split again at every rule.
     row_groups = _cluster_rows(lines, row_rules)
     columns = _column_bounds(row_groups, bbox)
+    inner_rules = [y for y in row_rules if bbox[1] + 2 < y < bbox[3] - 2]
+    if inner_rules and len(columns) >= 2:
+        # Rules between the rows: each band between two rules is one row when its later lines only continue
+        # some of its cells (a cell that wraps continues its own column, as far down as it needs).
+        bands = [float("-inf"), *inner_rules, float("inf")]
+        cuts = [float("-inf"), *[(a[1] + b[0]) / 2 for a, b in zip(columns, columns[1:])], float("inf")]
+        if _bands_are_wrapped_rows(lines, bands, cuts):
+            row_groups = _merge_bands(row_groups, bands)
     return _fill(row_groups, columns)
+
+
+def _bands_are_wrapped_rows(lines: list[TextLine], bands: list[float], cuts: list[float]) -> bool:
+    """Some band between two rules holds several lines of text, and in every such band the lines after the first
+    fill at most half the columns its first line fills: cells of one row wrapping, not further rows (a row of
+    a financial statement under the same rule fills its label and its number columns again)."""
+    grouped: dict[int, list[TextLine]] = {}
+    for line in lines:
+        cy = _center(line.bbox)[1]
+        grouped.setdefault(next(i for i in range(len(bands) - 1) if bands[i] <= cy < bands[i + 1]), []).append(line)
+
+    def filled(row: list[TextLine]) -> set[int]:
+        return {next(i for i in range(len(cuts) - 1) if cuts[i] <= _center(ln.bbox)[0] < cuts[i + 1]) for ln in row}
+
+    wrapped = False
+    for members in grouped.values():
+        rows = _cluster_rows(members, [])
+        if len(rows) < 2:
+            continue
+        first = len(filled(rows[0]))
+        if first < 2 or any(len(filled(row)) > max(1, first // 2) for row in rows[1:]):
+            return False
+        wrapped = True
+    return wrapped
+
+
+def _merge_bands(rows: list[list[TextLine]], bands: list[float]) -> list[list[TextLine]]:
+    """Rows between the same two rules made one."""
+    merged: dict[int, list[TextLine]] = {}
+    for row in rows:
+        cy = sum(_center(ln.bbox)[1] for ln in row) / len(row)
+        merged.setdefault(next(i for i in range(len(bands) - 1) if bands[i] <= cy < bands[i + 1]), []).extend(row)
+    return [sorted(merged[k], key=lambda ln: ln.bbox[0]) for k in sorted(merged)]
+
+
+def _bands_hold_rows(lines: list[TextLine], rows: list[float], cols: list[float]) -> bool:
+    """Some band between two horizontal rules holds several lines that each fill (nearly) every column the band
+    uses: those are rows of their own, not one row's wrapped cells (which continue only some columns)."""
+    bands: dict[int, list[TextLine]] = {}
+    for line in lines:
+        cy = _center(line.bbox)[1]
+        bands.setdefault(next(i for i in range(len(rows) - 1) if rows[i] <= cy < rows[i + 1]), []).append(line)
+
+    def col_of(line: TextLine) -> int:
+        cx = _center(line.bbox)[0]
+        return next(i for i in range(len(cols) - 1) if cols[i] <= cx < cols[i + 1])
+
+    for members in bands.values():
+        used = {col_of(ln) for ln in members}
+        if len(used) < 2:
+            continue
+        full = sum(1 for row in _cluster_rows(members, []) if len({col_of(ln) for ln in row}) >= 0.8 * len(used))
+        if full >= 2:
+            return True
+    return False
 
 
 def _grid(lines: list[TextLine], rows: list[float], cols: list[float]) -> Table:
@@ -134,8 +295,24 @@ def _grid(lines: list[TextLine], rows: list[float], cols: list[float]) -> Table:
 
 
 def _join_cell(lines: list[TextLine]) -> str:
-    ordered = sorted(lines, key=lambda ln: (round(ln.bbox[1] / 3), ln.bbox[0]))
-    return " ".join(" ".join(ln.text.split()) for ln in ordered)
+    rtl = _mostly_rtl(" ".join(ln.text for ln in lines))
+    ordered = sorted(lines, key=lambda ln: (round(ln.bbox[1] / 3), -ln.bbox[2] if rtl else ln.bbox[0]))
+    parts: list[str] = []
+    for k, line in enumerate(ordered):
+        text = " ".join(line.text.split())
+        if k and _touching(ordered[k - 1], line, rtl):
+            parts[-1] += text  # pieces of one word the text layer cut apart (glyphs placed one by one)
+        else:
+            parts.append(text)
+    return " ".join(parts)
+
+
+def _touching(before: TextLine, after: TextLine, rtl: bool) -> bool:
+    a, b = before.bbox, after.bbox
+    if min(a[3], b[3]) - max(a[1], b[1]) < 0.5 * min(a[3] - a[1], b[3] - b[1]):
+        return False
+    gap = a[0] - b[2] if rtl else b[0] - a[2]
+    return abs(gap) < 0.1 * (before.font_size or (a[3] - a[1]) / 1.2)
 
 
 def _cluster_rows(lines: list[TextLine], rules: list[float]) -> list[list[TextLine]]:
@@ -310,24 +487,30 @@ def _spread_words(line: TextLine, columns: list[tuple[float, float]]) -> list[Te
 
 
 def _span_centred_headings(grid: list[list[str]], spans: dict[tuple[int, int], int]) -> None:
-    """A heading alone in a top row, centred over the columns the row below fills ("Year Ended" over three
-    dates), spans those columns: in HTML it heads each of them, not only the middle one."""
+    """A heading alone in a top row, centred over the cells of the row below ("Year Ended" over three dates,
+    with currency-sign columns between them), spans those columns: in HTML it heads each of them, not only the
+    middle one."""
     for r in range(min(len(grid) - 1, 3)):
-        row, below = grid[r], grid[r + 1]
+        row = grid[r]
         filled = [c for c, text in enumerate(row) if text]
-        if len(filled) != 1 or any(k[0] == r for k in spans):
+        if len(filled) != 1 or any(k[0] == r and k[1] != filled[0] for k in spans):
             continue
         c = filled[0]
-        k = 0
-        while c - k - 1 >= 0 and c + k + 1 < len(row) and not row[c - k - 1] and not row[c + k + 1] \
-                and below[c - k - 1] and below[c + k + 1]:
-            k += 1
-        if k == 0 or not below[c]:
+        last = c + spans.get((r, c), 1) - 1  # the heading may already span the columns its text overlaps
+        below = grid[r + 1]
+        cols = [i for i, text in enumerate(below) if text]
+        left, right = [i for i in cols if i < c], [i for i in cols if i > last]
+        k = min(len(left), len(right))
+        over = any(c <= i <= last for i in cols)
+        if k == 0 or (not over and len(left) != len(right)):
             continue
-        row[c - k] = row[c]
-        for i in range(c - k + 1, c + k + 1):
+        lo, hi = left[-k], right[k - 1]
+        spans.pop((r, c), None)
+        row[lo], text = row[c], row[c]
+        for i in range(lo + 1, hi + 1):
             row[i] = ""
-        spans[(r, c - k)] = 2 * k + 1
+        row[lo] = text
+        spans[(r, lo)] = hi - lo + 1
 
 
 def _split_by_columns(line: TextLine, columns: list[tuple[float, float]]) -> list[TextLine]:
@@ -437,7 +620,7 @@ def find_ruled_tables(rulings: list[BBox], page_width: float, lines: list[TextLi
         else:
             clusters.append([rule])
     tables = []
-    for cluster in clusters:
+    for cluster in [part for cluster in clusters for part in _split_at_open_gaps(cluster, vertical)]:
         box = _union(cluster)
         ys = _snap([(r[1] + r[3]) / 2 for r in cluster])
         verticals = [
@@ -448,11 +631,49 @@ def find_ruled_tables(rulings: list[BBox], page_width: float, lines: list[TextLi
     return tables
 
 
+def _split_at_open_gaps(cluster: list[BBox], vertical: list[BBox]) -> list[list[BBox]]:
+    """Two grids drawn one above the other: where the rules' column lines stop and start again (no vertical
+    rule crosses the gap between two horizontal rules, while rules stand above and below it), the tables part."""
+    box = _union(cluster)
+    inside = [v for v in vertical if v[0] >= box[0] - 4 and v[2] <= box[2] + 4 and v[1] < box[3] and v[3] > box[1]]
+    if not inside:
+        return [cluster]
+    ordered = sorted(cluster, key=lambda r: r[1])
+    parts = [[ordered[0]]]
+    for upper, lower in zip(ordered, ordered[1:]):
+        top, bottom = upper[3], lower[1]
+        crossed = any(v[1] <= top + _SNAP and v[3] >= bottom - _SNAP for v in inside)
+        framed = any(v[3] <= top + _SNAP for v in inside) and any(v[1] >= bottom - _SNAP for v in inside)
+        if bottom - top > _SNAP and not crossed and framed:
+            parts.append([])
+        parts[-1].append(lower)
+    return parts
+
+
 def _same_table(upper: BBox, lower: BBox, lines: list[TextLine]) -> bool:
-    """Two rules with the same ends and, between them, text laid out in cells."""
+    """Two rules with the same ends and, between them, text laid out in cells, or one row of cells some of which
+    wrap onto further lines (the band between two rules is then one tall row)."""
     if abs(upper[0] - lower[0]) > _SNAP or abs(upper[2] - lower[2]) > _SNAP:
         return False
-    return looks_tabular(lines, (upper[0], upper[3], upper[2], lower[1]))
+    box = (upper[0], upper[3], upper[2], lower[1])
+    return looks_tabular(lines, box) or _one_wrapped_row(lines, box)
+
+
+def _one_wrapped_row(lines: list[TextLine], box: BBox) -> bool:
+    x0, top, x1, bottom = box
+    inside = [ln for ln in lines if top < _center(ln.bbox)[1] < bottom and ln.bbox[0] >= x0 - 4 and ln.bbox[2] <= x1 + 4]
+    rows = _cluster_rows(inside, [])
+    if len(rows) < 2 or len(rows[0]) < 2:
+        return False
+    starts = [ln.bbox[0] for ln in rows[0]]
+    # Every later line starts under a cell of the first row and stays in that cell's column.
+    for row in rows[1:]:
+        for ln in row:
+            col = max((i for i, x in enumerate(starts) if x <= ln.bbox[0] + 1), default=None)
+            if col is None or abs(ln.bbox[0] - starts[col]) > 2 or (
+                    col + 1 < len(starts) and ln.bbox[2] > starts[col + 1]):
+                return False
+    return True
 
 
 def looks_tabular(lines: list[TextLine], box: BBox) -> bool:
@@ -507,3 +728,122 @@ def grow_ruled_table(box: BBox, lines: list[TextLine]) -> BBox:
 
 def _union(boxes: list[BBox]) -> BBox:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+# Rows of a table without rulings sit at most this many line heights apart (a wrapped cell leaves a wider gap
+# only where its row holds other cells beside it).
+_ALIGNED_ROW_GAP = 2.5
+# Cells of a table are short: running text in columns (a three-column newsletter) has more words a piece.
+_MAX_WORDS_PER_CELL = 4
+# Line heights: how far the middles of one row's cells may stray from each other.
+_BASELINE_DRIFT = 0.25
+_MIN_ALIGNED_ROWS = 3
+
+
+def find_aligned_tables(lines: list[TextLine], page_width: float) -> list[BBox]:
+    """Table boxes from alignment alone (no rulings, no layout): runs of consecutive rows that hold several
+    separate pieces of text on one baseline, at least three rows of three or more, short pieces (median), and inner cells lining up in
+    columns down the run (`looks_tabular`). Prose above and below (one piece a row) ends a run, so the box never
+    swallows the paragraphs around the table."""
+    if len(lines) < 2 * _MIN_ALIGNED_ROWS:
+        return []
+    heights = sorted(ln.bbox[3] - ln.bbox[1] for ln in lines)
+    typical = heights[len(heights) // 2]
+    rows = _cluster_rows([ln for ln in lines if ln.bbox[3] - ln.bbox[1] <= 3 * typical], [])
+    tables: list[BBox] = []
+    run: list[list[TextLine]] = []
+    taken = [0]  # rows before this index belong to a table already
+
+    def close(end: int) -> None:
+        wide = [r for r in run if len(r) >= 3]
+        if len(wide) >= _MIN_ALIGNED_ROWS:
+            cells = [ln for r in run for ln in r]
+            counts = sorted(len(ln.text.split()) for ln in cells)
+            if counts[len(counts) // 2] <= _MAX_WORDS_PER_CELL:
+                box = _union([ln.bbox for ln in cells])
+                if looks_tabular(lines, (box[0], box[1] - 0.5, box[2], box[3] + 0.5)):
+                    tables.append(_with_headings(box, rows[taken[0]:end - len(run)], typical))
+                    taken[0] = end
+        run.clear()
+
+    for end, row in enumerate(rows):
+        top = min(ln.bbox[1] for ln in row)
+        # A table's cells share a baseline; columns of running text, set independently, drift past each other.
+        mids = sorted((ln.bbox[1] + ln.bbox[3]) / 2 for ln in row)
+        cells = len(row) >= 2 and mids[-1] - mids[0] <= _BASELINE_DRIFT * typical
+        if run:
+            bottom = max(ln.bbox[3] for ln in run[-1])
+            if not cells or top - bottom > _ALIGNED_ROW_GAP * typical:
+                close(end)
+        if cells:
+            run.append(row)
+    if run:
+        close(len(rows))
+    return _join_stacked(tables, typical)
+
+
+def _join_stacked(tables: list[BBox], typical: float) -> list[BBox]:
+    """Tables one right under the other with the same left and right edges are one table whose sections each
+    open with a heading row (a heading row, one piece wide, ends a run of cell rows)."""
+    out: list[BBox] = []
+    for box in tables:
+        if out:
+            last = out[-1]
+            if box[1] - last[3] <= _ALIGNED_ROW_GAP * typical and abs(box[0] - last[0]) <= typical \
+                    and abs(box[2] - last[2]) <= typical:
+                out[-1] = _union([last, box])
+                continue
+        out.append(box)
+    return out
+
+
+def _with_headings(box: BBox, above: list[list[TextLine]], typical: float) -> BBox:
+    """The table box grown over the heading rows right above it (up to two): short pieces within the table's
+    width, close above its first row, not a sentence (a group heading centred over the columns it spans)."""
+    x0, y0, x1, y1 = box
+    for row in reversed(above[-2:]):
+        bottom = max(ln.bbox[3] for ln in row)
+        if y0 - bottom > 0.8 * typical or any(
+                ln.bbox[0] < x0 - 1 or ln.bbox[2] > x1 + 1 or len(ln.text.split()) > _MAX_WORDS_PER_CELL
+                or ln.text.rstrip().endswith(".") for ln in row):
+            break
+        y0 = min(ln.bbox[1] for ln in row)
+    return (x0, y0, x1, y1)
+
+
+_NUMBER = re.compile(r"[-+(\u2212\u25b3]?[$\u20ac\u00a3\u00a5]?\d[\d,.]*%?\)?")
+
+
+def _numbers_in_a_row(row: list[TextLine]) -> bool:
+    """A line mostly of numbers, three or more: a table row whose number cells the text layer joined (not a
+    sentence or a formula that mentions a few)."""
+    for ln in row:
+        tokens = ln.text.split()
+        numbers = sum(1 for token in tokens if _NUMBER.fullmatch(token))
+        if numbers >= 3 and 2 * numbers >= len(tokens):
+            return True
+    return False
+
+
+def table_bands(regions, rulings: list[BBox], lines: list[TextLine], page_width: float) -> list[tuple[float, float]]:
+    """Vertical bands (top, bottom) of a born-digital page worth word boxes: layout's table regions, ruled
+    tables, and the span of the rows that hold three or more short pieces on one baseline or a line of three or
+    more numbers (rows whose cells the text layer kept in one line show up only once the words split them, so a
+    run of such rows is not needed)."""
+    boxes = [r.bbox for r in regions if r.label == "table"]
+    boxes += [grow_ruled_table(box, lines) for box in find_ruled_tables(rulings, page_width, lines)]
+    if len(lines) >= 2 * _MIN_ALIGNED_ROWS:
+        heights = sorted(ln.bbox[3] - ln.bbox[1] for ln in lines)
+        typical = heights[len(heights) // 2]
+        wide = []
+        for row in _cluster_rows(lines, []):
+            mids = [(ln.bbox[1] + ln.bbox[3]) / 2 for ln in row]
+            words = sorted(len(ln.text.split()) for ln in row)
+            if (len(row) >= 3 and max(mids) - min(mids) <= _BASELINE_DRIFT * typical
+                    and words[len(words) // 2] <= _MAX_WORDS_PER_CELL) or _numbers_in_a_row(row):
+                wide.append(row)
+        if len(wide) >= _MIN_ALIGNED_ROWS:
+            # With room for heading rows above and a last row below whose cells the text layer joined.
+            x0, top, x1, bottom = _union([ln.bbox for row in wide for ln in row])
+            boxes.append((x0, top - 3 * typical, x1, bottom + 3 * typical))
+    return [(box[1] - 2, box[3] + 2) for box in boxes]

@@ -140,7 +140,8 @@ def test_vl_mode_crops_regions_in_the_worker_and_links_them_after_assembly(tmp_p
     import pickle
 
     from app.pipeline import page as page_mod
-    from app.pipeline.intake import PDFIUM_LOCK, open_pdf
+    from app.pipeline.intake import open_pdf
+    from app.pipeline.pdfium_backend import close_document
     from app.pipeline.options import ConvertOptions
     from app.pipeline.primitives import Region
     from tests.unit.test_page import FakeEngines  # layout: a title and a figure region
@@ -152,8 +153,7 @@ def test_vl_mode_crops_regions_in_the_worker_and_links_them_after_assembly(tmp_p
         analysis = page_mod.analyse_for_vl(doc, 0, ConvertOptions(mode="vl", dpi=144), FakeEngines(), settings,
                                            images=target)
     finally:
-        with PDFIUM_LOCK:
-            doc.close()
+        close_document(doc)
     assert [(label, path) for label, _, path in analysis.images] == [("figure", "images/p1-fig1.png")]
     copy = pickle.loads(pickle.dumps(analysis))  # from the worker to the parent
     read = [Region(label="title", bbox=copy.crops[0].region.bbox, text="Read by the VLM")]

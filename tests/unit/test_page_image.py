@@ -9,8 +9,8 @@ import numpy as np
 from fpdf import FPDF
 from PIL import Image
 
-from app.pipeline.intake import PDFIUM_LOCK, open_pdf
-from app.pipeline.page import _opened_page
+from app.pipeline.intake import open_pdf
+from app.pipeline.pdfium_backend import close_document, open_page
 from app.pipeline.page_image import page_png
 from app.pipeline.render import render_page
 from tests import pdfgen
@@ -19,11 +19,10 @@ from tests import pdfgen
 def _rendered(path: Path, index: int, dpi: int, settings) -> np.ndarray:
     doc = open_pdf(path, settings)
     try:
-        with _opened_page(doc, index) as page:
+        with open_page(doc, index) as page:
             return render_page(page, dpi, settings.max_page_pixels)[0]
     finally:
-        with PDFIUM_LOCK:
-            doc.close()
+        close_document(doc)
 
 
 def _colour_pdf(path: Path) -> Path:
