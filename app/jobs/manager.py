@@ -10,7 +10,6 @@ dispatcher interleaves their pages: a small job submitted after a huge one is no
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 import time
@@ -18,12 +17,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from app.errors import AppError, Cancelled, Conflict, InvalidParameter, NotFound, NotReady
+from app.errors import AppError, Cancelled, Conflict, NotFound, NotReady
 from app.jobs import files
 from app.jobs.events import JobEvent, JobEvents
 from app.jobs.store import ACTIVE, DuplicateIdempotencyKey, Job, JobStore
 from app.jobs.sweeper import delete_job_files, run_sweeper
-from app.pipeline.options import ConvertOptions
+from app.pipeline.options import ConvertOptions, require_vl_available
 from app.pipeline.result import DocumentResult, PageResult
 from app.settings import Settings
 
@@ -32,14 +31,6 @@ log = logging.getLogger(__name__)
 # Jobs converting at once, per pool worker. Enough for round-robin fairness between big and small jobs while
 # bounding how many documents the pool tracks; the rest wait as `queued` (durably, unlike requests).
 _RUNNING_JOBS_PER_WORKER = 4
-
-
-def owner_for_key(api_key: str | None) -> str:
-    """The owner recorded for a caller: a hash of its API key (the key itself is never stored); '' when the
-    service runs without authentication, which makes every job visible to every caller."""
-    if not api_key:
-        return ""
-    return hashlib.sha256(b"paddleocr-vl-job-owner\0" + api_key.encode()).hexdigest()[:40]
 
 
 def new_job_id() -> str:
@@ -165,10 +156,7 @@ class JobManager:
                 if existing is not None:
                     await self._check_same_request(existing, upload_path, options)
                     return existing
-            if options.mode == "vl" and self.vl is None:
-                from app.pipeline.page import VL_NEEDS_SIDECAR
-
-                raise InvalidParameter(VL_NEEDS_SIDECAR)
+            require_vl_available(options, self.vl is not None)
             await asyncio.to_thread(files.check_free_space, self.settings)
             info = await asyncio.to_thread(inspect_pdf, upload_path, self.settings, options.pages)
             digest = await asyncio.to_thread(files.sha256_file, upload_path)
@@ -407,33 +395,5 @@ class JobManager:
             log.exception("job %s: input upload to S3 failed; continuing with the local copy", job_id)
 
     def _publish_status(self, job: Job) -> None:
-        self.events.publish(job.id, JobEvent("status", job_view(job)))
+        self.events.publish(job.id, JobEvent.status_of(job))
 
-
-def job_view(job: Job) -> dict[str, Any]:
-    """The public JSON of a job (GET /jobs/{id}, list entries, the SSE status event)."""
-
-    def iso(ts: float | None) -> str | None:
-        if ts is None:
-            return None
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
-
-    error = None
-    if job.error_type:
-        error = {"type": job.error_type, "message": job.error_message, "request_id": job.id}
-    return {
-        "job_id": job.id,
-        "status": job.status,
-        "pages_done": job.pages_done,
-        "pages_total": job.pages_total,
-        "page_count": job.page_count,
-        "options": job.options.model_dump(),
-        "filename": job.filename,
-        "created_at": iso(job.created_at),
-        "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at),
-        "error": error,
-        "status_url": f"/jobs/{job.id}",
-        "result_url": f"/jobs/{job.id}/result",
-        "events_url": f"/jobs/{job.id}/events",
-    }

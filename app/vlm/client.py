@@ -23,6 +23,7 @@ from typing import Any, Literal
 import httpx
 
 from app.errors import SidecarFailed, SidecarUnavailable
+from app.pipeline.options import VL_NEEDS_SIDECAR
 from app.settings import Settings
 from app.vlm import supervisor
 from app.vlm.breaker import CircuitBreaker
@@ -215,7 +216,7 @@ class VlmClient:
     def raise_if_unavailable(self) -> None:
         """Refuse at once (503 + Retry-After) while the sidecar is disabled or its breaker is open."""
         if not self.enabled:
-            raise SidecarUnavailable("vl mode needs the VLM sidecar: set PROFILE=gpu or USE_VLM_API=true")
+            raise SidecarUnavailable(VL_NEEDS_SIDECAR)
         if self.breaker.is_open:
             raise SidecarUnavailable(
                 f"VLM sidecar unavailable: {self.last_error or self.breaker.last_error}",

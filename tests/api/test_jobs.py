@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.jobs.manager import owner_for_key
+from app.api.job_views import owner_for_key
 from app.main import create_app
 from tests import pdfgen
 from tests.api.conftest import running, wait_for, wait_ready

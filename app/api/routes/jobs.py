@@ -7,39 +7,29 @@ as if the id did not exist. Job ids are random, so they cannot be enumerated eit
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from app.api.auth import presented_key
 from app.api.deps import JobsDep, RequestIdDep, SettingsDep
+from app.api.job_views import OwnerDep, accepted, job_view
 from app.api.upload import receive_pdf_upload
 from app.errors import Conflict, NotFound, NotReady
 from app.jobs import files
 from app.jobs.events import JobEvent
-from app.jobs.manager import JobManager, job_view, owner_for_key
+from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED
-from app.settings import Settings
+from app.pipeline.options import options_from_fields
 
 router = APIRouter(tags=["jobs"])
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _KEEPALIVE_S = 15.0
 _POLL_S = 1.0
-
-
-def get_owner(request: Request) -> str:
-    """Who is asking: the hash of the presented API key when the service has one configured, else ''."""
-    settings: Settings = request.app.state.settings
-    if settings.api_key is None:
-        return ""
-    return owner_for_key(presented_key(request.headers))
-
-
-OwnerDep = Annotated[str, Depends(get_owner)]
 
 
 def _manager(jobs: JobManager | None) -> JobManager:
@@ -51,14 +41,6 @@ def _manager(jobs: JobManager | None) -> JobManager:
 def _check_id(job_id: str) -> None:
     if not _JOB_ID.match(job_id):
         raise NotFound(f"no job {job_id}")
-
-
-def accepted(job: Any) -> JSONResponse:
-    """202 pointing at a job: the body of POST /jobs and of a POST /ocr/pdf handed off to a job."""
-    status_url = f"/jobs/{job.id}"
-    body = {"job_id": job.id, "status": job.status, "status_url": status_url, "result_url": f"{status_url}/result",
-            "events_url": f"{status_url}/events"}
-    return JSONResponse(body, status_code=202, headers={"Location": status_url})
 
 
 @router.post(
@@ -82,9 +64,7 @@ async def submit_job(
     files.check_free_space(settings)  # before reading a large body we would only throw away
     upload = await receive_pdf_upload(request, settings, request_id)
     try:
-        from app.api.routes.ocr import parse_options  # here, not at import: ocr.py imports this module
-
-        options = parse_options(settings, upload.fields, {})
+        options = options_from_fields(settings, upload.fields)
     except BaseException:
         upload.discard()
         raise
@@ -156,7 +136,7 @@ async def job_events(job_id: str, request: Request, jobs: JobsDep, owner: OwnerD
             job = await manager.store.get(job_id)
             if job is None:
                 return
-            yield JobEvent("status", job_view(job)).encode()
+            yield _frame(JobEvent.status_of(job))
             if job.status in FINISHED:
                 return
             quiet_since = time.monotonic()
@@ -174,18 +154,24 @@ async def job_events(job_id: str, request: Request, jobs: JobsDep, owner: OwnerD
                     if job is None:
                         return
                     if job.status in FINISHED:
-                        yield JobEvent("status", job_view(job)).encode()
+                        yield _frame(JobEvent.status_of(job))
                         return
                     yield b": keep-alive\n\n"
                     continue
                 quiet_since = time.monotonic()
-                yield event.encode()
+                yield _frame(event)
                 if event.final:
                     return
 
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
+
+
+def _frame(event: JobEvent) -> bytes:
+    """The event as an SSE frame; a status event carries the job's public view."""
+    data = job_view(event.job) if event.kind == "status" and event.job is not None else event.data
+    return f"event: {event.kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
 @router.delete(

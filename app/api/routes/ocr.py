@@ -12,7 +12,7 @@ import json
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -21,14 +21,13 @@ from app.api.deps import (
     LifecycleDep, MetricsDep, PoolDep, RequestIdDep, S3Dep, SettingsDep, VlDep,
 )
 from app.api.upload import FILE_FIELD, receive_pdf_upload
-from app.api.routes.jobs import accepted, get_owner
-from app.errors import AppError, InvalidParameter, NotReady
+from app.api.job_views import OwnerDep, accepted
+from app.errors import AppError, NotReady
 from app.jobs.manager import JobHandoff
 from app.pipeline.document import convert_document
 from app.pipeline.intake import inspect_pdf
-from app.pipeline.options import ConvertOptions
+from app.pipeline.options import MODES, ConvertOptions, options_from_fields
 from app.pipeline.result import DocumentResult
-from app.settings import Mode, Settings
 from app.storage.local import write_outputs
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["ocr"])
 
 MARKDOWN_TYPE = "text/markdown; charset=utf-8"
-_MIN_DPI = 36  # matches Settings.default_dpi's lower bound
 
 _UPLOAD_SCHEMA = {
     "requestBody": {
@@ -49,7 +47,7 @@ _UPLOAD_SCHEMA = {
                     "properties": {
                         FILE_FIELD: {"type": "string", "format": "binary", "description": "The PDF"},
                         "pages": {"type": "string", "description": '1-based selection, e.g. "1-3,7"'},
-                        "mode": {"type": "string", "enum": list(get_args(Mode))},
+                        "mode": {"type": "string", "enum": list(MODES)},
                         "dpi": {"type": "integer"},
                     },
                 }
@@ -67,31 +65,6 @@ _UPLOAD_SCHEMA = {
 }
 
 
-def parse_options(settings: Settings, fields: dict[str, str], query: dict[str, str | None]) -> ConvertOptions:
-    """Form fields win over query parameters; everything is validated here or by intake (pages)."""
-
-    def pick(name: str) -> str | None:
-        value = fields.get(name)
-        if value in (None, ""):
-            value = query.get(name)
-        return value.strip() if isinstance(value, str) and value.strip() else None
-
-    mode = pick("mode") or settings.default_mode
-    if mode not in get_args(Mode):
-        raise InvalidParameter(f"mode: must be one of {', '.join(get_args(Mode))}, got {mode!r}")
-    raw_dpi = pick("dpi")
-    if raw_dpi is None:
-        dpi = settings.default_dpi
-    else:
-        try:
-            dpi = int(raw_dpi)
-        except ValueError:
-            raise InvalidParameter(f"dpi: must be an integer, got {raw_dpi!r}") from None
-        if not _MIN_DPI <= dpi <= settings.max_dpi:
-            raise InvalidParameter(f"dpi: must be between {_MIN_DPI} and {settings.max_dpi}, got {dpi}")
-    return ConvertOptions(mode=mode, pages=pick("pages"), dpi=dpi)
-
-
 def wants_markdown(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "text/markdown" in accept and "application/json" not in accept.split(",")[0]
@@ -107,6 +80,7 @@ async def ocr_pdf(
     s3: S3Dep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
+    owner: OwnerDep,
     pages: str | None = Query(None, description='1-based page selection such as "1-3,7"'),
     mode: str | None = Query(None, description="auto | text | ocr | vl"),
     dpi: str | None = Query(None, description="Render DPI for OCR"),
@@ -119,7 +93,8 @@ async def ocr_pdf(
     upload = await receive_pdf_upload(request, settings, request_id)
     keep_upload = False
     try:
-        options = parse_options(settings, upload.fields, {"pages": pages, "mode": mode, "dpi": dpi})
+        # Form fields win over query parameters.
+        options = options_from_fields(settings, upload.fields, {"pages": pages, "mode": mode, "dpi": dpi})
         vlm = request.app.state.vlm
         if options.mode == "vl" and vlm is not None:
             vlm.raise_if_unavailable()  # before any rendering: a down sidecar means 503 now, not after layout
@@ -146,7 +121,7 @@ async def ocr_pdf(
             if not done:
                 jobs = request.app.state.jobs
                 if jobs is not None and jobs.accepting:
-                    response = await _hand_off(request, jobs, task, upload.path, options, handoff)
+                    response = await _hand_off(jobs, task, upload.path, options, owner, handoff)
                     keep_upload = True  # the job owns the upload now and removes it when the task ends
                     return response
                 result = await task
@@ -174,10 +149,10 @@ async def ocr_pdf(
     return Response(body, media_type="application/json")
 
 
-async def _hand_off(request: Request, jobs: Any, task: asyncio.Task[DocumentResult], upload_path: Path,
-                    options: ConvertOptions, handoff: JobHandoff) -> Response:
+async def _hand_off(jobs: Any, task: asyncio.Task[DocumentResult], upload_path: Path, options: ConvertOptions,
+                    owner: str, handoff: JobHandoff) -> Response:
     """The sync wait ran out: the running conversion continues as a job; answer 202 with its location."""
-    job = await jobs.adopt(task, upload_path, options, get_owner(request), handoff=handoff)
+    job = await jobs.adopt(task, upload_path, options, owner, handoff=handoff)
     return accepted(job)
 
 
