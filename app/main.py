@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.auth import ApiKeyMiddleware
-from app.api.error_handlers import install_error_handlers
+from app.api.error_handlers import install_error_handlers, render_internal_error
 from app.api.routes import health, jobs, meta, ocr
 from app.jobs.manager import JobManager
 from app.lifecycle import Lifecycle
@@ -53,7 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     app.add_middleware(ApiKeyMiddleware, settings=settings)
-    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # outermost: ids, logs, 500s
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics,  # outermost: ids, logs, 500s
+                       internal_error=render_internal_error)
 
     app.include_router(health.router)
     app.include_router(meta.router)
