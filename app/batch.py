@@ -160,18 +160,6 @@ def _put(client: Any, bucket: str, key: str, body: bytes, content_type: str) -> 
     client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
-async def _make_recognizer(settings: Settings, options: ConvertOptions) -> tuple[Any, Any]:
-    """(client, recognizer) for `vl` mode, after waiting for the sidecar; (None, None) otherwise."""
-    if options.mode != "vl":
-        return None, None
-    from app.vlm.client import VlmClient
-    from app.vlm.recognizer import VlRecognizer
-
-    client = VlmClient(settings)
-    await client.wait_until_ready(settings.vlm_startup_timeout_s)
-    return client, VlRecognizer(client, settings)
-
-
 async def run_batch(
     settings: Settings,
     source: S3Location,
@@ -187,7 +175,7 @@ async def run_batch(
     interleaves their pages fairly across its workers."""
     from app.pipeline.document import convert_document
     from app.pipeline.intake import inspect_pdf
-    from app.pipeline.pool import PagePool
+    from app.services import build_services
     from app.storage.s3 import make_s3_client
 
     options = options or ConvertOptions(mode=settings.default_mode, dpi=settings.default_dpi)
@@ -209,9 +197,8 @@ async def run_batch(
         report.seconds = time.monotonic() - started
         return report
 
-    vlm_client, recognizer = await _make_recognizer(settings, options)
-    pool = PagePool(settings)
-    pool.start()
+    services = build_services(settings, vlm=options.mode == "vl")
+    pool = services.pool
     limit = asyncio.Semaphore(documents_in_flight or max(2, min(8, settings.workers)))
     try:
         with tempfile.TemporaryDirectory(prefix="batch-") as scratch:
@@ -225,7 +212,7 @@ async def run_batch(
                         info = await asyncio.to_thread(inspect_pdf, local, settings, options.pages)
                         result = await convert_document(
                             pool, local, options, page_indices=info.page_indices, page_count=info.page_count,
-                            vl=recognizer,
+                            vl=services.vl,
                         )
                         markdown = result.markdown.encode("utf-8")
                         document = result.model_dump_json().encode("utf-8")
@@ -252,10 +239,11 @@ async def run_batch(
                     finally:
                         local.unlink(missing_ok=True)
 
+            if services.vlm is not None:
+                await services.vlm.wait_until_ready(settings.vlm_startup_timeout_s)
+            pool.start()
             await asyncio.gather(*(one(i, key) for i, key in enumerate(work.todo)))
     finally:
-        await pool.stop(settings.shutdown_grace_s)
-        if vlm_client is not None:
-            await vlm_client.aclose()
+        await services.aclose(settings.shutdown_grace_s)
     report.seconds = time.monotonic() - started
     return report

@@ -82,7 +82,7 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
     from app.errors import AppError
     from app.pipeline.document import MODEL_MODES, convert_document
     from app.pipeline.intake import inspect_pdf
-    from app.pipeline.pool import PagePool
+    from app.services import Services, build_services
 
     # Inspect every file first (cheap) to size the pool; report each problem at its file's turn, in input order.
     checked: list[tuple[Path, Any, str | None]] = []
@@ -93,7 +93,7 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
             checked.append((path, None, exc.message))
     total_pages = sum(len(info.page_indices) for _, info, _ in checked if info is not None)
     failed = 0
-    pool = vl = vl_client = None
+    services: Services | None = None
     names = iter(_output_names([path for path, info, _ in checked if info is not None]))
     try:
         for path, info, problem in checked:
@@ -101,18 +101,17 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
                 _report(path, problem or "cannot be read")
                 failed += 1
                 continue
-            if pool is None:
+            if services is None:
                 workers = max(1, min(args.workers or settings.workers, total_pages))
-                pool = PagePool(settings, workers=workers, preload_engines=options.mode in MODEL_MODES)
-                pool.start()
-                if options.mode == "vl":
-                    vl, vl_client = await _make_recognizer(settings)
+                services = build_services(settings, workers=workers, preload_engines=options.mode in MODEL_MODES,
+                                          vlm=options.mode == "vl")
+                services.pool.start()
             stem = next(names)
             bar = _progress(path, len(info.page_indices), disabled=args.quiet)
             try:
                 result = await convert_document(
-                    pool, path, options, page_indices=info.page_indices, page_count=info.page_count,
-                    on_page=lambda _page, bar=bar: bar.update(1), vl=vl,
+                    services.pool, path, options, page_indices=info.page_indices, page_count=info.page_count,
+                    on_page=lambda _page, bar=bar: bar.update(1), vl=services.vl,
                 )
             except AppError as exc:
                 bar.close()
@@ -132,19 +131,9 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
                 _report(path, f"cannot write the results: {exc.strerror or exc}")
                 failed += 1
     finally:
-        if pool is not None:
-            await pool.stop(grace_s=0)
-        if vl_client is not None:
-            await vl_client.aclose()
+        if services is not None:
+            await services.aclose(grace_s=0)
     return 1 if failed else 0
-
-
-async def _make_recognizer(settings: Any) -> tuple[Any, Any]:
-    from app.vlm.client import VlmClient
-    from app.vlm.recognizer import VlRecognizer
-
-    client = VlmClient(settings)
-    return VlRecognizer(client, settings), client
 
 
 def _report(path: Path, message: str) -> None:

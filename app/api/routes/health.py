@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app import __version__
-from app.api.deps import LifecycleDep, PoolDep, SettingsDep
+from app.api.deps import LifecycleDep, PoolDep, ServicesDep, SettingsDep, VlmDep
 from app.lifecycle import Verdict
 
 router = APIRouter(tags=["probes"])
@@ -34,15 +34,15 @@ async def startupz(lifecycle: LifecycleDep) -> JSONResponse:
 
 
 @router.get("/readyz", summary="Readiness: warm and able to take work")
-async def readyz(request: Request, lifecycle: LifecycleDep) -> JSONResponse:
-    return _probe(await lifecycle.readiness(request.app))
+async def readyz(services: ServicesDep, lifecycle: LifecycleDep) -> JSONResponse:
+    return _probe(await lifecycle.readiness(services))
 
 
 @router.get("/health", summary="Reference deployment health body; 200 only when ready")
-async def health(request: Request, settings: SettingsDep, lifecycle: LifecycleDep, pool: PoolDep) -> JSONResponse:
-    ready = await lifecycle.readiness(request.app)
+async def health(services: ServicesDep, settings: SettingsDep, lifecycle: LifecycleDep, pool: PoolDep,
+                 vlm: VlmDep) -> JSONResponse:
+    ready = await lifecycle.readiness(services)
     alive = lifecycle.liveness()
-    vlm = request.app.state.vlm
     if ready.ok:
         status, reason = "healthy", None
         degraded = _degradation(lifecycle, pool)

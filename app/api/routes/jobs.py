@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from app.api.deps import JobsDep, RequestIdDep, SettingsDep
+from app.api.deps import JobsDep, LifecycleDep, RequestIdDep, SettingsDep
 from app.api.job_views import OwnerDep, accepted, job_view
 from app.api.upload import receive_pdf_upload
 from app.errors import Conflict, NotFound, NotReady
@@ -123,12 +123,10 @@ async def get_result(
     "event (succeeded/failed/cancelled), then the stream ends.",
     response_class=StreamingResponse,
 )
-async def job_events(job_id: str, request: Request, jobs: JobsDep, owner: OwnerDep) -> StreamingResponse:
+async def job_events(job_id: str, jobs: JobsDep, owner: OwnerDep, lifecycle: LifecycleDep) -> StreamingResponse:
     _check_id(job_id)
     manager = _manager(jobs)
     await manager.get(job_id, owner)  # 404 before the stream starts
-
-    lifecycle = request.app.state.lifecycle
 
     async def stream() -> Any:
         async with manager.events.subscribe(job_id) as queue:

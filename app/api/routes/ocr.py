@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.api.deps import (
-    LifecycleDep, MetricsDep, PoolDep, RequestIdDep, S3Dep, SettingsDep, VlDep,
+    JobsDep, LifecycleDep, MetricsDep, PoolDep, RequestIdDep, S3Dep, SettingsDep, VlDep, VlmDep,
 )
 from app.api.upload import FILE_FIELD, receive_pdf_upload
 from app.api.job_views import OwnerDep, accepted
@@ -77,6 +77,8 @@ async def ocr_pdf(
     lifecycle: LifecycleDep,
     pool: PoolDep,
     vl: VlDep,
+    vlm: VlmDep,
+    jobs: JobsDep,
     s3: S3Dep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
@@ -95,7 +97,6 @@ async def ocr_pdf(
     try:
         # Form fields win over query parameters.
         options = options_from_fields(settings, upload.fields, {"pages": pages, "mode": mode, "dpi": dpi})
-        vlm = request.app.state.vlm
         if options.mode == "vl" and vlm is not None:
             vlm.raise_if_unavailable()  # before any rendering: a down sidecar means 503 now, not after layout
         info = await asyncio.to_thread(inspect_pdf, upload.path, settings, options.pages)
@@ -119,7 +120,6 @@ async def ocr_pdf(
         try:
             done, _ = await asyncio.wait({task}, timeout=settings.max_sync_wait_s)
             if not done:
-                jobs = request.app.state.jobs
                 if jobs is not None and jobs.accepting:
                     response = await _hand_off(jobs, task, upload.path, options, owner, handoff)
                     keep_upload = True  # the job owns the upload now and removes it when the task ends
