@@ -10,10 +10,12 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import JobsDep, LifecycleDep, RequestIdDep, SettingsDep
 from app.api.job_views import OwnerDep, accepted, job_view
@@ -28,7 +30,7 @@ from app.pipeline.options import options_from_fields
 router = APIRouter(tags=["jobs"])
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-_KEEPALIVE_S = 15.0
+_RECHECK_S = 15.0  # a quiet stream re-reads the store this often
 _POLL_S = 1.0
 
 
@@ -116,60 +118,63 @@ async def get_result(
     return FileResponse(json_path, media_type="application/json")
 
 
+async def _events_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JobManager:
+    """The job's manager, after checking the job exists for this caller: 404 before the stream starts."""
+    _check_id(job_id)
+    manager = _manager(jobs)
+    await manager.get(job_id, owner)
+    return manager
+
+
 @router.get(
     "/jobs/{job_id}/events",
     summary="Progress as Server-Sent Events",
     description="A `status` event with the current state, one `page` event per finished page, a final `status` "
     "event (succeeded/failed/cancelled), then the stream ends.",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
 )
-async def job_events(job_id: str, jobs: JobsDep, owner: OwnerDep, lifecycle: LifecycleDep) -> StreamingResponse:
-    _check_id(job_id)
-    manager = _manager(jobs)
-    await manager.get(job_id, owner)  # 404 before the stream starts
-
-    async def stream() -> Any:
-        async with manager.events.subscribe(job_id) as queue:
-            # Subscribed first, read second: nothing that happens in between is missed.
-            job = await manager.store.get(job_id)
-            if job is None:
-                return
-            yield _frame(JobEvent.status_of(job))
-            if job.status in FINISHED:
-                return
-            quiet_since = time.monotonic()
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=_POLL_S)
-                except TimeoutError:
-                    if lifecycle.shutting_down:
-                        return  # an open stream must not hold up the server's drain; clients reconnect
-                    if time.monotonic() - quiet_since < _KEEPALIVE_S:
-                        continue
-                    quiet_since = time.monotonic()
-                    # Quiet for a while: re-read the store in case the job ended (or was deleted) unseen.
-                    job = await manager.store.get(job_id)
-                    if job is None:
-                        return
-                    if job.status in FINISHED:
-                        yield _frame(JobEvent.status_of(job))
-                        return
-                    yield b": keep-alive\n\n"
+async def job_events(
+    job_id: str, manager: Annotated[JobManager, Depends(_events_job)], lifecycle: LifecycleDep
+) -> AsyncIterator[ServerSentEvent]:
+    # FastAPI's SSE support frames the events, sets the no-cache/no-buffering headers and sends keep-alive
+    # comments while the job is quiet.
+    async with manager.events.subscribe(job_id) as queue:
+        # Subscribed first, read second: nothing that happens in between is missed.
+        job = await manager.store.get(job_id)
+        if job is None:
+            return
+        yield _sse(JobEvent.status_of(job))
+        if job.status in FINISHED:
+            return
+        quiet_since = time.monotonic()
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=_POLL_S)
+            except TimeoutError:
+                if lifecycle.shutting_down:
+                    return  # an open stream must not hold up the server's drain; clients reconnect
+                if time.monotonic() - quiet_since < _RECHECK_S:
                     continue
                 quiet_since = time.monotonic()
-                yield _frame(event)
-                if event.final:
+                # Quiet for a while: re-read the store in case the job ended (or was deleted) unseen.
+                job = await manager.store.get(job_id)
+                if job is None:
                     return
+                if job.status in FINISHED:
+                    yield _sse(JobEvent.status_of(job))
+                    return
+                continue
+            quiet_since = time.monotonic()
+            yield _sse(event)
+            if event.final:
+                return
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
 
-
-def _frame(event: JobEvent) -> bytes:
-    """The event as an SSE frame; a status event carries the job's public view."""
+def _sse(event: JobEvent) -> ServerSentEvent:
+    """A status event carries the job's public view; a page event its progress numbers."""
     data = job_view(event.job) if event.kind == "status" and event.job is not None else event.data
-    return f"event: {event.kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    # Compact JSON, as the stream has always been framed (clients may match on `"status":"succeeded"`).
+    return ServerSentEvent(event=event.kind, raw_data=json.dumps(data, separators=(",", ":")))
 
 
 @router.delete(
