@@ -32,6 +32,7 @@ from typing import Any
 from app.errors import AppError, InvalidParameter
 from app.pipeline.options import ConvertOptions
 from app.settings import Settings
+from app.storage.s3 import S3Uploader
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +125,9 @@ def plan(input_keys: Iterable[str], existing_outputs: Iterable[str], shard: int,
     return result
 
 
-def list_relative_keys(client: Any, location: S3Location) -> Iterator[str]:
-    paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=location.bucket, Prefix=location.prefix):
-        for item in page.get("Contents", ()):
-            yield item["Key"][len(location.prefix) :]
+def list_relative_keys(s3: S3Uploader, location: S3Location) -> Iterator[str]:
+    for key in s3.list_keys(location.prefix, bucket=location.bucket):
+        yield key[len(location.prefix) :]
 
 
 @dataclass
@@ -156,10 +155,6 @@ class BatchReport:
         }
 
 
-def _put(client: Any, bucket: str, key: str, body: bytes, content_type: str) -> None:
-    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-
-
 async def run_batch(
     settings: Settings,
     source: S3Location,
@@ -168,25 +163,29 @@ async def run_batch(
     shard: int = 0,
     shards: int = 1,
     options: ConvertOptions | None = None,
-    client: Any | None = None,
     documents_in_flight: int | None = None,
 ) -> BatchReport:
     """Convert this shard's missing results. Documents run concurrently (bounded) through one PagePool, which
-    interleaves their pages fairly across its workers."""
+    interleaves their pages fairly across its workers; every S3 call goes through the services' one uploader."""
     from app.pipeline.document import convert_document
     from app.pipeline.intake import inspect_pdf
     from app.services import build_services
-    from app.storage.s3 import make_s3_client
 
     options = options or ConvertOptions(mode=settings.default_mode, dpi=settings.default_dpi)
-    client = client or make_s3_client(settings)
+    services = build_services(settings, vlm=options.mode == "vl", s3=True)
+    s3 = services.s3
+    assert s3 is not None  # asked for above
     started = time.monotonic()
     report = BatchReport(shard=shard, shards=shards)
 
-    inputs, outputs = await asyncio.gather(
-        asyncio.to_thread(lambda: list(list_relative_keys(client, source))),
-        asyncio.to_thread(lambda: list(list_relative_keys(client, dest))),
-    )
+    try:
+        inputs, outputs = await asyncio.gather(
+            asyncio.to_thread(lambda: list(list_relative_keys(s3, source))),
+            asyncio.to_thread(lambda: list(list_relative_keys(s3, dest))),
+        )
+    except BaseException:
+        await services.aclose(0)
+        raise
     work = plan(inputs, outputs, shard, shards)
     report.skipped = work.done
     log.info(
@@ -194,10 +193,10 @@ async def run_batch(
         shard, shards, len(work.todo), len(work.done), work.other_shards,
     )
     if not work.todo:
+        await services.aclose(0)
         report.seconds = time.monotonic() - started
         return report
 
-    services = build_services(settings, vlm=options.mode == "vl")
     pool = services.pool
     limit = asyncio.Semaphore(documents_in_flight or max(2, min(8, settings.workers)))
     try:
@@ -208,7 +207,7 @@ async def run_batch(
                     local = Path(scratch) / f"{index}.pdf"
                     stem = dest.key(result_stem(relative))
                     try:
-                        await asyncio.to_thread(client.download_file, source.bucket, source.key(relative), str(local))
+                        await asyncio.to_thread(s3.download_file, source.key(relative), local, bucket=source.bucket)
                         info = await asyncio.to_thread(inspect_pdf, local, settings, options.pages)
                         result = await convert_document(
                             pool, local, options, page_indices=info.page_indices, page_count=info.page_count,
@@ -216,9 +215,11 @@ async def run_batch(
                         )
                         markdown = result.markdown.encode("utf-8")
                         document = result.model_dump_json().encode("utf-8")
-                        await asyncio.to_thread(_put, client, dest.bucket, stem + MD_SUFFIX, markdown, "text/markdown")
+                        await asyncio.to_thread(s3.put_bytes, stem + MD_SUFFIX, markdown, "text/markdown",
+                                                bucket=dest.bucket)
                         # Last: its presence marks the result complete.
-                        await asyncio.to_thread(_put, client, dest.bucket, stem + JSON_SUFFIX, document, "application/json")
+                        await asyncio.to_thread(s3.put_bytes, stem + JSON_SUFFIX, document, "application/json",
+                                                bucket=dest.bucket)
                         report.converted.append(relative)
                         log.info("batch: %s -> s3://%s/%s{%s,%s}", relative, dest.bucket, stem, MD_SUFFIX, JSON_SUFFIX)
                     except AppError as exc:
@@ -226,8 +227,8 @@ async def run_batch(
                             marker = {"input": f"s3://{source.bucket}/{source.key(relative)}",
                                       "error": {"type": exc.type, "message": exc.message}}
                             body = json.dumps(marker).encode("utf-8")
-                            await asyncio.to_thread(_put, client, dest.bucket, stem + ERROR_SUFFIX, body,
-                                                    "application/json")
+                            await asyncio.to_thread(s3.put_bytes, stem + ERROR_SUFFIX, body, "application/json",
+                                                    bucket=dest.bucket)
                             report.rejected[relative] = exc.type
                             log.warning("batch: %s rejected: %s", relative, exc.message)
                         else:

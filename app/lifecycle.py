@@ -21,6 +21,7 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from app.pipeline.pool import PagePool
     from app.services import Services
+    from app.storage.s3 import S3Uploader
     from app.vlm.client import VlmClient
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ HEARTBEAT_STALE_S = 15.0
 VLM_RECHECK_S = 2.0
 
 Phase = Literal["starting", "ready", "failed"]
-S3Status = Literal["configured", "not_configured", "error"]
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,6 @@ class Lifecycle:
         self.warmup_s: float | None = None
         self.models_present = False
         self.models_path = str(settings.models_path)
-        self.s3_status: S3Status = "configured" if settings.s3_configured else "not_configured"
-        self.s3_error: str | None = None
         self.last_tick = time.monotonic()
         self._vlm_checked_at = 0.0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -143,18 +141,13 @@ class Lifecycle:
             self.last_tick = time.monotonic()
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
-    async def _check_s3(self, uploader: Any) -> None:
+    async def _check_s3(self, uploader: S3Uploader) -> None:
+        # The uploader records the outcome for /health; S3 trouble never stops the service (results still land
+        # on local disk).
         try:
             await asyncio.to_thread(uploader.check)
-        except Exception as exc:  # S3 trouble never stops the service: results still land on local disk
-            self.note_s3_failure(exc)
-
-    def note_s3_failure(self, exc: BaseException) -> None:
-        self.s3_status, self.s3_error = "error", f"{type(exc).__name__}: {exc}"
-        log.warning("S3 storage error: %s", self.s3_error)
-
-    def note_s3_success(self) -> None:
-        self.s3_status, self.s3_error = "configured", None
+        except Exception:
+            pass
 
     # --- probes ----------------------------------------------------------------------------------------------
     @property

@@ -63,11 +63,13 @@ def build_services(
     preload_engines: bool = True,
     vlm: bool | None = None,
     jobs: bool = False,
+    s3: bool | None = None,
     metrics: Metrics | None = None,
 ) -> Services:
     """Construct (not start) the components. `workers`/`preload_engines` size the page pool (default: WORKERS,
     engines loaded at start); `vlm` builds the sidecar client and its recognizer (default: when the settings
-    enable the sidecar); `jobs` adds the job manager (the server only); S3 comes with S3_BUCKET."""
+    enable the sidecar); `jobs` adds the job manager (the server only); `s3` the one S3 uploader (default: with
+    S3_BUCKET; batch asks for it with buckets of its own)."""
     from app.pipeline.pool import PagePool
 
     pool = PagePool(settings, workers=workers, preload_engines=preload_engines)
@@ -78,15 +80,15 @@ def build_services(
 
         client = VlmClient(settings)
         recognizer = VlRecognizer(client, settings)
-    s3 = None
-    if settings.s3_configured:
+    uploader = None
+    if settings.s3_configured if s3 is None else s3:
         from app.storage.s3 import S3Uploader
 
-        s3 = S3Uploader(settings)
+        uploader = S3Uploader(settings)
     manager = None
     if jobs:
         from app.jobs.manager import JobManager
 
-        manager = JobManager(settings, pool, vl=recognizer)
+        manager = JobManager(settings, pool, vl=recognizer, s3=uploader)
     return Services(settings=settings, metrics=metrics or Metrics(), pool=pool, vlm=client, vl=recognizer,
-                    jobs=manager, s3=s3)
+                    jobs=manager, s3=uploader)

@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from app import __version__
 from app.api.deps import LifecycleDep, PoolDep, ServicesDep, SettingsDep, VlmDep
 from app.lifecycle import Verdict
+from app.pipeline.pool import PagePool
+from app.storage.s3 import S3Uploader
 
 router = APIRouter(tags=["probes"])
 
@@ -45,7 +47,7 @@ async def health(services: ServicesDep, settings: SettingsDep, lifecycle: Lifecy
     alive = lifecycle.liveness()
     if ready.ok:
         status, reason = "healthy", None
-        degraded = _degradation(lifecycle, pool)
+        degraded = _degradation(pool, services.s3)
         if degraded:
             status, reason = "degraded", degraded
     elif lifecycle.phase == "starting" and not lifecycle.shutting_down:
@@ -60,7 +62,7 @@ async def health(services: ServicesDep, settings: SettingsDep, lifecycle: Lifecy
         "vllm_url": settings.vllm_url,
         "use_vlm_api": settings.vlm_enabled,
         "output_dir": str(settings.output_dir),
-        "s3_storage": lifecycle.s3_status,
+        "s3_storage": services.s3.status if services.s3 is not None else "not_configured",
         "version": __version__,
         "uptime_s": round(lifecycle.uptime_s, 1),
         "warm": lifecycle.warm,
@@ -70,7 +72,7 @@ async def health(services: ServicesDep, settings: SettingsDep, lifecycle: Lifecy
     return JSONResponse(body, status_code=200 if ready.ok else 503)
 
 
-def _degradation(lifecycle: Any, pool: Any) -> str | None:
+def _degradation(pool: PagePool, s3: S3Uploader | None) -> str | None:
     """Ready, but something the operator should look at: lost workers being replaced, S3 failing."""
     problems = []
     try:
@@ -79,6 +81,6 @@ def _degradation(lifecycle: Any, pool: Any) -> str | None:
             problems.append(f"{stats.alive_workers} of {stats.workers} workers alive")
     except Exception:  # stats are advisory here; readiness already asked the pool whether it is healthy
         pass
-    if lifecycle.s3_status == "error":
-        problems.append(f"S3 storage error: {lifecycle.s3_error}")
+    if s3 is not None and s3.status == "error":
+        problems.append(f"S3 storage error: {s3.last_error}")
     return "; ".join(problems) or None

@@ -28,7 +28,9 @@ from app.pipeline.document import convert_document
 from app.pipeline.intake import inspect_pdf
 from app.pipeline.options import MODES, ConvertOptions, options_from_fields
 from app.pipeline.result import DocumentResult
+from app.observability.metrics import Metrics
 from app.storage.local import write_outputs
+from app.storage.s3 import S3Uploader
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +143,7 @@ async def ocr_pdf(
     log.info("converted %d pages; stage seconds %s", len(result.pages),
              {k: round(v, 3) for k, v in result.timings.items()})
     out_dir = await asyncio.to_thread(partial(write_outputs, fresh_dir=True), settings.output_dir, request_id, result)
-    s3_info = await _upload_to_s3(s3, lifecycle, metrics, request_id, out_dir)
+    s3_info = await _upload_to_s3(s3, metrics, request_id, out_dir)
 
     if wants_markdown(request):
         return Response(result.markdown.encode("utf-8"), media_type=MARKDOWN_TYPE)
@@ -167,17 +169,16 @@ async def _cancel_on_disconnect(request: Request, cancel: asyncio.Event) -> None
             return
 
 
-async def _upload_to_s3(s3: Any, lifecycle: Any, metrics: Any, request_id: str, out_dir: Path) -> dict[str, Any] | None:
+async def _upload_to_s3(s3: S3Uploader | None, metrics: Metrics, request_id: str, out_dir: Path,
+                        ) -> dict[str, Any] | None:
     if s3 is None:
         return None
     try:
         info = await asyncio.to_thread(s3.upload_outputs, out_dir.name, out_dir)
     except Exception as exc:  # the local result is already written: report the failure, never lose the result
-        log.warning("S3 upload failed: %s", exc)
-        lifecycle.note_s3_failure(exc)
+        log.warning("S3 upload failed: %s", exc)  # the uploader recorded it for /health
         metrics.s3_uploads.labels("error").inc()
         return {"bucket": s3.bucket, "keys": [], "error": f"{type(exc).__name__}: {exc}"}
-    lifecycle.note_s3_success()
     metrics.s3_uploads.labels("ok").inc()
     return info
 
