@@ -19,7 +19,8 @@ from app.jobs import files
 from app.jobs.events import JobEvents
 from app.jobs.handoff import JobHandoff, adopt
 from app.jobs.runner import JobRunner
-from app.jobs.store import ACTIVE, Job, JobStore, create_job_store
+from app.jobs.backends import create_job_store
+from app.jobs.store import ACTIVE, Job, JobStore
 from app.jobs.submission import JobSubmission
 from app.jobs.sweeper import delete_job_files, run_sweeper
 from app.pipeline.options import ConvertOptions

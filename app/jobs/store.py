@@ -1,6 +1,7 @@
 """Durable job state: what a job is (`Job`, `PageCheckpoint`) and the operations the runner, submission, the
 sweeper and the routes need from a store (`JobStore`). SQLite (app/jobs/sqlite_store.py) is the embedded
-implementation; a shared database (PostgreSQL, for several replicas) implements the same protocol.
+implementation, chosen in app/jobs/backends.py; a shared database (PostgreSQL, for several replicas) implements
+the same protocol.
 
 Every page a job finishes is stored as it completes, so a restarted service resumes at the pages still missing.
 """
@@ -8,13 +9,10 @@ Every page a job finishes is stored as it completes, so a restarted service resu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from app.pipeline.options import ConvertOptions
 from app.pipeline.result import PageResult
-
-if TYPE_CHECKING:
-    from app.settings import Settings
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})
@@ -127,9 +125,3 @@ class JobStore(Protocol):
 
     async def done_page_indices(self, job_id: str) -> set[int]: ...
 
-
-def create_job_store(settings: Settings) -> JobStore:
-    """The store the settings call for: today the embedded SQLite database `OUTPUT_DIR/jobs.db`."""
-    from app.jobs.sqlite_store import SqliteJobStore
-
-    return SqliteJobStore(settings.output_dir / "jobs.db")
