@@ -76,6 +76,7 @@ async def adopt(
     await place_job_input(settings, s3, job.id, upload_path, keep_source=True)
     await store.insert(job)
     cancel = handoff.cancel if handoff is not None else asyncio.Event()
+    runner.cancel_event(job.id, cancel)
     if handoff is not None:
         await handoff.attach(lambda page: runner.checkpoint(job, page))
     log.info("request handed off to job %s after %.0f s", job.id, settings.max_sync_wait_s)

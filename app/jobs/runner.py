@@ -75,6 +75,11 @@ class JobRunner:
         self._cancels.setdefault(job_id, asyncio.Event())
         self._track(job_id, asyncio.create_task(self._run(job_id), name=f"job-{job_id}"))
 
+    def cancel_event(self, job_id: str, cancel: asyncio.Event) -> None:
+        """Register the event that stops `job_id`'s conversion (a hand-off registers it before its first
+        checkpoint, so a DELETE that early still reaches the conversion)."""
+        self._cancels[job_id] = cancel
+
     def watch(self, job: Job, task: asyncio.Task[DocumentResult], cancel: asyncio.Event) -> None:
         """Take over a conversion already running for `job` (a handed-off request): record how it ends."""
         self._cancels[job.id] = cancel

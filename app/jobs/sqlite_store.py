@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS pages (
     computations INTEGER NOT NULL DEFAULT 1,    -- >1 would mean a page was converted again after a checkpoint
     PRIMARY KEY (job_id, page_index)
 );
+-- pages_done follows the checkpoints inside the checkpoint's own statement: one round trip per page.
+CREATE TRIGGER IF NOT EXISTS pages_done_after_checkpoint AFTER INSERT ON pages BEGIN
+    UPDATE jobs SET pages_done = (SELECT COUNT(*) FROM pages WHERE job_id = NEW.job_id) WHERE id = NEW.job_id;
+END;
 """
 
 
@@ -239,20 +243,16 @@ class SqliteJobStore:
         """Checkpoint one finished page (0-based index = `page.page - 1`) and return the job's pages_done.
         Saving a page twice keeps the newest result and counts the extra computation."""
         result_json = page.model_dump_json()
-        async with self._transaction() as db:
+        async with self._db() as db:
+            # One statement (the trigger updates pages_done in it), so one commit; a re-save (UPDATE) counts.
             await db.execute(
                 "INSERT INTO pages (job_id, page_index, result, computed_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (job_id, page_index) DO UPDATE SET result = excluded.result,"
                 " computed_at = excluded.computed_at, computations = computations + 1",
                 (job_id, page.page - 1, result_json, time.time()),
             )
-            await db.execute(
-                "UPDATE jobs SET pages_done = (SELECT COUNT(*) FROM pages WHERE job_id = ?) WHERE id = ?",
-                (job_id, job_id),
-            )
-            async with db.execute("SELECT pages_done FROM jobs WHERE id = ?", (job_id,)) as cur:
-                row = await cur.fetchone()
-        return int(row[0]) if row else 0
+            rows = await db.execute_fetchall("SELECT pages_done FROM jobs WHERE id = ?", (job_id,))
+        return int(next(iter(rows))[0]) if rows else 0
 
     async def pages(self, job_id: str) -> list[PageCheckpoint]:
         """Stored pages of a job in page order."""
