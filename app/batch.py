@@ -33,6 +33,7 @@ from typing import Any
 from app.errors import AppError, InvalidParameter
 from app.pipeline.options import ConvertOptions
 from app.settings import Settings
+from app.storage.s3 import S3Uploader
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +129,9 @@ def plan(input_keys: Iterable[str], existing_outputs: Iterable[str], shard: int,
     return result
 
 
-def list_relative_keys(client: Any, location: S3Location) -> Iterator[str]:
-    paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=location.bucket, Prefix=location.prefix):
-        for item in page.get("Contents", ()):
-            yield item["Key"][len(location.prefix) :]
+def list_relative_keys(s3: S3Uploader, location: S3Location) -> Iterator[str]:
+    for key in s3.list_keys(location.prefix, bucket=location.bucket):
+        yield key[len(location.prefix) :]
 
 
 @dataclass
@@ -160,11 +159,7 @@ class BatchReport:
         }
 
 
-def _put(client: Any, bucket: str, key: str, body: bytes, content_type: str) -> None:
-    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-
-
-def _upload_images(client: Any, bucket: str, stem: str, result: Any, crops: Path, mode: str,
+def _upload_images(s3: Any, bucket: str, stem: str, result: Any, crops: Path, mode: str,
                    settings: Settings) -> Any:
     """Apply the image budget (and `embed`), upload the kept crops to `<stem>_images/` and point the result's
     links there; before the JSON, so a complete result never links a missing image."""
@@ -174,20 +169,8 @@ def _upload_images(client: Any, bucket: str, stem: str, result: Any, crops: Path
     prefix = PurePosixPath(stem).name + IMAGES_SUFFIX.rstrip("/")
     for image in image_store.image_files(crops):
         media = image_store.MEDIA_TYPES.get(image.suffix.lower(), "application/octet-stream")
-        _put(client, bucket, f"{stem}{IMAGES_SUFFIX}{image.name}", image.read_bytes(), media)
+        s3.upload_file(f"{stem}{IMAGES_SUFFIX}{image.name}", image, media, bucket=bucket)
     return image_store.relocate(result, prefix)
-
-
-async def _make_recognizer(settings: Settings, options: ConvertOptions) -> tuple[Any, Any]:
-    """(client, recognizer) for `vl` mode, after waiting for the sidecar; (None, None) otherwise."""
-    if options.mode != "vl":
-        return None, None
-    from app.vlm.client import VlmClient
-    from app.vlm.recognizer import VlRecognizer
-
-    client = VlmClient(settings)
-    await client.wait_until_ready(settings.vlm_startup_timeout_s)
-    return client, VlRecognizer(client, settings)
 
 
 async def run_batch(
@@ -198,27 +181,31 @@ async def run_batch(
     shard: int = 0,
     shards: int = 1,
     options: ConvertOptions | None = None,
-    client: Any | None = None,
     documents_in_flight: int | None = None,
 ) -> BatchReport:
     """Convert this shard's missing results. Documents run concurrently (bounded) through one PagePool, which
-    interleaves their pages fairly across its workers."""
+    interleaves their pages fairly across its workers; every S3 call goes through the services' one uploader."""
     from app.pipeline.document import convert_document
     from app.pipeline.image_input import ensure_pdf
     from app.pipeline.intake import inspect_pdf
-    from app.pipeline.pool import PagePool
+    from app.services import build_services
     from app.storage import images as image_store
-    from app.storage.s3 import make_s3_client
 
     options = options or ConvertOptions(mode=settings.default_mode, dpi=settings.default_dpi)
-    client = client or make_s3_client(settings)
+    services = build_services(settings, vlm=options.mode == "vl", s3=True)
+    s3 = services.s3
+    assert s3 is not None  # asked for above
     started = time.monotonic()
     report = BatchReport(shard=shard, shards=shards)
 
-    inputs, outputs = await asyncio.gather(
-        asyncio.to_thread(lambda: list(list_relative_keys(client, source))),
-        asyncio.to_thread(lambda: list(list_relative_keys(client, dest))),
-    )
+    try:
+        inputs, outputs = await asyncio.gather(
+            asyncio.to_thread(lambda: list(list_relative_keys(s3, source))),
+            asyncio.to_thread(lambda: list(list_relative_keys(s3, dest))),
+        )
+    except BaseException:
+        await services.aclose(0)
+        raise
     work = plan(inputs, outputs, shard, shards)
     report.skipped = work.done
     log.info(
@@ -226,12 +213,11 @@ async def run_batch(
         shard, shards, len(work.todo), len(work.done), work.other_shards,
     )
     if not work.todo:
+        await services.aclose(0)
         report.seconds = time.monotonic() - started
         return report
 
-    vlm_client, recognizer = await _make_recognizer(settings, options)
-    pool = PagePool(settings)
-    pool.start()
+    pool = services.pool
     limit = asyncio.Semaphore(documents_in_flight or max(2, min(8, settings.workers)))
     try:
         with tempfile.TemporaryDirectory(prefix="batch-") as scratch:
@@ -242,22 +228,24 @@ async def run_batch(
                     stem = dest.key(result_stem(relative))
                     crops = Path(scratch) / f"{index}-images"
                     try:
-                        await asyncio.to_thread(client.download_file, source.bucket, source.key(relative), str(local))
+                        await asyncio.to_thread(s3.download_file, source.key(relative), local, bucket=source.bucket)
                         # An image becomes its PDF wrapper (refused in text mode: it has no text layer).
                         await asyncio.to_thread(ensure_pdf, local, settings, mode=options.mode)
                         info = await asyncio.to_thread(inspect_pdf, local, settings, options.pages)
                         crops.mkdir()
                         result = await convert_document(
                             pool, local, options, page_indices=info.page_indices, page_count=info.page_count,
-                            vl=recognizer, images=image_store.image_target(settings, options.images, crops),
+                            vl=services.vl, images=image_store.image_target(settings, options.images, crops),
                         )
-                        result = await asyncio.to_thread(_upload_images, client, dest.bucket, stem, result, crops,
+                        result = await asyncio.to_thread(_upload_images, s3, dest.bucket, stem, result, crops,
                                                          options.images, settings)
                         markdown = result.markdown.encode("utf-8")
                         document = result.model_dump_json().encode("utf-8")
-                        await asyncio.to_thread(_put, client, dest.bucket, stem + MD_SUFFIX, markdown, "text/markdown")
+                        await asyncio.to_thread(s3.put_bytes, stem + MD_SUFFIX, markdown, "text/markdown",
+                                                bucket=dest.bucket)
                         # Last: its presence marks the result complete.
-                        await asyncio.to_thread(_put, client, dest.bucket, stem + JSON_SUFFIX, document, "application/json")
+                        await asyncio.to_thread(s3.put_bytes, stem + JSON_SUFFIX, document, "application/json",
+                                                bucket=dest.bucket)
                         report.converted.append(relative)
                         log.info("batch: %s -> s3://%s/%s{%s,%s}", relative, dest.bucket, stem, MD_SUFFIX, JSON_SUFFIX)
                     except AppError as exc:
@@ -265,8 +253,8 @@ async def run_batch(
                             marker = {"input": f"s3://{source.bucket}/{source.key(relative)}",
                                       "error": {"type": exc.type, "message": exc.message}}
                             body = json.dumps(marker).encode("utf-8")
-                            await asyncio.to_thread(_put, client, dest.bucket, stem + ERROR_SUFFIX, body,
-                                                    "application/json")
+                            await asyncio.to_thread(s3.put_bytes, stem + ERROR_SUFFIX, body, "application/json",
+                                                    bucket=dest.bucket)
                             report.rejected[relative] = exc.type
                             log.warning("batch: %s rejected: %s", relative, exc.message)
                         else:
@@ -279,10 +267,11 @@ async def run_batch(
                         local.unlink(missing_ok=True)
                         shutil.rmtree(crops, ignore_errors=True)
 
+            if services.vlm is not None:
+                await services.vlm.wait_until_ready(settings.vlm_startup_timeout_s)
+            pool.start()
             await asyncio.gather(*(one(i, key) for i, key in enumerate(work.todo)))
     finally:
-        await pool.stop(settings.shutdown_grace_s)
-        if vlm_client is not None:
-            await vlm_client.aclose()
+        await services.aclose(settings.shutdown_grace_s)
     report.seconds = time.monotonic() - started
     return report

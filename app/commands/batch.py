@@ -15,9 +15,7 @@ import sys
 from typing import Any
 
 from app.commands import settings_from_env
-from app.settings import Mode
-
-MODES: tuple[str, ...] = Mode.__args__  # type: ignore[attr-defined]
+from app.pipeline.options import MODES
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from app.batch import parse_s3_url, parse_shard, run_batch
     from app.errors import AppError
     from app.observability.logging import configure_logging
-    from app.pipeline.options import ConvertOptions
+    from app.pipeline.options import require_vl_available, resolve_options
 
     settings = settings_from_env(prefix="batch: ")
     if settings is None:
@@ -47,10 +45,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         source, dest = parse_s3_url(args.source), parse_s3_url(args.out)
         shard, shards = parse_shard(args.shard)
-        options = ConvertOptions(
-            mode=args.mode or settings.default_mode, dpi=args.dpi or settings.default_dpi, pages=args.pages,
-            images=args.images,
-        )
+        options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi, images=args.images)
+        require_vl_available(options, settings.vlm_enabled)
     except AppError as exc:
         print(f"batch: {exc.message}", file=sys.stderr)
         return 2

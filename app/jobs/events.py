@@ -8,13 +8,14 @@ connects late first gets the job's current state from the store, then the events
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from app.jobs.store import FINISHED, Job
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +25,20 @@ _QUEUE_LIMIT = 1024
 
 @dataclass(frozen=True)
 class JobEvent:
-    kind: str  # "page" or "status"
+    """`page`: data {job_id, page, pages_done, pages_total}. `status`: data {status}, and `job` the job as it
+    stands after the change (the API renders it as its public view)."""
+
+    kind: Literal["page", "status"]
     data: dict[str, Any]
+    job: Job | None = None
+
+    @classmethod
+    def status_of(cls, job: Job) -> JobEvent:
+        return cls("status", {"status": job.status}, job)
 
     @property
     def final(self) -> bool:
-        return self.kind == "status" and self.data.get("status") in ("succeeded", "failed", "cancelled")
-
-    def encode(self) -> bytes:
-        """The event as an SSE frame."""
-        return f"event: {self.kind}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n".encode()
+        return self.kind == "status" and self.data.get("status") in FINISHED
 
 
 class JobEvents:

@@ -12,12 +12,15 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.pipeline.result import DocumentResult
 from app.settings import Settings
 from app.storage.disk import require_free_space
 from app.storage.local import RESULT_JSON, RESULT_MD, write_outputs
+
+if TYPE_CHECKING:
+    from app.storage.s3 import S3Uploader
 
 log = logging.getLogger(__name__)
 
@@ -91,38 +94,21 @@ def remove_job_dir(settings: Settings, job_id: str) -> None:
 
 
 # --- S3 ---------------------------------------------------------------------------------------------------------
+# Blocking calls on the service's one S3Uploader (app/storage/s3.py); async callers run them in a thread.
 def s3_job_prefix(settings: Settings, job_id: str) -> str:
     return f"{settings.s3_prefix}{job_id}/"
 
 
-def _uploader(settings: Settings) -> Any:
-    from app.storage.s3 import S3Uploader  # boto3 is only imported where S3 is configured
-
-    return S3Uploader(settings)
-
-
-def s3_upload_input(settings: Settings, job_id: str, path: Path) -> str:
-    """Upload the job's input PDF (blocking; run in a thread). Returns its key."""
-    uploader = _uploader(settings)
-    key = uploader.key_for(job_id, path.name)
-    uploader.client.upload_file(str(path), uploader.bucket, key, ExtraArgs={"ContentType": "application/pdf"})
-    return key
+def s3_upload_input(s3: S3Uploader, job_id: str, path: Path) -> str:
+    """Upload the job's input PDF. Returns its key."""
+    return s3.upload_file(s3.key_for(job_id, path.name), path, "application/pdf")
 
 
-def s3_upload_result(settings: Settings, job_id: str) -> dict[str, Any]:
-    """Upload result.json and result.md (blocking). Returns {"bucket", "keys"}."""
-    return _uploader(settings).upload_outputs(job_id, job_dir(settings, job_id))
+def s3_upload_result(s3: S3Uploader, settings: Settings, job_id: str) -> dict[str, Any]:
+    """Upload result.json and result.md. Returns {"bucket", "keys"}."""
+    return s3.upload_outputs(job_id, job_dir(settings, job_id))
 
 
-def s3_delete_job(settings: Settings, job_id: str) -> int:
-    """Delete every object under the job's prefix (blocking; run in a thread). Returns how many were removed."""
-    uploader = _uploader(settings)
-    client, bucket = uploader.client, uploader.bucket
-    removed = 0
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=s3_job_prefix(settings, job_id))
-    for page in pages:
-        objects = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-        if objects:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
-            removed += len(objects)
-    return removed
+def s3_delete_job(s3: S3Uploader, settings: Settings, job_id: str) -> int:
+    """Delete every object under the job's prefix. Returns how many were removed."""
+    return s3.delete_prefix(s3_job_prefix(settings, job_id))

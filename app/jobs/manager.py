@@ -1,114 +1,57 @@
-"""JobManager: durable asynchronous conversions on the shared page pool.
+"""JobManager: durable asynchronous conversions on the shared page pool, as the routes see them.
 
-A job is a row in the store plus a directory holding its input. A runner task per active job sends the pages
-still missing through `convert_document`, checkpointing each page as it finishes, then merges the stored pages,
-writes the result files atomically and only then marks the job succeeded. Restarting the service resumes every
-queued or running job at its missing pages. Jobs run concurrently (up to a cap) so the pool's round-robin
-dispatcher interleaves their pages: a small job submitted after a huge one is not stuck behind it.
+A job is a row in the store plus a directory holding its input. The work is split by concern:
+`submission.py` takes new jobs (idempotency, durable input), `handoff.py` turns a slow synchronous request into a
+job, `runner.py` converts jobs page by page with checkpoints, `sweeper.py` expires finished ones. This class wires
+them to one store and one event fan-out, starts and stops them, and answers the routes' queries with the owner
+check. Restarting the service resumes every queued or running job at its missing pages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import secrets
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from app.errors import AppError, Cancelled, Conflict, InvalidParameter, NotFound, NotReady
-from app.jobs import callbacks, files
+from app.errors import Cancelled, NotFound, NotReady
+from app.jobs import files
 from app.jobs.callbacks import CallbackDispatcher
-from app.jobs.events import JobEvent, JobEvents
-from app.jobs.store import ACTIVE, DuplicateIdempotencyKey, Job, JobStore
+from app.jobs.events import JobEvents
+from app.jobs.handoff import JobHandoff, adopt
+from app.jobs.runner import JobRunner
+from app.jobs.backends import create_job_store
+from app.jobs.store import ACTIVE, Job, JobStore
+from app.jobs.submission import JobSubmission
 from app.jobs.sweeper import delete_job_files, run_sweeper
 from app.pipeline.options import ConvertOptions
-from app.pipeline.result import DocumentResult, PageResult
+from app.pipeline.result import DocumentResult
 from app.settings import Settings
-from app.storage import images as image_store
+
+if TYPE_CHECKING:
+    from app.pipeline.page import RegionRecognizer
+    from app.pipeline.pool import PagePool
+    from app.storage.s3 import S3Uploader
 
 log = logging.getLogger(__name__)
 
-# Jobs converting at once, per pool worker. Enough for round-robin fairness between big and small jobs while
-# bounding how many documents the pool tracks; the rest wait as `queued` (durably, unlike requests).
-_RUNNING_JOBS_PER_WORKER = 4
-
-
-def owner_for_key(api_key: str | None) -> str:
-    """The owner recorded for a caller: a hash of its API key (the key itself is never stored); '' when the
-    service runs without authentication, which makes every job visible to every caller."""
-    if not api_key:
-        return ""
-    return hashlib.sha256(b"paddleocr-vl-job-owner\0" + api_key.encode()).hexdigest()[:40]
-
-
-def new_job_id() -> str:
-    # 144 random bits: unguessable, URL- and path-safe; the leading letter keeps it a valid output dir name.
-    return "j" + secrets.token_urlsafe(18)
-
-
-class JobHandoff:
-    """Lets a synchronous request hand its running conversion to a job (`JobManager.adopt`).
-
-    The request passes `on_page` and `cancel` to `convert_document`; until adoption, pages are buffered; after,
-    they are checkpointed like any job's, so the adopted conversion is as durable as a submitted one."""
-
-    def __init__(self) -> None:
-        self.cancel = asyncio.Event()
-        self.images_dir: Path | None = None  # where the conversion writes its crops (storage/images.py)
-        self._buffer: list[PageResult] = []
-        self._sink: Callable[[PageResult], Awaitable[None]] | None = None
-
-    async def on_page(self, page: PageResult) -> None:
-        if self._sink is None:
-            self._buffer.append(page)
-        else:
-            await self._sink(page)
-
-    async def attach(self, sink: Callable[[PageResult], Awaitable[None]]) -> None:
-        self._sink = sink
-        while self._buffer:
-            await sink(self._buffer.pop(0))
-
-
-def merge_pages(pages: list[PageResult], page_count: int) -> DocumentResult:
-    """One document from its pages (any order), exactly as `convert_document` builds it."""
-    from app.pipeline.document import merge_pages as merge
-
-    return merge(pages, page_count)
-
-
-class _Unmetered:
-    """The admission a job's conversion runs under: it reserves nothing. Admission exists so synchronous
-    requests get a quick 503 instead of an endless wait; jobs wait in their own durable queue (bounded by the
-    running-jobs cap) and share the workers through the pool's round-robin dispatch. Counting them would make a
-    big job refuse small jobs and sync requests alike, the starvation the dispatcher is there to prevent."""
-
-    def page_done(self, count: int = 1) -> None:
-        pass
-
-    def release(self) -> None:
-        pass
-
 
 class JobManager:
-    """Owns the job store, the runner tasks and the retention sweeper (see module docstring)."""
+    """Owns the job store, the runner, submission and the retention sweeper (see the module docstring)."""
 
-    def __init__(self, settings: Settings, pool: Any, vl: Any = None) -> None:
+    def __init__(self, settings: Settings, pool: PagePool, vl: RegionRecognizer | None = None, *,
+                 s3: S3Uploader | None = None, store: JobStore | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.vl = vl
-        self.store = JobStore(settings.output_dir / "jobs.db")
+        self.s3 = s3
+        self.store = store or create_job_store(settings)
         self.events = JobEvents()
         self.callbacks = CallbackDispatcher(settings, self.store)
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._cancels: dict[str, asyncio.Event] = {}
-        self._slots = asyncio.Semaphore(_RUNNING_JOBS_PER_WORKER * max(1, settings.workers))
+        self.runner = JobRunner(settings, pool, self.store, self.events, vl=vl, s3=s3, callbacks=self.callbacks)
+        self.submission = JobSubmission(settings, self.store, self.runner, vl_available=vl is not None, s3=s3)
         self._sweeper: asyncio.Task[None] | None = None
         self._accepting = False
-        self._stopping = False
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     async def start(self, *, sweep: bool = True) -> None:
@@ -117,28 +60,19 @@ class JobManager:
         await self.callbacks.start()  # webhooks a previous process had not delivered yet
         resumed = await self.store.active()
         for job in resumed:
-            self._spawn(job.id)
+            self.runner.spawn(job.id)
         if resumed:
             log.info("resuming %s unfinished jobs", len(resumed))
         if sweep:
-            self._sweeper = asyncio.create_task(run_sweeper(self.settings, self.store), name="job-sweeper")
+            self._sweeper = asyncio.create_task(run_sweeper(self.settings, self.store, self.s3), name="job-sweeper")
         self._accepting = True
 
     async def stop(self, grace_s: float) -> None:
-        """Stop taking jobs; tell runners to start no more pages and wait up to `grace_s` for in-flight pages
-        to finish and be checkpointed. Jobs stay queued/running in the store and resume at the next start."""
+        """Stop taking jobs; the runner gets `grace_s` to checkpoint its in-flight pages (see JobRunner.stop)."""
         self._accepting = False
-        self._stopping = True
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for event in self._cancels.values():
-            event.set()
-        tasks = [t for t in self._tasks.values() if not t.done()]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.runner.stop(grace_s)
         if self._sweeper is not None:
             await asyncio.gather(self._sweeper, return_exceptions=True)
         await self.callbacks.stop()
@@ -149,106 +83,24 @@ class JobManager:
         return self._accepting
 
     # --- intake ------------------------------------------------------------------------------------------------
-    async def submit(
-        self,
-        upload_path: Path,
-        options: ConvertOptions,
-        *,
-        owner: str | None,
-        idempotency_key: str | None = None,
-        filename: str | None = None,
-        callback_url: str | None = None,
-    ) -> Job:
-        """Validate the upload, move it into the job's directory (and S3) and queue the job. The returned job is
-        durable. A repeated idempotency key returns the first job (409 if it named a different file or options);
-        the upload of a repeated or rejected submission is deleted."""
-        from app.pipeline.intake import inspect_pdf
-
-        owner = owner or ""
+    async def submit(self, upload_path: Path, options: ConvertOptions, *, owner: str | None,
+                     idempotency_key: str | None = None, filename: str | None = None,
+                     callback_url: str | None = None) -> Job:
+        """See JobSubmission.submit; refused (503) before start and after stop, and the upload deleted."""
         try:
             self._check_accepting()
-            if idempotency_key:
-                existing = await self.store.by_idempotency_key(owner, idempotency_key)
-                if existing is not None:
-                    await self._check_same_request(existing, upload_path, options)
-                    return existing
-            if options.mode == "vl" and self.vl is None:
-                from app.pipeline.page import VL_NEEDS_SIDECAR
-
-                raise InvalidParameter(VL_NEEDS_SIDECAR)
-            await asyncio.to_thread(files.check_free_space, self.settings)
-            info = await asyncio.to_thread(inspect_pdf, upload_path, self.settings, options.pages)
-            digest = await asyncio.to_thread(files.sha256_file, upload_path)
-        except BaseException:
+        except NotReady:
             upload_path.unlink(missing_ok=True)
             raise
-        job = Job(
-            id=new_job_id(), owner=owner, status="queued", options=options, upload_sha256=digest,
-            page_count=info.page_count, page_indices=list(info.page_indices), created_at=time.time(),
-            idempotency_key=idempotency_key, filename=filename, callback_url=callback_url,
-            callback=callbacks.initial_state() if callback_url else None,
-        )
-        directory = files.job_dir(self.settings, job.id)
-        try:
-            input_path = await asyncio.to_thread(files.place_input, upload_path, directory, keep_source=False)
-            await self._s3_input(job.id, input_path)
-            await self.store.insert(job)
-        except DuplicateIdempotencyKey as dup:  # a concurrent submission with the same key won
-            await delete_job_files(self.settings, job.id)
-            await self._check_same_request(dup.job, None, options, digest=digest)
-            return dup.job
-        except BaseException:
-            await asyncio.shield(delete_job_files(self.settings, job.id))
-            raise
-        log.info("job %s queued: %s pages", job.id, job.pages_total)
-        self._spawn(job.id)
-        return job
+        return await self.submission.submit(upload_path, options, owner=owner, idempotency_key=idempotency_key,
+                                            filename=filename, callback_url=callback_url)
 
-    async def adopt(
-        self,
-        task: asyncio.Task[DocumentResult],
-        upload_path: Path,
-        options: ConvertOptions,
-        owner: str | None,
-        *,
-        handoff: JobHandoff | None = None,
-        filename: str | None = None,
-    ) -> Job:
-        """Turn a running synchronous conversion into a job: the caller answers 202 with the job's Location and
-        the conversion goes on. The upload is hard-linked into the job directory; the job takes over
-        `upload_path` (the running conversion still reads it) and removes it once `task` is done. With `handoff`
-        (passed to that conversion's `on_page`/`cancel`), its pages are checkpointed as they finish and DELETE
-        cancels it; without, its pages are stored when it completes."""
-        from app.pipeline.intake import inspect_pdf
-
+    async def adopt(self, task: asyncio.Task[DocumentResult], upload_path: Path, options: ConvertOptions,
+                    owner: str | None, *, handoff: JobHandoff | None = None, filename: str | None = None) -> Job:
+        """See app/jobs/handoff.py `adopt`."""
         self._check_accepting()
-        info = await asyncio.to_thread(inspect_pdf, upload_path, self.settings, options.pages)
-        digest = await asyncio.to_thread(files.sha256_file, upload_path)
-        now = time.time()
-        job = Job(
-            id=new_job_id(), owner=owner or "", status="running", options=options, upload_sha256=digest,
-            page_count=info.page_count, page_indices=list(info.page_indices), created_at=now, started_at=now,
-            runs=1, filename=filename,
-        )
-        input_path = await asyncio.to_thread(
-            files.place_input, upload_path, files.job_dir(self.settings, job.id), keep_source=True
-        )
-        await self._s3_input(job.id, input_path)
-        await self.store.insert(job)
-        cancel = handoff.cancel if handoff is not None else asyncio.Event()
-        self._cancels[job.id] = cancel
-        if handoff is not None:
-            if handoff.images_dir is not None:
-                await asyncio.to_thread(image_store.adopt_dir, handoff.images_dir,
-                                        files.job_images_dir(self.settings, job.id))
-            await handoff.attach(lambda page: self._checkpoint(job, page))
-        log.info("request handed off to job %s after %.0f s", job.id, self.settings.max_sync_wait_s)
-        task.add_done_callback(lambda _t: upload_path.unlink(missing_ok=True))
-        if handoff is not None and handoff.images_dir is not None:  # the link adopt_dir left for pages in flight
-            task.add_done_callback(lambda _t, link=handoff.images_dir: link.unlink(missing_ok=True))
-        self._tasks[job.id] = asyncio.create_task(self._watch_adopted(job, task, cancel), name=f"job-{job.id}")
-        self._tasks[job.id].add_done_callback(lambda _t, jid=job.id: self._forget(jid))
-        return job
+        return await adopt(self.settings, self.store, self.runner, task, upload_path, options, owner,
+                           handoff=handoff, filename=filename, s3=self.s3)
 
     # --- queries and control -----------------------------------------------------------------------------------
     async def get(self, job_id: str, owner: str | None) -> Job:
@@ -268,18 +120,15 @@ class JobManager:
         if job.status in ACTIVE:
             if await self.store.finish(job.id, "cancelled", error_type=Cancelled.type,
                                        error_message="cancelled by the client"):
-                event = self._cancels.get(job.id)
-                if event is not None:
-                    event.set()
+                self.runner.signal_cancel(job.id)
                 log.info("job %s cancelled", job.id)
                 job = await self.get(job_id, owner)
-                self._publish_status(job)
+                self.runner.publish_status(job)
                 return job
             job = await self.get(job_id, owner)  # it finished meanwhile: fall through to delete
-        task = self._tasks.get(job.id)
-        if task is not None:  # a cancelled runner may still be draining its in-flight pages
-            await asyncio.wait({task}, timeout=self.settings.shutdown_grace_s)
-        await delete_job_files(self.settings, job.id)
+        # A cancelled runner may still be draining its in-flight pages.
+        await self.runner.wait(job.id, self.settings.shutdown_grace_s)
+        await delete_job_files(self.settings, self.s3, job.id)
         await self.store.delete(job.id)
         log.info("job %s deleted", job.id)
         return None
@@ -290,170 +139,8 @@ class JobManager:
 
     async def wait(self, job_id: str, timeout_s: float) -> None:
         """Wait (bounded) for a job's runner to end; for tests and graceful paths."""
-        task = self._tasks.get(job_id)
-        if task is not None:
-            await asyncio.wait({task}, timeout=timeout_s)
+        await self.runner.wait(job_id, timeout_s)
 
-    # --- running -----------------------------------------------------------------------------------------------
     def _check_accepting(self) -> None:
         if not self._accepting:
             raise NotReady("the job service is not running")
-
-    async def _check_same_request(self, job: Job, upload: Path | None, options: ConvertOptions, *,
-                                  digest: str | None = None) -> None:
-        if digest is None and upload is not None:
-            digest = await asyncio.to_thread(files.sha256_file, upload)
-            upload.unlink(missing_ok=True)
-        if digest != job.upload_sha256 or options != job.options:
-            raise Conflict("Idempotency-Key was already used with a different file or options")
-
-    def _spawn(self, job_id: str) -> None:
-        self._cancels.setdefault(job_id, asyncio.Event())
-        task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
-        self._tasks[job_id] = task
-        task.add_done_callback(lambda _t: self._forget(job_id))
-
-    def _forget(self, job_id: str) -> None:
-        self._tasks.pop(job_id, None)
-        self._cancels.pop(job_id, None)
-
-    async def _run(self, job_id: str) -> None:
-        cancel = self._cancels[job_id]
-        async with self._slots:
-            if cancel.is_set():
-                return
-            job = await self.store.mark_running(job_id)
-            if job is None:
-                return
-            self._publish_status(job)
-            await self._settle(job, self._convert(job, cancel))
-
-    async def _watch_adopted(self, job: Job, task: asyncio.Task[DocumentResult], cancel: asyncio.Event) -> None:
-        async def outcome() -> DocumentResult:
-            result = await task
-            done = await self.store.done_page_indices(job.id)
-            for page in result.pages:  # pages the request produced without a handoff to checkpoint them
-                if page.page - 1 not in done:
-                    await self.store.save_page(job.id, page)
-            return await self._merge_stored(job)
-
-        self._publish_status(job)
-        await self._settle(job, outcome())
-
-    async def _settle(self, job: Job, work: Awaitable[DocumentResult]) -> None:
-        """Await the conversion and record how it ended."""
-        try:
-            result = await work
-            await self._complete(job, result)
-            return
-        except asyncio.CancelledError:
-            if self._stopping:
-                return  # grace period over: the job stays running and resumes on restart
-            raise
-        except Exception as exc:
-            if self._stopping:
-                # Cancelled by stop(), or the pool refusing/failing pages as it shuts down: not the job's fault.
-                log.info("job %s paused by shutdown (%s); resumes on restart", job.id, type(exc).__name__)
-                return
-            if isinstance(exc, Cancelled):
-                await self.store.finish(job.id, "cancelled", error_type=Cancelled.type,
-                                        error_message="cancelled by the client")
-            elif isinstance(exc, AppError):
-                log.warning("job %s failed: %s", job.id, exc.message)
-                await self.store.finish(job.id, "failed", error_type=exc.type, error_message=exc.message)
-            else:
-                log.exception("job %s failed with an internal error", job.id)
-                await self.store.finish(job.id, "failed", error_type="internal_error",
-                                        error_message="internal error while converting the document")
-        final = await self.store.get(job.id)
-        if final is not None:
-            self._publish_status(final)
-
-    async def _convert(self, job: Job, cancel: asyncio.Event) -> DocumentResult:
-        from app.pipeline.document import convert_document
-
-        input_path = files.job_dir(self.settings, job.id) / files.INPUT_NAME
-        done = await self.store.done_page_indices(job.id)
-        missing = [i for i in job.page_indices if i not in done]  # a resumed job converts only these
-        if missing:
-            images = files.job_images_dir(self.settings, job.id)
-            await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)
-            await convert_document(
-                self.pool, input_path, job.options, page_indices=missing,
-                on_page=lambda page: self._checkpoint(job, page), cancel=cancel, vl=self.vl,
-                page_count=job.page_count, admission=_Unmetered(),  # type: ignore[arg-type]
-                images=image_store.image_target(self.settings, job.options.images, images),
-            )
-        return await self._merge_stored(job)
-
-    async def _checkpoint(self, job: Job, page: PageResult) -> None:
-        job.pages_done = await self.store.save_page(job.id, page)
-        self.events.publish(job.id, JobEvent("page", {
-            "job_id": job.id, "page": page.page, "pages_done": job.pages_done, "pages_total": job.pages_total,
-        }))
-
-    async def _merge_stored(self, job: Job) -> DocumentResult:
-        stored = {c.page_index: c.result for c in await self.store.pages(job.id)}
-        missing = [i + 1 for i in job.page_indices if i not in stored]
-        if missing:
-            raise RuntimeError(f"job {job.id}: pages {missing} have no checkpoint after conversion")
-        return merge_pages([stored[i] for i in job.page_indices], job.page_count)
-
-    async def _complete(self, job: Job, result: DocumentResult) -> None:
-        result = await asyncio.to_thread(image_store.finalize, result, files.job_images_dir(self.settings, job.id),
-                                         job.options.images, self.settings)
-        await asyncio.to_thread(files.write_result, self.settings, job.id, result)
-        s3 = None
-        if self.settings.s3_configured:
-            try:
-                s3 = await asyncio.to_thread(files.s3_upload_result, self.settings, job.id)
-            except Exception:  # like the sync route: the local result stands, S3 trouble is logged
-                log.exception("job %s: result upload to S3 failed; the result is on local disk", job.id)
-        # Status flips only now, after the files are complete: a succeeded job always has its result.
-        if await self.store.finish(job.id, "succeeded", s3=s3):
-            log.info("job %s succeeded: %s pages", job.id, job.pages_total)
-        final = await self.store.get(job.id)
-        if final is not None:
-            self._publish_status(final)
-
-    async def _s3_input(self, job_id: str, path: Path) -> None:
-        if not self.settings.s3_configured:
-            return
-        try:
-            await asyncio.to_thread(files.s3_upload_input, self.settings, job_id, path)
-        except Exception:  # the local copy is what resumes the job; S3 holds a copy for operators
-            log.exception("job %s: input upload to S3 failed; continuing with the local copy", job_id)
-
-    def _publish_status(self, job: Job) -> None:
-        self.events.publish(job.id, JobEvent("status", job_view(job)))
-        self.callbacks.notify(job)  # a finished job's webhook (a no-op for the others and once under way)
-
-
-def job_view(job: Job) -> dict[str, Any]:
-    """The public JSON of a job (GET /jobs/{id}, list entries, the SSE status event)."""
-
-    def iso(ts: float | None) -> str | None:
-        if ts is None:
-            return None
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
-
-    error = None
-    if job.error_type:
-        error = {"type": job.error_type, "message": job.error_message, "request_id": job.id}
-    return {
-        "job_id": job.id,
-        "status": job.status,
-        "pages_done": job.pages_done,
-        "pages_total": job.pages_total,
-        "page_count": job.page_count,
-        "options": job.options.model_dump(),
-        "filename": job.filename,
-        "created_at": iso(job.created_at),
-        "started_at": iso(job.started_at),
-        "finished_at": iso(job.finished_at),
-        "error": error,
-        **({"callback": job.callback or callbacks.initial_state()} if job.callback_url else {}),
-        "status_url": f"/jobs/{job.id}",
-        "result_url": f"/jobs/{job.id}/result",
-        "events_url": f"/jobs/{job.id}/events",
-    }

@@ -9,23 +9,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from app.jobs import files
 from app.jobs.store import JobStore
 from app.settings import Settings
 from app.storage.images import sweep_staging
 
+if TYPE_CHECKING:
+    from app.storage.s3 import S3Uploader
+
 log = logging.getLogger(__name__)
 
 
-async def sweep_once(settings: Settings, store: JobStore, *, now: float | None = None) -> list[str]:
+async def sweep_once(settings: Settings, store: JobStore, *, s3: S3Uploader | None = None,
+                     now: float | None = None) -> list[str]:
     """Delete every job that finished more than `job_ttl_hours` ago; returns the ids removed."""
     now = time.time() if now is None else now
     cutoff = now - settings.job_ttl_hours * 3600
     removed: list[str] = []
     for job in await store.expired(cutoff):
         try:
-            await delete_job_files(settings, job.id)
+            await delete_job_files(settings, s3, job.id)
         except Exception:  # S3 down: keep the row so the next sweep retries
             log.exception("sweep: could not delete the files of job %s", job.id)
             continue
@@ -38,9 +43,10 @@ async def sweep_once(settings: Settings, store: JobStore, *, now: float | None =
     return removed
 
 
-async def delete_job_files(settings: Settings, job_id: str) -> None:
-    if settings.s3_configured:
-        await asyncio.to_thread(files.s3_delete_job, settings, job_id)
+async def delete_job_files(settings: Settings, s3: S3Uploader | None, job_id: str) -> None:
+    """The job's local directory and, with S3, every object under its prefix."""
+    if s3 is not None:
+        await asyncio.to_thread(files.s3_delete_job, s3, settings, job_id)
     await asyncio.to_thread(files.remove_job_dir, settings, job_id)
 
 
@@ -59,11 +65,11 @@ async def _sweep_orphans(settings: Settings, store: JobStore, cutoff: float) -> 
     return orphans
 
 
-async def run_sweeper(settings: Settings, store: JobStore) -> None:
+async def run_sweeper(settings: Settings, store: JobStore, s3: S3Uploader | None = None) -> None:
     """Sweep now, then every `job_sweep_interval_s`, until cancelled; a failed sweep is logged and retried."""
     while True:
         try:
-            await sweep_once(settings, store)
+            await sweep_once(settings, store, s3=s3)
         except asyncio.CancelledError:
             raise
         except Exception:

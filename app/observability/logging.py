@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -70,17 +71,19 @@ class RequestContextMiddleware:
     500 for exceptions nobody handled (traceback in the log, nothing internal in the response).
 
     Pure ASGI rather than BaseHTTPMiddleware: it never buffers the body and does not break cancellation.
+    `internal_error(request_id)` is the ASGI response for an unhandled exception: the API's error shape is
+    handed in by the app factory, so this module needs nothing from app.api.
     """
 
-    def __init__(self, app: Any, metrics: Any) -> None:
+    def __init__(self, app: Any, metrics: Any, internal_error: Callable[[str], Any]) -> None:
         self.app = app
         self.metrics = metrics
+        self.internal_error = internal_error
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from app.api.error_handlers import render_internal_error
         from app.storage.local import SAFE_ID
 
         incoming = Headers(scope=scope).get("x-request-id")
@@ -106,7 +109,7 @@ class RequestContextMiddleware:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if response_started:
                 raise
-            await render_internal_error(request_id)(scope, receive, send_with_id)
+            await self.internal_error(request_id)(scope, receive, send_with_id)
         finally:
             duration = time.perf_counter() - t0
             route = scope.get("route")

@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from app.errors import AppError, Cancelled, InvalidParameter
+from app.errors import AppError, Cancelled
 from app.pipeline import page as page_mod
 from app.pipeline.continuation import mark_continued_tables
 from app.pipeline.figures import ImageTarget
 from app.pipeline.intake import inspect_pdf
-from app.pipeline.options import ConvertOptions
-from app.pipeline.page import VL_NEEDS_SIDECAR, PageTask, RegionRecognizer, VlAnalysis
+from app.pipeline.options import ConvertOptions, require_vl_available
+from app.pipeline.page import PageTask, RegionRecognizer, VlAnalysis
 from app.pipeline.pool import Admission, PagePool
 from app.pipeline.result import DocumentResult, PageResult
 from app.settings import Settings
@@ -60,8 +60,7 @@ async def convert_document(
     are dropped and `Cancelled` is raised. In `vl` mode the workers find and crop the regions and `vl` reads them;
     without `vl` the request is refused. With `images`, workers write figure/table crops there (figures.py)."""
     started = time.perf_counter()
-    if options.mode == "vl" and vl is None:
-        raise InvalidParameter(VL_NEEDS_SIDECAR)
+    require_vl_available(options, vl is not None)
     if page_indices is None or page_count is None:
         info = await asyncio.to_thread(inspect_pdf, pdf_path, pool.settings, options.pages)
         page_indices = info.page_indices if page_indices is None else page_indices

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -22,6 +24,8 @@ from app.storage.images import MEDIA_TYPES, image_files
 from app.storage.local import RESULT_JSON, RESULT_MD
 
 log = logging.getLogger(__name__)
+
+S3Status = Literal["configured", "error"]
 
 _CONTENT_TYPES = {RESULT_JSON: "application/json", RESULT_MD: "text/markdown; charset=utf-8"}
 
@@ -47,15 +51,18 @@ def make_s3_client(settings: Settings) -> Any:
 
 
 class S3Uploader:
-    """Uploads one request's outputs; the boto3 client is built on first use (it takes ~100 ms)."""
+    """The process's one S3 client and its health: the sync route's results, jobs' inputs and results, their
+    deletion, and batch's reads and writes all go through it. The boto3 client is built on first use (it takes
+    ~100 ms) and shared (boto3 clients are thread-safe). Every call records its outcome, so `status` and
+    `last_error` tell /health whether S3 works, as the VLM client does for the sidecar."""
 
     def __init__(self, settings: Settings, client: Any | None = None) -> None:
-        if not settings.s3_bucket:
-            raise ValueError("S3Uploader needs S3_BUCKET")
         self.settings = settings
-        self.bucket: str = settings.s3_bucket
+        self.bucket: str = settings.s3_bucket or ""  # batch names its buckets per call and may have none here
         self._client = client
         self._lock = threading.Lock()
+        self.status: S3Status = "configured"
+        self.last_error: str | None = None
 
     @property
     def client(self) -> Any:
@@ -64,28 +71,78 @@ class S3Uploader:
                 self._client = make_s3_client(self.settings)
             return self._client
 
-    def key_for(self, request_id: str, name: str) -> str:
-        return f"{self.settings.s3_prefix}{request_id}/{name}"
+    # --- health ----------------------------------------------------------------------------------------------
+    @contextmanager
+    def _recorded(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            self.note_failure(exc)
+            raise
+        self.note_success()
+
+    def note_failure(self, exc: BaseException) -> None:
+        self.status, self.last_error = "error", f"{type(exc).__name__}: {exc}"
+        log.warning("S3 storage error: %s", self.last_error)
+
+    def note_success(self) -> None:
+        self.status, self.last_error = "configured", None
 
     def check(self) -> None:
         """Raise if the bucket cannot be reached with these credentials (startup check for /health)."""
-        self.client.head_bucket(Bucket=self.bucket)
+        with self._recorded():
+            self.client.head_bucket(Bucket=self.bucket)
+
+    def health(self) -> dict[str, Any]:
+        return {"status": self.status, "bucket": self.bucket, "last_error": self.last_error}
+
+    # --- objects ---------------------------------------------------------------------------------------------
+    def key_for(self, request_id: str, name: str) -> str:
+        return f"{self.settings.s3_prefix}{request_id}/{name}"
+
+    def upload_file(self, key: str, path: Path, content_type: str, *, bucket: str | None = None) -> str:
+        with self._recorded():
+            self.client.upload_file(str(path), bucket or self.bucket, key, ExtraArgs={"ContentType": content_type})
+        return key
+
+    def put_bytes(self, key: str, body: bytes, content_type: str, *, bucket: str | None = None) -> str:
+        with self._recorded():
+            self.client.put_object(Bucket=bucket or self.bucket, Key=key, Body=body, ContentType=content_type)
+        return key
+
+    def download_file(self, key: str, path: Path, *, bucket: str | None = None) -> None:
+        with self._recorded():
+            self.client.download_file(bucket or self.bucket, key, str(path))
+
+    def list_keys(self, prefix: str, *, bucket: str | None = None) -> Iterator[str]:
+        """Every key under `prefix`, page by page."""
+        with self._recorded():
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket or self.bucket, Prefix=prefix)
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield item["Key"]
 
     def upload_outputs(self, request_id: str, directory: Path) -> dict[str, Any]:
-        keys = []
-        for name in (RESULT_JSON, RESULT_MD):
-            key = self.key_for(request_id, name)
-            self.client.upload_file(
-                str(Path(directory) / name), self.bucket, key, ExtraArgs={"ContentType": _CONTENT_TYPES[name]}
-            )
-            keys.append(key)
+        keys = [
+            self.upload_file(self.key_for(request_id, name), Path(directory) / name, _CONTENT_TYPES[name])
+            for name in (RESULT_JSON, RESULT_MD)
+        ]
         for image in image_files(Path(directory) / IMAGES_DIRNAME):  # beside the result, same relative paths
-            key = self.key_for(request_id, f"{IMAGES_DIRNAME}/{image.name}")
             media = MEDIA_TYPES.get(image.suffix.lower(), "application/octet-stream")
-            self.client.upload_file(str(image), self.bucket, key, ExtraArgs={"ContentType": media})
-            keys.append(key)
+            keys.append(self.upload_file(self.key_for(request_id, f"{IMAGES_DIRNAME}/{image.name}"), image, media))
         log.info("uploaded %d objects to s3://%s/%s%s/", len(keys), self.bucket, self.settings.s3_prefix, request_id)
         return {"bucket": self.bucket, "keys": keys}
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix`; returns how many were removed."""
+        removed = 0
+        with self._recorded():
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                objects = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+                if objects:
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+                    removed += len(objects)
+        return removed
 
     def exists(self, key: str) -> bool:
         try:

@@ -3,7 +3,7 @@
 One instance per process (`app.state.vlm`). It owns:
 - one `asyncio.Semaphore(settings.vlm_max_concurrency)`: every chat completion in the process passes through it,
   so many documents together never put more requests in flight than the sidecar is tuned for;
-- retries with jittered exponential backoff on connection errors and 5xx (a 4xx is our bug or a
+- retries (tenacity) with jittered exponential backoff on connection errors and 5xx (a 4xx is our bug or a
   misconfiguration and is not retried);
 - a circuit breaker: after `vlm_breaker_failures` consecutive failures (at once on connection refused or a
   failed health probe) new work fails fast with `SidecarUnavailable` (503 + Retry-After), and a background loop
@@ -21,8 +21,10 @@ import time
 from typing import Any, Literal
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from app.errors import SidecarFailed, SidecarUnavailable
+from app.pipeline.options import VL_NEEDS_SIDECAR
 from app.settings import Settings
 from app.vlm import supervisor
 from app.vlm.breaker import CircuitBreaker
@@ -53,6 +55,20 @@ def _error_message(response: httpx.Response) -> str:
         if body.get("message"):
             return str(body["message"])
     return response.text[:200]
+
+
+class _Failure(Exception):
+    """A failed attempt (already recorded against the sidecar); the message says what went wrong."""
+
+
+class _RetryableFailure(_Failure):
+    """A connection error or a 5xx: worth another attempt."""
+
+
+def _backoff(state: RetryCallState) -> float:
+    # Exponential from BACKOFF_BASE_S, capped, with jitter so that restarted clients don't form a thundering herd.
+    delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (state.attempt_number - 1))
+    return delay * (0.5 + random.random() / 2)
 
 
 class VlmClient:
@@ -215,7 +231,7 @@ class VlmClient:
     def raise_if_unavailable(self) -> None:
         """Refuse at once (503 + Retry-After) while the sidecar is disabled or its breaker is open."""
         if not self.enabled:
-            raise SidecarUnavailable("vl mode needs the VLM sidecar: set PROFILE=gpu or USE_VLM_API=true")
+            raise SidecarUnavailable(VL_NEEDS_SIDECAR)
         if self.breaker.is_open:
             raise SidecarUnavailable(
                 f"VLM sidecar unavailable: {self.last_error or self.breaker.last_error}",
@@ -226,31 +242,47 @@ class VlmClient:
         """POST one chat completion and return the assistant message's text.
 
         Raises SidecarUnavailable (retryable, 503) when the sidecar is down or keeps failing, SidecarFailed (502)
-        when it rejects the request or answers something unusable."""
-        attempt = 0
-        while True:
-            self.raise_if_unavailable()
-            async with self._semaphore:
-                self.raise_if_unavailable()  # it may have opened while this request waited for a slot
-                self.in_flight += 1
-                self.counters["requests"] += 1
-                try:
-                    failure = await self._post_once(body)
-                finally:
-                    self.in_flight -= 1
-            if isinstance(failure, str):
-                return failure
-            error, retryable = failure
-            self.counters["failures"] += 1
-            if not retryable or attempt >= self.settings.vlm_retries:
-                raise SidecarUnavailable(
-                    f"VLM sidecar failed after {attempt + 1} attempt(s): {error}",
-                    retry_after_s=self.breaker.retry_after_s,
-                )
-            attempt += 1
-            self.counters["retries"] += 1
-            delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempt - 1))
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))  # jitter: restarts don't get a thundering herd
+        when it rejects the request or answers something unusable. tenacity drives the retries: up to
+        `vlm_retries` more attempts after a retryable failure, with jittered exponential backoff."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.vlm_retries + 1),
+            wait=_backoff,
+            retry=retry_if_exception_type(_RetryableFailure),
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    return await self._attempt(body)
+        except _Failure as failure:
+            raise SidecarUnavailable(
+                f"VLM sidecar failed after {attempts} attempt(s): {failure}",
+                retry_after_s=self.breaker.retry_after_s,
+            ) from None
+        raise AssertionError("unreachable: tenacity either returns the answer or re-raises the last failure")
+
+    async def _attempt(self, body: dict[str, Any]) -> str:
+        """One request through the concurrency bound; a failed one raises `_Failure` (retryable or not)."""
+        self.raise_if_unavailable()
+        async with self._semaphore:
+            self.raise_if_unavailable()  # it may have opened while this request waited for a slot
+            self.in_flight += 1
+            self.counters["requests"] += 1
+            try:
+                outcome = await self._post_once(body)
+            finally:
+                self.in_flight -= 1
+        if isinstance(outcome, str):
+            return outcome
+        error, retryable = outcome
+        self.counters["failures"] += 1
+        raise (_RetryableFailure if retryable else _Failure)(error)
+
+    def _count_retry(self, _state: RetryCallState) -> None:
+        self.counters["retries"] += 1
 
     async def _post_once(self, body: dict[str, Any]) -> str | tuple[str, bool]:
         """The answer text, or (error, retryable) after recording the failure."""

@@ -1,7 +1,7 @@
 """In-process API fixtures: `create_app(Settings(...))` driven by httpx over ASGITransport, lifespan included.
 
 `running(app)` enters the app's real lifespan (so the startup task, heartbeat and shutdown all run) and yields
-a client. Probe-state tests swap `app.state.pool` for `GatedPool` before entering the lifespan, to hold the
+a client. Probe-state tests swap `app.state.services.pool` for `GatedPool` before entering the lifespan, to hold the
 service in "starting" or make its warm-up fail on purpose; every conversion test uses the real PagePool.
 """
 

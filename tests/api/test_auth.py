@@ -14,9 +14,9 @@ KEY = "s3cr3t-key-value"
 
 def keyed_app(make_settings, **overrides):
     app = create_app(make_settings(workers=1, api_key=KEY, **overrides))
-    app.state.pool = GatedPool()
-    app.state.jobs = None
-    app.state.pool.gate.set()
+    app.state.services.pool = GatedPool()
+    app.state.services.jobs = None
+    app.state.services.pool.gate.set()
     return app
 
 
@@ -54,7 +54,7 @@ async def test_metrics_can_be_put_behind_the_key(make_settings):
 
 async def test_without_a_configured_key_nothing_asks_for_one(make_settings):
     app = create_app(make_settings(workers=1))
-    app.state.pool = GatedPool()
-    app.state.jobs = None
+    app.state.services.pool = GatedPool()
+    app.state.services.jobs = None
     async with running(app) as client:
         assert (await client.get("/version")).status_code == 200

@@ -24,9 +24,9 @@ def assert_error(response, status: int, type_: str) -> dict:
 @pytest.fixture
 async def client(make_settings):
     app = create_app(make_settings(workers=1, max_upload_mb=1, max_pages=2))
-    app.state.pool = GatedPool()
-    app.state.jobs = None
-    app.state.pool.gate.set()
+    app.state.services.pool = GatedPool()
+    app.state.services.jobs = None
+    app.state.services.pool.gate.set()
     async with running(app) as client:
         async def ready() -> bool:
             return (await client.get("/readyz")).status_code == 200
@@ -118,7 +118,7 @@ async def test_more_pages_than_max_pages_is_413(client, pdfs):
 
 async def test_overload_is_503_with_retry_after(client, pdfs):
     error = assert_error(await post_pdf(client, pdfs["text1"], mode="text"), 503, "overloaded")
-    assert client.app.state.pool.admit_error is None and "stand-in" in error["message"]
+    assert client.app.state.services.pool.admit_error is None and "stand-in" in error["message"]
     response = await post_pdf(client, pdfs["text1"], mode="text")
     assert response.headers["Retry-After"] == "7"
     metrics = (await client.get("/metrics")).text
@@ -126,7 +126,7 @@ async def test_overload_is_503_with_retry_after(client, pdfs):
 
 
 async def test_unexpected_exception_is_a_generic_500_without_internals(client, pdfs):
-    client.app.state.pool.admit_error = RuntimeError("db password is hunter2")
+    client.app.state.services.pool.admit_error = RuntimeError("db password is hunter2")
     error = assert_error(await post_pdf(client, pdfs["text1"]), 500, "internal_error")
     assert "hunter2" not in error["message"] and error["message"] == "internal server error"
 
@@ -157,7 +157,7 @@ async def test_version_and_openapi_docs_are_served(client):
 
 async def test_a_saturated_pool_refuses_before_reading_the_body(client, pdfs):
     """Under overload a rejected upload costs nothing: 503 + Retry-After before a byte of the body is read."""
-    stats = client.app.state.pool.stats_value
+    stats = client.app.state.services.pool.stats_value
     stats.pending_pages = stats.pending_limit
     pulled = []
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.jobs.manager import owner_for_key
+from app.api.job_views import owner_for_key
 from app.main import create_app
 from tests import pdfgen
 from tests.api.conftest import running, wait_for, wait_ready
@@ -171,7 +171,7 @@ async def test_a_job_is_invisible_to_any_other_api_key(make_settings, pdfs) -> N
         assert [j["job_id"] for j in (await client.get("/jobs", headers=alice)).json()["jobs"]] == [job_id]
 
         assert (await client.get(f"/jobs/{job_id}/result", headers=alice)).status_code == 200
-        stored = await app.state.jobs.store.get(job_id)
+        stored = await app.state.services.jobs.store.get(job_id)
         assert stored.owner == owner_for_key("key-of-alice") and "alice" not in stored.owner
     db = (settings.output_dir / "jobs.db").read_bytes()
     assert b"key-of-alice" not in db and b"key-of-bob" not in db
@@ -193,8 +193,8 @@ async def test_cancel_stops_a_running_job_and_delete_removes_it(make_settings, t
         await wait_for(started, 60, "the first page")
         cancelled = await client.delete(f"/jobs/{job_id}")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-        await app.state.jobs.wait(job_id, 60)  # the runner drains the pages already in flight
-        done_at_end = len(await app.state.jobs.store.pages(job_id))
+        await app.state.services.jobs.wait(job_id, 60)  # the runner drains the pages already in flight
+        done_at_end = len(await app.state.services.jobs.store.pages(job_id))
         state = (await client.get(f"/jobs/{job_id}")).json()
         assert state["status"] == "cancelled" and state["error"]["type"] == "cancelled"
         assert state["pages_done"] == done_at_end < 60  # the remaining pages were never started
@@ -248,7 +248,7 @@ async def test_sync_request_past_max_sync_wait_becomes_a_job(make_settings, tmp_
         assert response.headers["location"] == f"/jobs/{job_id}"
         state = await _wait_final(client, job_id)
         assert state["status"] == "succeeded" and state["pages_done"] == state["pages_total"] == 4
-        checkpoints = await app.state.jobs.store.pages(job_id)
+        checkpoints = await app.state.services.jobs.store.pages(job_id)
         assert [c.page_index for c in checkpoints] == list(range(4))
         assert all(c.computations == 1 for c in checkpoints)  # handed over, not converted again
         result = (await client.get(f"/jobs/{job_id}/result")).json()
@@ -323,7 +323,7 @@ async def test_graceful_stop_then_restart_resumes_without_recomputing_pages(make
         assert sorted(after) == list(range(40))
         assert all(computations == 1 for _, computations in after.values())
         assert {i: after[i] for i in before} == before  # pages done before the stop were not redone
-        assert (await second.state.jobs.store.get(job_id)).runs == 2
+        assert (await second.state.services.jobs.store.get(job_id)).runs == 2
         result = (await client.get(f"/jobs/{job_id}/result")).json()
         again = (await client.post("/ocr/pdf", files=_files(doc), data={"mode": "text"})).json()
         assert _comparable(result) == _comparable(again)

@@ -162,15 +162,15 @@ async def test_vl_is_refused_before_any_page_work_while_the_sidecar_breaker_is_o
         async def recognize(self, crops):  # pragma: no cover - reaching it is the failure
             raise AssertionError("the recognizer was reached while the breaker was open")
 
-    saved = app.state.vlm, app.state.vl
-    app.state.vlm, app.state.vl = vlm, MustNotBeCalled()
-    pages_before = app.state.pool.stats().pages_done
+    saved = app.state.services.vlm, app.state.services.vl
+    app.state.services.vlm, app.state.services.vl = vlm, MustNotBeCalled()
+    pages_before = app.state.services.pool.stats().pages_done
     try:
         response = await post(client, pdf_dir / "text3.pdf", mode="vl")
     finally:
-        app.state.vlm, app.state.vl = saved
+        app.state.services.vlm, app.state.services.vl = saved
         await vlm.aclose()
     assert response.status_code == 503, response.text
     assert response.json()["error"]["type"] == "sidecar_unavailable"
     assert float(response.headers["Retry-After"]) >= 1
-    assert app.state.pool.stats().pages_done == pages_before  # no page was rendered or laid out
+    assert app.state.services.pool.stats().pages_done == pages_before  # no page was rendered or laid out

@@ -19,14 +19,14 @@ REFERENCE_FIELDS = {"status", "models_present", "vllm_status", "vllm_url", "use_
 
 def gated_app(settings):
     app = create_app(settings)
-    app.state.pool = GatedPool()
-    app.state.jobs = None  # jobs resume against the real pool; their lifecycle is tested in tests/api/test_jobs*
+    app.state.services.pool = GatedPool()
+    app.state.services.jobs = None  # jobs resume against the real pool; their lifecycle is tested in tests/api/test_jobs*
     return app
 
 
 async def test_probes_say_starting_until_warmup_finishes_then_ready(make_settings):
     app = gated_app(make_settings(workers=1))
-    pool: GatedPool = app.state.pool
+    pool: GatedPool = app.state.services.pool
     async with running(app) as client:
         assert (await client.get("/livez")).status_code == 200  # the port answers while models load
         startup = await client.get("/startupz")
@@ -64,7 +64,7 @@ async def test_probes_say_starting_until_warmup_finishes_then_ready(make_setting
 
 async def test_startup_failure_fails_every_probe_with_the_reason(make_settings):
     app = gated_app(make_settings(workers=1))
-    pool: GatedPool = app.state.pool
+    pool: GatedPool = app.state.services.pool
     pool.fail_with = RuntimeError("onnx model file is corrupt")
     pool.gate.set()
     async with running(app) as client:
@@ -84,7 +84,7 @@ async def test_startup_failure_fails_every_probe_with_the_reason(make_settings):
 
 async def test_readiness_goes_false_at_shutdown_while_liveness_stays(make_settings, pdfs):
     app = gated_app(make_settings(workers=1))
-    app.state.pool.gate.set()
+    app.state.services.pool.gate.set()
     async with running(app) as client:
         await wait_for(lambda: _ok(client, "/readyz"), 10, "ready")
         app.state.lifecycle.begin_shutdown()
@@ -110,10 +110,10 @@ async def test_requests_before_warmup_get_503_with_retry_after(make_settings, pd
 
 async def test_readyz_is_503_when_the_pool_is_unhealthy(make_settings):
     app = gated_app(make_settings(workers=1))
-    app.state.pool.gate.set()
+    app.state.services.pool.gate.set()
     async with running(app) as client:
         await wait_for(lambda: _ok(client, "/readyz"), 10, "ready")
-        app.state.pool.is_healthy = False
+        app.state.services.pool.is_healthy = False
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and "pool" in ready.json()["reason"]
         assert (await client.get("/livez")).status_code == 200
@@ -121,8 +121,8 @@ async def test_readyz_is_503_when_the_pool_is_unhealthy(make_settings):
 
 async def test_health_is_degraded_but_200_when_workers_are_missing(make_settings):
     app = gated_app(make_settings(workers=2))
-    app.state.pool.gate.set()
-    app.state.pool.stats_value.workers = 2
+    app.state.services.pool.gate.set()
+    app.state.services.pool.stats_value.workers = 2
     async with running(app) as client:
         await wait_for(lambda: _ok(client, "/readyz"), 10, "ready")
         health = await client.get("/health")
@@ -169,11 +169,11 @@ class FakeVlm:
 async def test_startup_waits_for_the_sidecar_and_readiness_follows_it(make_settings):
     app = gated_app(make_settings(workers=1, use_vlm_api=True))
     vlm = FakeVlm()
-    app.state.vlm, app.state.vl = vlm, None  # the vl warm-up pass needs the real pipeline: not the point here
-    app.state.pool.gate.set()
+    app.state.services.vlm, app.state.services.vl = vlm, None  # the vl warm-up pass needs the real pipeline: not the point here
+    app.state.services.pool.gate.set()
     async with running(app) as client:
         await wait_for(lambda: _status(client, "/startupz", 503, "waiting for the VLM sidecar"), 10, "sidecar wait")
-        assert app.state.pool.started is False  # models load only once the sidecar answers
+        assert app.state.services.pool.started is False  # models load only once the sidecar answers
         vlm.ready_gate.set()
         await wait_for(lambda: _ok(client, "/readyz"), 10, "ready")
         assert (await client.get("/health")).json()["vllm_status"] == "available"
@@ -198,7 +198,7 @@ async def test_sidecar_that_never_comes_up_fails_startup_loudly(make_settings):
     vlm = FakeVlm()
     vlm.fail_startup = True
     vlm.ready_gate.set()
-    app.state.vlm, app.state.vl = vlm, None
+    app.state.services.vlm, app.state.services.vl = vlm, None
     async with running(app) as client:
         await wait_for(lambda: _status(client, "/startupz", 503, "never listed"), 10, "startup failure")
         health = await client.get("/health")

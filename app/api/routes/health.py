@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app import __version__
-from app.api.deps import LifecycleDep, PoolDep, SettingsDep
+from app.api.deps import LifecycleDep, PoolDep, ServicesDep, SettingsDep, VlmDep
 from app.lifecycle import Verdict
+from app.pipeline.pool import PagePool
 from app.storage.disk import DiskState, disk_state
+from app.storage.s3 import S3Uploader
 
 router = APIRouter(tags=["probes"])
 
@@ -36,19 +38,19 @@ async def startupz(lifecycle: LifecycleDep) -> JSONResponse:
 
 
 @router.get("/readyz", summary="Readiness: warm and able to take work")
-async def readyz(request: Request, lifecycle: LifecycleDep) -> JSONResponse:
-    return _probe(await lifecycle.readiness(request.app))
+async def readyz(services: ServicesDep, lifecycle: LifecycleDep) -> JSONResponse:
+    return _probe(await lifecycle.readiness(services))
 
 
 @router.get("/health", summary="Reference deployment health body; 200 only when ready")
-async def health(request: Request, settings: SettingsDep, lifecycle: LifecycleDep, pool: PoolDep) -> JSONResponse:
-    ready = await lifecycle.readiness(request.app)
+async def health(services: ServicesDep, settings: SettingsDep, lifecycle: LifecycleDep, pool: PoolDep,
+                 vlm: VlmDep) -> JSONResponse:
+    ready = await lifecycle.readiness(services)
     alive = lifecycle.liveness()
-    vlm = request.app.state.vlm
     disk = await asyncio.to_thread(disk_state, settings)  # statvfs can stall on a network volume
     if ready.ok:
         status, reason = "healthy", None
-        degraded = _degradation(lifecycle, pool, disk)
+        degraded = _degradation(pool, services.s3, disk)
         if degraded:
             status, reason = "degraded", degraded
     elif lifecycle.phase == "starting" and not lifecycle.shutting_down:
@@ -62,7 +64,7 @@ async def health(request: Request, settings: SettingsDep, lifecycle: LifecycleDe
         "vllm_status": vlm.status if vlm is not None else "disabled",
         "vllm_url": settings.vllm_url,
         "use_vlm_api": settings.vlm_enabled,
-        "s3_storage": lifecycle.s3_status,
+        "s3_storage": services.s3.status if services.s3 is not None else "not_configured",
         "version": __version__,
         "uptime_s": round(lifecycle.uptime_s, 1),
         "warm": lifecycle.warm,
@@ -73,7 +75,7 @@ async def health(request: Request, settings: SettingsDep, lifecycle: LifecycleDe
     return JSONResponse(body, status_code=200 if ready.ok else 503)
 
 
-def _degradation(lifecycle: Any, pool: Any, disk: DiskState) -> str | None:
+def _degradation(pool: PagePool, s3: S3Uploader | None, disk: DiskState) -> str | None:
     """Ready, but something the operator should look at: lost workers being replaced, S3 failing, a disk so full
     that new work gets 507 (it clears by itself once space is freed)."""
     problems = []
@@ -85,6 +87,6 @@ def _degradation(lifecycle: Any, pool: Any, disk: DiskState) -> str | None:
         pass
     if not disk.ok:
         problems.append(f"output disk low: {disk.free_mb:.0f} MB free, new work refused below {disk.min_free_mb:g} MB")
-    if lifecycle.s3_status == "error":
-        problems.append(f"S3 storage error: {lifecycle.s3_error}")
+    if s3 is not None and s3.status == "error":
+        problems.append(f"S3 storage error: {s3.last_error}")
     return "; ".join(problems) or None

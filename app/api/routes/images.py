@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 
 from app.api.bundle import zip_response
 from app.api.deps import JobsDep, SettingsDep
-from app.api.routes.jobs import OwnerDep, _check_id, _manager
+from app.api.job_views import OwnerDep, owned_job
 from app.api.upload import uploads_dir
 from app.errors import NotFound
 from app.jobs import files
@@ -31,8 +31,7 @@ IMAGE_NAME = re.compile(r"^p\d{1,6}-(?:fig|chart|table|formula)\d{1,4}\.(?:png|j
     response_class=FileResponse,
 )
 async def get_image(job_id: str, name: str, jobs: JobsDep, owner: OwnerDep, settings: SettingsDep) -> FileResponse:
-    _check_id(job_id)
-    job = await _manager(jobs).get(job_id, owner)
+    job = await owned_job(job_id, jobs, owner)
     path = files.job_images_dir(settings, job.id) / name
     if not IMAGE_NAME.match(name) or not path.is_file():
         raise NotFound(f"job {job.id} has no image {name!r}")

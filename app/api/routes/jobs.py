@@ -7,60 +7,31 @@ as if the id did not exist. Job ids are random, so they cannot be enumerated eit
 from __future__ import annotations
 
 import asyncio
-import re
+import json
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.api.auth import presented_key
-from app.api.deps import JobsDep, RequestIdDep, SettingsDep
+from app.api.deps import JobsDep, LifecycleDep, RequestIdDep, SettingsDep
+from app.api.job_views import OwnerDep, accepted, check_job_id, job_view, running_jobs
 from app.api.upload import receive_pdf_upload
-from app.errors import Conflict, NotFound, NotReady
+from app.errors import Conflict
 from app.jobs import files
 from app.jobs.callbacks import validate_callback_url
 from app.jobs.events import JobEvent
-from app.jobs.manager import JobManager, job_view, owner_for_key
+from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED
 from app.pipeline.image_input import check_mode
-from app.settings import Settings
+from app.pipeline.options import options_from_fields
 
 router = APIRouter(tags=["jobs"])
 
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-_KEEPALIVE_S = 15.0
+_RECHECK_S = 15.0  # a quiet stream re-reads the store this often
 _POLL_S = 1.0
-
-
-def get_owner(request: Request) -> str:
-    """Who is asking: the hash of the presented API key when the service has one configured, else ''."""
-    settings: Settings = request.app.state.settings
-    if settings.api_key is None:
-        return ""
-    return owner_for_key(presented_key(request.headers))
-
-
-OwnerDep = Annotated[str, Depends(get_owner)]
-
-
-def _manager(jobs: JobManager | None) -> JobManager:
-    if jobs is None or not jobs.accepting:
-        raise NotReady("the job service is not running yet")
-    return jobs
-
-
-def _check_id(job_id: str) -> None:
-    if not _JOB_ID.match(job_id):
-        raise NotFound(f"no job {job_id}")
-
-
-def accepted(job: Any) -> JSONResponse:
-    """202 pointing at a job: the body of POST /jobs and of a POST /ocr/pdf handed off to a job."""
-    status_url = f"/jobs/{job.id}"
-    body = {"job_id": job.id, "status": job.status, "status_url": status_url, "result_url": f"{status_url}/result",
-            "events_url": f"{status_url}/events"}
-    return JSONResponse(body, status_code=202, headers={"Location": status_url})
 
 
 @router.post(
@@ -83,13 +54,11 @@ async def submit_job(
     callback_url: Annotated[str | None, Query(description="Webhook POSTed when the job ends (form field too); its "
                                               "host must be in CALLBACK_ALLOWED_HOSTS")] = None,
 ) -> JSONResponse:
-    manager = _manager(jobs)
+    manager = running_jobs(jobs)
     files.check_free_space(settings)  # before reading a large body we would only throw away
     upload = await receive_pdf_upload(request, settings, request_id)
     try:
-        from app.api.routes.ocr import parse_options  # here, not at import: ocr.py imports this module
-
-        options = parse_options(settings, upload.fields, {})
+        options = options_from_fields(settings, upload.fields)
         check_mode(upload.image_format, options.mode)
         callback_url = validate_callback_url(upload.fields.get("callback_url") or callback_url, settings)
     except BaseException:
@@ -107,13 +76,13 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
 ) -> dict[str, Any]:
-    return {"jobs": [job_view(j) for j in await _manager(jobs).list_jobs(owner, limit, status)]}
+    return {"jobs": [job_view(j) for j in await running_jobs(jobs).list_jobs(owner, limit, status)]}
 
 
 @router.get("/jobs/{job_id}", summary="Status and progress of a job")
 async def get_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> dict[str, Any]:
-    _check_id(job_id)
-    return job_view(await _manager(jobs).get(job_id, owner))
+    check_job_id(job_id)
+    return job_view(await running_jobs(jobs).get(job_id, owner))
 
 
 @router.get(
@@ -130,8 +99,8 @@ async def get_result(
     owner: OwnerDep,
     format: Literal["json", "markdown", "zip"] | None = None,  # noqa: A002 - the public query parameter's name
 ) -> Response:
-    _check_id(job_id)
-    manager = _manager(jobs)
+    check_job_id(job_id)
+    manager = running_jobs(jobs)
     job = await manager.get(job_id, owner)
     if job.status != "succeeded":
         raise Conflict(f"job {job.id} is {job.status}; its result exists once it has succeeded")
@@ -147,56 +116,63 @@ async def get_result(
     return FileResponse(json_path, media_type="application/json")
 
 
+async def _events_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JobManager:
+    """The job's manager, after checking the job exists for this caller: 404 before the stream starts."""
+    check_job_id(job_id)
+    manager = running_jobs(jobs)
+    await manager.get(job_id, owner)
+    return manager
+
+
 @router.get(
     "/jobs/{job_id}/events",
     summary="Progress as Server-Sent Events",
     description="A `status` event with the current state, one `page` event per finished page, a final `status` "
     "event (succeeded/failed/cancelled), then the stream ends.",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
 )
-async def job_events(job_id: str, request: Request, jobs: JobsDep, owner: OwnerDep) -> StreamingResponse:
-    _check_id(job_id)
-    manager = _manager(jobs)
-    await manager.get(job_id, owner)  # 404 before the stream starts
-
-    lifecycle = request.app.state.lifecycle
-
-    async def stream() -> Any:
-        async with manager.events.subscribe(job_id) as queue:
-            # Subscribed first, read second: nothing that happens in between is missed.
-            job = await manager.store.get(job_id)
-            if job is None:
-                return
-            yield JobEvent("status", job_view(job)).encode()
-            if job.status in FINISHED:
-                return
-            quiet_since = time.monotonic()
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=_POLL_S)
-                except TimeoutError:
-                    if lifecycle.shutting_down:
-                        return  # an open stream must not hold up the server's drain; clients reconnect
-                    if time.monotonic() - quiet_since < _KEEPALIVE_S:
-                        continue
-                    quiet_since = time.monotonic()
-                    # Quiet for a while: re-read the store in case the job ended (or was deleted) unseen.
-                    job = await manager.store.get(job_id)
-                    if job is None:
-                        return
-                    if job.status in FINISHED:
-                        yield JobEvent("status", job_view(job)).encode()
-                        return
-                    yield b": keep-alive\n\n"
+async def job_events(
+    job_id: str, manager: Annotated[JobManager, Depends(_events_job)], lifecycle: LifecycleDep
+) -> AsyncIterator[ServerSentEvent]:
+    # FastAPI's SSE support frames the events, sets the no-cache/no-buffering headers and sends keep-alive
+    # comments while the job is quiet.
+    async with manager.events.subscribe(job_id) as queue:
+        # Subscribed first, read second: nothing that happens in between is missed.
+        job = await manager.store.get(job_id)
+        if job is None:
+            return
+        yield _sse(JobEvent.status_of(job))
+        if job.status in FINISHED:
+            return
+        quiet_since = time.monotonic()
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=_POLL_S)
+            except TimeoutError:
+                if lifecycle.shutting_down:
+                    return  # an open stream must not hold up the server's drain; clients reconnect
+                if time.monotonic() - quiet_since < _RECHECK_S:
                     continue
                 quiet_since = time.monotonic()
-                yield event.encode()
-                if event.final:
+                # Quiet for a while: re-read the store in case the job ended (or was deleted) unseen.
+                job = await manager.store.get(job_id)
+                if job is None:
                     return
+                if job.status in FINISHED:
+                    yield _sse(JobEvent.status_of(job))
+                    return
+                continue
+            quiet_since = time.monotonic()
+            yield _sse(event)
+            if event.final:
+                return
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+
+def _sse(event: JobEvent) -> ServerSentEvent:
+    """A status event carries the job's public view; a page event its progress numbers."""
+    data = job_view(event.job) if event.kind == "status" and event.job is not None else event.data
+    # Compact JSON, as the stream has always been framed (clients may match on `"status":"succeeded"`).
+    return ServerSentEvent(event=event.kind, raw_data=json.dumps(data, separators=(",", ":")))
 
 
 @router.delete(
@@ -207,8 +183,8 @@ async def job_events(job_id: str, request: Request, jobs: JobsDep, owner: OwnerD
     responses={204: {"description": "Deleted"}},
 )
 async def delete_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> Response:
-    _check_id(job_id)
-    job = await _manager(jobs).cancel_or_delete(job_id, owner)
+    check_job_id(job_id)
+    job = await running_jobs(jobs).cancel_or_delete(job_id, owner)
     if job is None:
         return Response(status_code=204)
     return JSONResponse(job_view(job))

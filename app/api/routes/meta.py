@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import platform
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from app import __version__
-from app.api.deps import LifecycleDep, MetricsDep, SettingsDep
+from app.api.deps import LifecycleDep, MetricsDep, PoolDep, SettingsDep
 from app.observability.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["meta"])
@@ -27,6 +27,6 @@ async def version(settings: SettingsDep) -> dict[str, object]:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(request: Request, metrics: MetricsDep, lifecycle: LifecycleDep) -> Response:
-    ready = lifecycle.accepting(request.app.state.pool).ok
-    return Response(metrics.render(request.app.state.pool, ready), media_type=CONTENT_TYPE)
+async def metrics(metrics: MetricsDep, lifecycle: LifecycleDep, pool: PoolDep) -> Response:
+    ready = lifecycle.accepting(pool).ok
+    return Response(metrics.render(pool, ready), media_type=CONTENT_TYPE)

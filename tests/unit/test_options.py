@@ -1,0 +1,58 @@
+"""Request options (app/pipeline/options.py): one validation for the API, jobs, the CLI and batch."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from app.errors import InvalidParameter
+from app.pipeline.options import (
+    MIN_DPI, VL_NEEDS_SIDECAR, ConvertOptions, OptionError, options_from_fields, require_vl_available,
+    resolve_options,
+)
+
+
+def test_missing_or_blank_values_take_the_service_defaults(make_settings) -> None:
+    settings = make_settings(default_mode="ocr", default_dpi=150)
+    assert resolve_options(settings) == ConvertOptions(mode="ocr", pages=None, dpi=150)
+    assert resolve_options(settings, mode=" ", pages="", dpi="") == ConvertOptions(mode="ocr", dpi=150)
+
+
+def test_values_are_trimmed_and_dpi_read_from_text_or_int(make_settings) -> None:
+    settings = make_settings()
+    assert resolve_options(settings, mode=" text ", pages=" 1-3 ", dpi=" 300 ") == ConvertOptions(
+        mode="text", pages="1-3", dpi=300)
+    assert resolve_options(settings, dpi=MIN_DPI).dpi == MIN_DPI
+
+
+@pytest.mark.parametrize(("changes", "option"), [
+    ({"mode": "fast"}, "mode"),
+    ({"dpi": "high"}, "dpi"),
+    ({"dpi": MIN_DPI - 1}, "dpi"),
+    ({"dpi": "401"}, "dpi"),  # past MAX_DPI (400 here)
+])
+def test_bad_values_are_422_naming_the_option(make_settings, changes, option) -> None:
+    with pytest.raises(OptionError) as err:
+        resolve_options(make_settings(max_dpi=400), **changes)
+    assert isinstance(err.value, InvalidParameter) and err.value.status == 422
+    assert err.value.option == option and err.value.message.startswith(f"{option}: ")
+
+
+def test_form_fields_win_over_query_parameters(make_settings) -> None:
+    options = options_from_fields(make_settings(), {"mode": "ocr", "dpi": ""}, {"mode": "text", "dpi": "120"})
+    assert (options.mode, options.dpi) == ("ocr", 120)
+
+
+def test_vl_without_a_sidecar_is_refused_and_other_modes_pass() -> None:
+    with pytest.raises(OptionError) as err:
+        require_vl_available(ConvertOptions(mode="vl"), vlm_enabled=False)
+    assert err.value.problem == VL_NEEDS_SIDECAR
+    require_vl_available(ConvertOptions(mode="vl"), vlm_enabled=True)
+    require_vl_available(ConvertOptions(mode="ocr"), vlm_enabled=False)
+
+
+def test_an_option_error_survives_the_trip_from_a_worker_process() -> None:
+    copy = pickle.loads(pickle.dumps(OptionError("pages", "goes past the last page (3)")))
+    assert (copy.option, copy.problem, copy.message) == ("pages", "goes past the last page (3)",
+                                                         "pages: goes past the last page (3)")
