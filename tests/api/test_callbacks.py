@@ -200,7 +200,7 @@ async def test_a_job_database_from_before_webhooks_gains_the_columns(make_settin
     import sqlite3
     from contextlib import closing
 
-    from app.jobs.sqlite_store import _SCHEMA
+    from app.jobs.sqlite_store import _SCHEMA, SqliteJobStore
 
     settings = make_settings()
     settings.output_dir.mkdir(parents=True)
