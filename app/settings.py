@@ -8,7 +8,6 @@ A bad value fails at boot with one line naming the variable (see `load_settings`
 from __future__ import annotations
 
 import logging
-import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -23,8 +22,11 @@ Mode = Literal["auto", "text", "ocr", "vl"]
 
 
 def _default_workers() -> int:
-    # Single-threaded worker processes scale near-linearly; one per core keeps ONNX from oversubscribing.
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    # Single-threaded worker processes scale near-linearly; one per usable core keeps ONNX (and Paddle) from
+    # oversubscribing. Usable: the container's CPU quota when it has one, not every CPU of the host (app/cpus.py).
+    from app.cpus import available_cpus
+
+    return available_cpus()
 
 
 class Settings(BaseSettings):
@@ -59,7 +61,9 @@ class Settings(BaseSettings):
     # --- pipeline ----------------------------------------------------------------------------------------------
     default_mode: Mode = "auto"
     workers: int = Field(default_factory=_default_workers, ge=1, description="Page worker processes")
-    threads_per_worker: int = Field(1, ge=1, description="ONNX intra-op threads in each worker")
+    threads_per_worker: int = Field(
+        1, ge=1, description="Intra-op threads in each worker (ONNX Runtime; PaddleX's layout model on the gpu profile)"
+    )
     max_pending_pages: int = Field(
         0, ge=0, description="Admission bound on pages accepted but not finished; 0 means 64 x workers"
     )
@@ -75,7 +79,10 @@ class Settings(BaseSettings):
     vlm_max_completion_tokens: int = Field(4096, ge=1)
     vlm_retries: int = Field(3, ge=0)
     vlm_health_timeout_s: float = Field(2.0, gt=0)
-    vlm_startup_timeout_s: float = Field(1800.0, gt=0, description="How long startup waits for the sidecar")
+    vlm_startup_timeout_s: float = Field(
+        560.0, gt=0, description="How long startup waits for the sidecar; under the pod's 620 s startup budget so the "
+        "app reports why before Kubernetes restarts it (start.sh: the three startup clocks)"
+    )
     vlm_probe_interval_s: float = Field(2.0, gt=0, description="Sidecar health probe period while the breaker is open")
     vlm_breaker_failures: int = Field(3, ge=1, description="Consecutive sidecar failures that open the circuit breaker")
     vlm_chart_recognition: bool = Field(False, description="Send chart regions to the VLM (official default: off)")
