@@ -190,7 +190,7 @@ async def run_batch(
     from app.pipeline.pool import PagePool
     from app.storage.s3 import make_s3_client
 
-    options = options or ConvertOptions(mode=settings.default_mode, dpi=settings.default_dpi)
+    options = options or ConvertOptions(mode=settings.default_mode, dpi=settings.dpi_for(settings.default_mode))
     client = client or make_s3_client(settings)
     started = time.monotonic()
     report = BatchReport(shard=shard, shards=shards)

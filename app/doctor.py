@@ -183,7 +183,7 @@ async def check_vl(settings: Settings, vlm: Any, min_f1: float) -> CheckResult:
         maybe = pool.start()
         if asyncio.iscoroutine(maybe):
             await maybe
-        result = await convert_document(pool, WARMUP_PDF, ConvertOptions(mode="vl", dpi=settings.default_dpi),
+        result = await convert_document(pool, WARMUP_PDF, ConvertOptions(mode="vl", dpi=settings.dpi_for("vl")),
                                         vl=VlRecognizer(vlm, settings))
     except Exception as exc:  # noqa: BLE001 - one line for the operator
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         source, dest = parse_s3_url(args.source), parse_s3_url(args.out)
         shard, shards = parse_shard(args.shard)
         options = ConvertOptions(
-            mode=args.mode or settings.default_mode, dpi=args.dpi or settings.default_dpi, pages=args.pages
+            mode=args.mode or settings.default_mode, dpi=args.dpi or settings.dpi_for(args.mode or settings.default_mode),
+            pages=args.pages
         )
     except AppError as exc:
         print(f"batch: {exc.message}", file=sys.stderr)

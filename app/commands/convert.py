@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
                         help="auto (default): text layer where trustworthy, else OCR; text: text layer only; "
                              "ocr: layout + OCR on every page; vl: layout + the VLM sidecar")
     parser.add_argument("--pages", default=None, help='1-based page selection such as "1-3,7" or "5-" (default: all)')
-    parser.add_argument("--dpi", type=int, default=None, help="render resolution for OCR (default: DEFAULT_DPI)")
+    parser.add_argument("--dpi", type=int, default=None, help="render resolution (default: DEFAULT_DPI; VL_DPI in vl mode)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKERS, one per core)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from app.pipeline.options import ConvertOptions
 
     mode = args.mode or settings.default_mode
-    dpi = args.dpi if args.dpi is not None else settings.default_dpi
+    dpi = args.dpi if args.dpi is not None else settings.dpi_for(mode)
     if not 36 <= dpi <= settings.max_dpi:
         print(f"error: --dpi must be between 36 and {settings.max_dpi}", file=sys.stderr)
         return 2

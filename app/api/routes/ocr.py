@@ -81,7 +81,7 @@ def parse_options(settings: Settings, fields: dict[str, str], query: dict[str, s
         raise InvalidParameter(f"mode: must be one of {', '.join(get_args(Mode))}, got {mode!r}")
     raw_dpi = pick("dpi")
     if raw_dpi is None:
-        dpi = settings.default_dpi
+        dpi = settings.dpi_for(mode)
     else:
         try:
             dpi = int(raw_dpi)
