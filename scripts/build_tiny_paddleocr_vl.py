@@ -7,7 +7,7 @@ flat config layout with its vision_config, the special tokens, the image process
 mean/std 0.5) and the chat prompt format PaddleX's genai server uses ("User: <image>prompt\\nAssistant: ").
 What is shrunk: every dimension (a few hundred KB of weights) and the vocabulary (one token per byte, then the
 special tokens), so token ids differ but special-token strings and image-token counts do not. The weights are
-random, so answers are gibberish; the output head can only emit printable characters (never EOS), so every
+random, so answers are gibberish; the output head can only emit visible characters (never EOS), so every
 answer runs to max_completion_tokens: tests ask for a few.
 """
 
@@ -134,12 +134,12 @@ def weights(vocab: dict[str, int]) -> dict[str, torch.Tensor]:
         const(p + "input_layernorm.weight", HIDDEN, 1.0)
         const(p + "post_attention_layernorm.weight", HIDDEN, 1.0)
     const("model.norm.weight", HIDDEN, 1.0)
-    # Output head: rows only for printable ASCII bytes and the readable single characters, so greedy decoding
-    # prints text and never reaches a special token or EOS.
+    # Output head: rows only for visible ASCII bytes and the readable single characters (no spaces), so greedy
+    # decoding prints visible text whatever the prompt, and never reaches a special token or EOS.
     head = torch.randn(len(vocab), HIDDEN)
     for token, index in vocab.items():
-        printable_byte = token.startswith("<0x") and 0x20 <= int(token[3:5], 16) <= 0x7E
-        if not (printable_byte or len(token) == 1):
+        visible_byte = token.startswith("<0x") and 0x21 <= int(token[3:5], 16) <= 0x7E
+        if not (visible_byte or (len(token) == 1 and token != "\u2581")):
             head[index] = 0
     w["lm_head.weight"] = head.to(torch.bfloat16)
 
