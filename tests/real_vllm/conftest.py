@@ -27,17 +27,19 @@ VLLM_START_S = 420.0
 MAX_TOKENS = 8  # the tiny model never stops by itself: every answer is exactly this long
 
 
-def _venv() -> Path:
-    configured = os.environ.get("REAL_VLLM_VENV")
-    if not configured:
-        pytest.skip("the real-vLLM tier runs with `make test-vllm` (REAL_VLLM_VENV unset)")
-    venv = (ROOT / configured).resolve() if not Path(configured).is_absolute() else Path(configured)
-    reason = venv / "UNAVAILABLE"
+def tier_venv() -> Path:
+    configured = os.environ.get("REAL_VLLM_VENV", "")
+    return (ROOT / configured).resolve() if configured and not Path(configured).is_absolute() else Path(configured)
+
+
+def skip_reason() -> str | None:
+    """Why this tier cannot run here (one line), or None. The test module skips itself, once, with it."""
+    if not os.environ.get("REAL_VLLM_VENV"):
+        return "the real-vLLM tier runs with `make test-vllm` (REAL_VLLM_VENV unset)"
+    reason = tier_venv() / "UNAVAILABLE"
     if reason.exists():
-        pytest.skip(f"real-vLLM tier skipped: {reason.read_text().strip()}")
-    if not (venv / "bin" / "vllm").exists():
-        pytest.fail(f"{venv} has no vllm: run `make test-vllm` (scripts/vllm_cpu_env.sh) to build it")
-    return venv
+        return f"real-vLLM tier skipped: {reason.read_text().strip()}"
+    return None
 
 
 def build_models(venv: Path, home: Path) -> Path:
@@ -94,7 +96,9 @@ class RealAppliance(Appliance):
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealAppliance]:
-    venv = _venv()
+    venv = tier_venv()
+    if not (venv / "bin" / "vllm").exists():
+        pytest.fail(f"{venv} has no vllm: run `make test-vllm` (scripts/vllm_cpu_env.sh) to build it")
     tmp = tmp_path_factory.mktemp("real-vllm")
     home = build_models(venv, tmp / "tiny-paddlex")
     appliance = RealAppliance(tmp, venv, home).start()

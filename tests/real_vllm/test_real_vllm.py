@@ -26,8 +26,11 @@ from app.settings import Settings
 from app.vlm.client import VlmClient
 from app.vlm.prompts import MAX_PIXELS, MIN_PIXELS, chat_request
 from tests import pdfgen
-from tests.real_vllm.conftest import MAX_TOKENS, VLLM_START_S
+from tests.real_vllm.conftest import MAX_TOKENS, VLLM_START_S, skip_reason
 from tests.server_process import ROOT, wait_until
+
+if (reason := skip_reason()) is not None:
+    pytest.skip(reason, allow_module_level=True)
 
 MODEL = "PaddleOCR-VL-0.9B"
 PATCH_PIXELS = 28 * 28  # one image token: a 14-pixel patch, merged 2 x 2
