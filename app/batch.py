@@ -191,7 +191,7 @@ async def run_batch(
     from app.services import build_services
     from app.storage import images as image_store
 
-    options = options or ConvertOptions(mode=settings.default_mode, dpi=settings.default_dpi)
+    options = options or ConvertOptions(mode=settings.default_mode, dpi=settings.dpi_for(settings.default_mode))
     services = build_services(settings, vlm=options.mode == "vl", s3=True)
     s3 = services.s3
     assert s3 is not None  # asked for above

@@ -8,7 +8,6 @@ A bad value fails at boot with one line naming the variable (see `load_settings`
 from __future__ import annotations
 
 import logging
-import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -23,8 +22,11 @@ Mode = Literal["auto", "text", "ocr", "vl"]
 
 
 def _default_workers() -> int:
-    # Single-threaded worker processes scale near-linearly; one per core keeps ONNX from oversubscribing.
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    # Single-threaded worker processes scale near-linearly; one per usable core keeps ONNX (and Paddle) from
+    # oversubscribing. Usable: the container's CPU quota when it has one, not every CPU of the host (app/cpus.py).
+    from app.cpus import available_cpus
+
+    return available_cpus()
 
 
 class Settings(BaseSettings):
@@ -67,6 +69,10 @@ class Settings(BaseSettings):
     max_page_pixels: int = Field(40_000_000, ge=1_000_000, description="Render scale is lowered to stay under this")
     max_image_pixels: int = Field(400_000_000, ge=1_000_000, description="Largest embedded image we agree to decode")
     default_dpi: int = Field(200, ge=36, le=600)
+    vl_dpi: int = Field(
+        144, ge=36, le=600, description="Default render DPI in vl mode: the official PaddleOCR-VL pipeline renders PDF "
+        "pages at zoom 2 (144 DPI) before layout and cropping; 200 DPI would send ~1.9x the vision tokens per crop"
+    )
     max_dpi: int = Field(400, ge=36, le=1200)
 
     image_default_dpi: int = Field(200, ge=36, le=1200, description="Image uploads without DPI metadata are this DPI")
@@ -88,7 +94,9 @@ class Settings(BaseSettings):
     # --- pipeline ----------------------------------------------------------------------------------------------
     default_mode: Mode = "auto"
     workers: int = Field(default_factory=_default_workers, ge=1, description="Page worker processes")
-    threads_per_worker: int = Field(1, ge=1, description="ONNX intra-op threads in each worker")
+    threads_per_worker: int = Field(
+        1, ge=1, description="Intra-op threads in each worker (ONNX Runtime; PaddleX's layout model on the gpu profile)"
+    )
     worker_nice: int = Field(
         10, ge=0, le=19, description="CPU nice value of the page workers: the API process (probes) runs first"
     )
@@ -116,7 +124,10 @@ class Settings(BaseSettings):
     vlm_max_completion_tokens: int = Field(4096, ge=1)
     vlm_retries: int = Field(3, ge=0)
     vlm_health_timeout_s: float = Field(2.0, gt=0)
-    vlm_startup_timeout_s: float = Field(1800.0, gt=0, description="How long startup waits for the sidecar")
+    vlm_startup_timeout_s: float = Field(
+        560.0, gt=0, description="How long startup waits for the sidecar; under the pod's 620 s startup budget so the "
+        "app reports why before Kubernetes restarts it (start.sh: the three startup clocks)"
+    )
     vlm_probe_interval_s: float = Field(2.0, gt=0, description="Sidecar health probe period while the breaker is open")
     vlm_breaker_failures: int = Field(3, ge=1, description="Consecutive sidecar failures that open the circuit breaker")
     vlm_chart_recognition: bool = Field(False, description="Send chart regions to the VLM (official default: off)")
@@ -162,9 +173,15 @@ class Settings(BaseSettings):
             raise ValueError(f"DEFAULT_DPI {self.default_dpi} exceeds MAX_DPI {self.max_dpi}")
         if (self.callback_allowed_hosts or "").strip() and self.callback_secret is None:
             raise ValueError("CALLBACK_ALLOWED_HOSTS is set but CALLBACK_SECRET is missing: webhooks are signed")
+        if self.vl_dpi > self.max_dpi:
+            raise ValueError(f"VL_DPI {self.vl_dpi} exceeds MAX_DPI {self.max_dpi}")
         if self.s3_bucket and not (self.s3_access_key and self.s3_secret_key) and self.s3_endpoint:
             raise ValueError("S3 bucket and endpoint are set but the access key or secret key is missing")
         return self
+
+    def dpi_for(self, mode: str) -> int:
+        """The render DPI a conversion in `mode` gets when the caller names none."""
+        return self.vl_dpi if mode == "vl" else self.default_dpi
 
     @property
     def vlm_enabled(self) -> bool:

@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
                         help="auto (default): text layer where trustworthy, else OCR; text: text layer only; "
                              "ocr: layout + OCR on every page; vl: layout + the VLM sidecar")
     parser.add_argument("--pages", default=None, help='1-based page selection such as "1-3,7" or "5-" (default: all)')
-    parser.add_argument("--dpi", type=int, default=None, help="render resolution for OCR (default: DEFAULT_DPI)")
+    parser.add_argument("--dpi", type=int, default=None, help="render resolution (default: DEFAULT_DPI; VL_DPI in vl mode)")
     parser.add_argument("--images", choices=("refer", "embed", "none"), default="refer",
                         help="figure/table crops: files in OUTDIR/<stem>_images/ linked from the Markdown "
                              "(refer, default), data: URIs inside the outputs (embed), or none")

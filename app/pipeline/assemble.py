@@ -9,7 +9,8 @@ lines with layout (`ocr`), lines without any layout (`text`), and regions whose 
    (`textblocks.py`): nothing a line says is ever dropped;
 3. header / footer / page-number blocks (by layout label, confirmed by position, or by position and shape
    alone) stay in `blocks` but not in the Markdown;
-4. the body is put in reading order (`reading_order.py`, columns aware) and rendered.
+4. the body is put in reading order and rendered: the layout model's own order when every body block has one
+   (PP-DocLayoutV2 predicts it, as in the official PaddleOCR-VL pipeline), else `reading_order.py` (columns aware).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class _Item:
     level: int | None = None
     markdown: str | None = None  # when the Markdown differs from `text` (tables, figures, formulas, lists)
     lines: list[TextLine] = field(default_factory=list)
+    order: int | None = None  # the layout model's reading-order position (`Region.order`), when it has one
 
 
 def build_page(
@@ -126,7 +128,7 @@ def build_page(
     mark_folios(items, width, height)
     mark_edge_rows(items, stats.body_size, width, height)
     furniture = [it for it in items if it.type in FURNITURE]
-    body = reading_order([it for it in items if it.type not in FURNITURE], lambda it: it.bbox)
+    body = _body_order([it for it in items if it.type not in FURNITURE])
     body = _merge_lists(body)
     head = sorted((it for it in furniture if _mid_y(it.bbox) < height / 2), key=lambda it: it.bbox[1])
     foot = sorted((it for it in furniture if _mid_y(it.bbox) >= height / 2), key=lambda it: it.bbox[1])
@@ -156,6 +158,14 @@ def _split_at_grids(region: Region, grids: list[BBox], line_height: float) -> li
     if len(parts) == 1:
         return [region]
     return [Region(label="table", bbox=box, score=region.score) for box in parts]
+
+
+def _body_order(items: list[_Item]) -> list[_Item]:
+    """The layout model's reading order when every block carries one (PP-DocLayoutV2 in `vl` mode, as the official
+    pipeline emits it), else our own XY-cut reading order."""
+    if items and all(it.order is not None for it in items):
+        return sorted(items, key=lambda it: it.order)  # type: ignore[arg-type, return-value]
+    return reading_order(items, lambda it: it.bbox)
 
 
 # --- lines to regions -------------------------------------------------------------------------------------------
@@ -197,7 +207,8 @@ def _assign(lines: list[TextLine], regions: list[Region]) -> tuple[list[list[Tex
 def _preset_item(region: Region) -> _Item:
     """A region a recognizer already read (vl mode): its text and HTML are the result."""
     text = (region.text or "").strip()
-    item = _Item(type=region.label, bbox=region.bbox, text=text, html=region.html, score=region.score)
+    item = _Item(type=region.label, bbox=region.bbox, text=text, html=region.html, score=region.score,
+                 order=region.order)
     if region.label == "table" and region.html:
         item.markdown = region.html  # the table itself; `text` is only its flattened cells
     elif region.label == "title" and text and not text.startswith("#"):
@@ -224,7 +235,8 @@ def _region_items(
         # group: joined row by row it would interleave the figure's own columns.
         groups = reading_order(group_paragraphs(members, stats), lambda g: union([ln.bbox for ln in g]))
         paragraphs = [join_lines([ln.text for ln in _row_order(g)]) for g in groups]
-        item = _Item(type=label, bbox=region.bbox, text="\n".join(paragraphs), score=score, lines=members)
+        item = _Item(type=label, bbox=region.bbox, text="\n".join(paragraphs), score=score, lines=members,
+                     order=region.order)
         item.markdown = _figure_markdown(item, "\n\n".join(paragraphs))
         return [item]
     if not members:

@@ -103,13 +103,14 @@ def resolve_options(
     settings: Settings, *, mode: str | None = None, pages: str | None = None, dpi: str | int | None = None,
     images: str | None = None,
 ) -> ConvertOptions:
-    """Validate raw option values; one not sent (None) takes the service default (DEFAULT_MODE, DEFAULT_DPI, all
-    pages, `refer`)."""
+    """Validate raw option values; one not sent (None) takes the service default (DEFAULT_MODE, DEFAULT_DPI or
+    VL_DPI in `vl` mode, all pages, `refer`)."""
     check_page_syntax(pages)
+    chosen_mode = parse_mode(mode, settings.default_mode)
     return ConvertOptions(
-        mode=parse_mode(mode, settings.default_mode),  # type: ignore[arg-type]
+        mode=chosen_mode,  # type: ignore[arg-type]
         pages=pages.strip() or None if pages is not None else None,
-        dpi=parse_dpi(dpi, settings.default_dpi, settings.max_dpi),
+        dpi=parse_dpi(dpi, settings.dpi_for(chosen_mode), settings.max_dpi),
         images=parse_images(images),  # type: ignore[arg-type]
     )
 

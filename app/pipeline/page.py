@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -263,10 +263,7 @@ def _check_images(objects: PageObjects, page_index: int, settings: Settings) -> 
 
 def _to_points(regions: list[Region], scale: float) -> list[Region]:
     factor = 1.0 / scale
-    return [
-        Region(label=r.label, bbox=scale_bbox(r.bbox, factor), score=r.score, text=r.text, html=r.html)
-        for r in regions
-    ]
+    return [replace(r, bbox=scale_bbox(r.bbox, factor)) for r in regions]
 
 
 def _line_to_points(line: TextLine, scale: float) -> TextLine:

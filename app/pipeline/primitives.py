@@ -29,6 +29,11 @@ class Region:
     score: float = 1.0
     text: str | None = None
     html: str | None = None
+    # The layout model's own label where it says more than `label` (PaddleX's `header_image`, `formula_number`):
+    # what the VLM is asked, and how its answer is cleaned, follow the official pipeline's rules for it.
+    kind: str | None = None
+    # Position in the layout model's own reading order (PP-DocLayoutV2 predicts one); assembly keeps it.
+    order: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

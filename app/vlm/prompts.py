@@ -2,7 +2,10 @@
 
 Mirrors the official PaddleX client (`doc_vlm/predictor.py` `DocVLMGenAIClientPredictor` and the PaddleOCR-VL
 pipeline): one user message, the region crop as a JPEG data URL first, then the task prompt; temperature 0;
-`max_completion_tokens`; vLLM extras `skip_special_tokens`, `repetition_penalty` and `mm_processor_kwargs`.
+`max_completion_tokens`; vLLM extras `skip_special_tokens` and `repetition_penalty`. The official client also sends
+`mm_processor_kwargs` (the vision encoder's pixel bounds) with every request; here the sidecar is started with the same
+bounds (`--mm-processor-kwargs` in supervisord.conf) and requests carry none, because vLLM after 0.11 answers
+per-request processor kwargs with 400 unless started with a flag (`--trust-request-mm-kwargs`) that 0.11.2 lacks.
 """
 
 from __future__ import annotations
@@ -20,16 +23,22 @@ PROMPTS: dict[Task, str] = {
 }
 TASK_BY_PROMPT: dict[str, Task] = {prompt: task for task, prompt in PROMPTS.items()}
 
-# The official pipeline's defaults for the vision encoder's resize bounds (pixels of the crop after resizing).
+# The official pipeline's defaults for the vision encoder's resize bounds (pixels of the crop after resizing), set
+# server-side: supervisord.conf's --mm-processor-kwargs carries these numbers (checked by test_deploy_consistency).
 MIN_PIXELS = 112_896
 MAX_PIXELS = 1_003_520
 # vLLM's neutral value; the official pipeline sends the caller's value and the caller usually leaves it unset.
 REPETITION_PENALTY = 1.0
 
 
-def task_for(label: str, *, chart_recognition: bool = False) -> Task | None:
-    """The VLM task for a region label, or None when the region is not sent (figures; charts unless enabled)."""
-    if label == "figure":
+# The official pipeline's IMAGE_LABELS: pictures, also in the page header or footer (logos). Never sent to the VLM.
+IMAGE_KINDS = frozenset({"image", "header_image", "footer_image"})
+
+
+def task_for(label: str, *, chart_recognition: bool = False, kind: str | None = None) -> Task | None:
+    """The VLM task for a region label, or None when the region is not sent (figures, header/footer images;
+    charts unless enabled). `kind` is the layout model's own label where it has one (`Region.kind`)."""
+    if label == "figure" or kind in IMAGE_KINDS:
         return None
     if label == "chart":
         return "chart" if chart_recognition else None
@@ -59,8 +68,7 @@ def chat_request(*, model: str, jpeg: bytes, task: Task, max_completion_tokens: 
         ],
         "temperature": 0.0,
         "max_completion_tokens": max_completion_tokens,
-        # vLLM-specific sampling/processor extras (what the OpenAI client sends as `extra_body`).
+        # vLLM-specific sampling extras (what the OpenAI client sends as `extra_body`); pixel bounds: see above.
         "skip_special_tokens": True,
         "repetition_penalty": REPETITION_PENALTY,
-        "mm_processor_kwargs": {"min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS},
     }

@@ -95,11 +95,10 @@ def validate(body: Any, model_name: str) -> tuple[str, Image.Image]:
     penalty = body.get("repetition_penalty")
     if penalty is not None and (not isinstance(penalty, (int, float)) or penalty <= 0):
         raise ContractError("repetition_penalty must be > 0", "repetition_penalty")
-    mm = body.get("mm_processor_kwargs")
-    if not isinstance(mm, dict) or not all(isinstance(mm.get(k), int) for k in ("min_pixels", "max_pixels")):
-        raise ContractError("mm_processor_kwargs needs integer min_pixels and max_pixels", "mm_processor_kwargs")
-    if mm["min_pixels"] > mm["max_pixels"]:
-        raise ContractError("min_pixels exceeds max_pixels", "mm_processor_kwargs")
+    if "mm_processor_kwargs" in body:
+        # As vLLM after 0.11 answers unless started with --trust-request-mm-kwargs: the bounds are set server-side.
+        raise ContractError("Per-request mm_processor_kwargs are disabled; set them with --mm-processor-kwargs",
+                            "mm_processor_kwargs")
     return prompt, image.convert("RGB")
 
 

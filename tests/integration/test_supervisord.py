@@ -52,7 +52,7 @@ class Appliance:
         self.tmpdir = Path(tempfile.mkdtemp(prefix="sv-", dir="/tmp"))
         self.run_dir = self.tmpdir / "appliance-supervisor"
         self.log_path = tmp / "appliance.log"
-        fake = f"{shlex.quote(sys.executable)} -m tests.fakes.fake_vllm --port $VLLM_PORT {fake_args}"
+        fake = f"{shlex.quote(sys.executable)} -m tests.fakes.fake_vllm --port $SIDECAR_PORT {fake_args}"
         self.env = {
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "HOME": str(tmp),

@@ -249,3 +249,18 @@ def test_text_region_inside_a_figure_keeps_lines_its_box_clips():
     result = page(lines, regions)
     texts = [b.text for b in result.blocks if b.type == "text"]
     assert texts == ["Connects five constants and reveals a deep link between them and trigonometry."]
+
+
+def test_vl_blocks_keep_the_layout_models_reading_order():
+    # PP-DocLayoutV2 read the right column first (say, a sidebar it ranks first); XY-cut would read left first.
+    regions = [
+        Region("text", (330, 140, 540, 200), 0.9, text="Right column, read first.", order=0),
+        Region("text", (72, 140, 282, 200), 0.9, text="Left column, read second.", order=1),
+        Region("figure", (72, 220, 282, 300), 0.9, order=2),
+        Region("footer", (72, 760, 540, 780), 0.9, text="Footer", order=3),
+    ]
+    md = page([], regions, source="vl").markdown
+    assert md.index("Right column") < md.index("Left column") < md.index("![")
+    without_order = [Region(r.label, r.bbox, r.score, text=r.text) for r in regions]
+    md = page([], without_order, source="vl").markdown
+    assert md.index("Left column") < md.index("Right column")  # no model order: our own reading order

@@ -182,12 +182,47 @@ def test_service_networkpolicy_and_container_agree_on_the_api_port(overlay: str)
 
 def test_vllm_listens_on_loopback_where_the_app_looks_for_it() -> None:
     words = vllm_command(GPU_ENV)
-    assert flag(words, "--port") == str(VLLM_PORT)
+    # the port of VLLM_URL, exported by start.sh (tests/unit/test_start_sh.py runs it); never VLLM_PORT
+    assert flag(words, "--port") == "%(ENV_SIDECAR_PORT)s"
     assert flag(words, "--host") == "127.0.0.1"
     url = f"http://127.0.0.1:{VLLM_PORT}/v1"
     assert DEFAULTS.vllm_url == url == GPU_ENV["VLLM_URL"]
     assert compose()["services"]["appliance-gpu"]["environment"]["VLLM_URL"] == url
     assert of_kind(rendered("k8s/overlays/gpu"), "ConfigMap")["data"]["VLLM_URL"] == url
+
+
+def test_nothing_hands_vllm_a_vllm_port() -> None:
+    """vLLM reads VLLM_PORT as the base of its internal ports: no deployment file may set it."""
+    for name in ("compose.yaml", "Dockerfile.vllm", "supervisord.conf"):
+        assert "VLLM_PORT" not in (ROOT / name).read_text(), name
+    for overlay in ("k8s/overlays/gpu", "k8s/overlays/cpu", "k8s/batch"):
+        assert "VLLM_PORT" not in yaml.safe_dump_all(rendered(overlay)), overlay
+    assert "unset VLLM_PORT" in (ROOT / "start.sh").read_text()
+
+
+def test_pixel_bounds_are_set_on_the_server_and_not_per_request() -> None:
+    import json
+
+    from app.vlm.prompts import MAX_PIXELS, MIN_PIXELS, chat_request
+
+    words = vllm_command(GPU_ENV)
+    assert json.loads(flag(words, "--mm-processor-kwargs")) == {"min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS}
+    # vLLM v0.11.2 (the image) has no --trust-request-mm-kwargs; newer vLLM rejects per-request kwargs without it
+    assert "--trust-request-mm-kwargs" not in words
+    assert "mm_processor_kwargs" not in chat_request(model="m", jpeg=b"", task="ocr", max_completion_tokens=1)
+
+
+def test_vllm_is_launched_as_paddlex_launches_it() -> None:
+    words = vllm_command(GPU_ENV)
+    assert flag(words, "--chat-template") == "%(ENV_VLM_CHAT_TEMPLATE)s"
+    assert flag(words, "--api-server-count") == "%(ENV_VLLM_API_SERVER_COUNT)s"
+    start = (ROOT / "start.sh").read_text()
+    assert 'VLLM_API_SERVER_COUNT="${VLLM_API_SERVER_COUNT:-4}"' in start
+    default = re.search(r'VLM_CHAT_TEMPLATE="\$\{VLM_CHAT_TEMPLATE:-\$PADDLEX_HOME/([^}]+)\}"', start).group(1)
+    # the image copies PaddleX's template exactly there
+    copied = [rest for keyword, rest in final_stage("Dockerfile.vllm") if keyword == "RUN" and "chat_templates" in rest]
+    assert copied and f"{GPU_ENV['PADDLEX_HOME']}/{default}" in copied[0]
+    assert "paddlex.inference.genai.chat_templates" in copied[0]
 
 
 def test_vllm_serves_the_baked_model_under_the_name_the_client_asks_for() -> None:
@@ -213,12 +248,58 @@ def test_k8s_probes_use_the_split_endpoints(overlay: str) -> None:
         assert container[probe]["httpGet"] == {"path": path, "port": "http"}
 
 
-def test_gpu_startup_probe_covers_the_model_load() -> None:
+def _start_sh_default(name: str) -> int:
+    return int(re.search(rf'{name}="\$\{{{name}:-(\d+)\}}"', (ROOT / "start.sh").read_text()).group(1))
+
+
+def test_the_three_startup_clocks_agree() -> None:
+    """supervisord's startsecs covers vLLM's whole start (so a vLLM dying in profiling or graph capture is a failed
+    start and ends FATAL, not an endless restart); the app's wait ends before the pod's startup budget (so the app
+    reports why, instead of Kubernetes killing it silently); the image's HEALTHCHECK grace outlasts the app's wait."""
     (container,) = pod_spec(rendered("k8s/overlays/gpu"))["containers"]
     startup = container["startupProbe"]
-    # The managed platform's reference settings: 120 s initial delay + 50 x 10 s.
-    assert startup["initialDelaySeconds"] + startup["failureThreshold"] * startup["periodSeconds"] >= 620
-    assert DEFAULTS.vlm_startup_timeout_s >= 620
+    pod_budget = startup["initialDelaySeconds"] + startup["failureThreshold"] * startup["periodSeconds"]
+    startsecs = _start_sh_default("VLM_STARTSECS")
+    assert programs()["vlm"]["startsecs"] == "%(ENV_VLM_STARTSECS)s"
+    assert 180 <= startsecs < DEFAULTS.vlm_startup_timeout_s < pod_budget
+    (healthcheck,) = args_of(final_stage("Dockerfile.vllm"), "HEALTHCHECK")
+    grace = int(re.search(r"--start-period=(\d+)s", healthcheck).group(1))
+    assert DEFAULTS.vlm_startup_timeout_s < grace
+    assert "VLM_STARTSECS" in (ROOT / "DEPLOY.md").read_text() and "620" in (ROOT / "DEPLOY.md").read_text()
+
+
+def test_gpu_rollout_replaces_pods_in_place() -> None:
+    """A surge pod would wait forever for a second GPU on a full node."""
+    strategy = of_kind(rendered("k8s/overlays/gpu"), "Deployment")["spec"]["strategy"]["rollingUpdate"]
+    assert strategy == {"maxSurge": 0, "maxUnavailable": 1}
+
+
+def test_gpu_page_workers_are_set_explicitly_within_the_cpu_request() -> None:
+    data = of_kind(rendered("k8s/overlays/gpu"), "ConfigMap")["data"]
+    (container,) = pod_spec(rendered("k8s/overlays/gpu"))["containers"]
+    cpus = int(container["resources"]["requests"]["cpu"])
+    assert int(data["WORKERS"]) * int(data["THREADS_PER_WORKER"]) < cpus  # vLLM keeps the rest
+    gpu_env = compose()["services"]["appliance-gpu"]["environment"]
+    assert int(gpu_env["WORKERS"]) * int(gpu_env["THREADS_PER_WORKER"]) < cpus
+
+
+def test_gpu_image_ends_with_one_opencv_the_one_paddlex_accepts() -> None:
+    requirements = (ROOT / "requirements-gpu.txt").read_text().splitlines()
+    assert "paddlex[ocr-core]==3.7.2" in requirements
+    (contrib,) = [line for line in requirements if line.startswith("opencv-contrib-python==")]
+    installs = " ".join(rest for keyword, rest in dockerfile("Dockerfile.vllm") if keyword == "RUN" and "pip" in rest)
+    removed = installs.index("pip uninstall -y opencv-python opencv-python-headless")
+    assert installs.index("--force-reinstall", removed) > removed
+    assert "grep '^opencv-contrib-python==' requirements-gpu.txt" in installs  # the same pin, reinstalled
+    assert contrib.split("==")[1] == "4.10.0.84"  # paddlex 3.7.2's own pin in its extras
+
+
+def test_image_build_runs_the_cpu_side_doctor_after_the_models_are_baked() -> None:
+    steps = final_stage("Dockerfile.vllm")
+    baked = max(i for i, (keyword, rest) in enumerate(steps) if keyword == "COPY" and "--from=models" in rest)
+    checks = [i for i, (keyword, rest) in enumerate(steps) if keyword == "RUN" and "-m app doctor --cpu-only" in rest]
+    user = max(i for i, (keyword, _) in enumerate(steps) if keyword == "USER")
+    assert checks and checks[0] > baked and checks[0] > user  # as the service user, on the final files
 
 
 def test_image_and_compose_healthchecks_hit_probe_paths() -> None:

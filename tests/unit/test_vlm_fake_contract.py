@@ -80,7 +80,7 @@ def _system_prompt(body):
         (lambda b: b.update(temperature=0.7), "temperature"),
         (lambda b: b.pop("max_completion_tokens"), "max_completion_tokens"),
         (lambda b: b.update(skip_special_tokens=False), "skip_special_tokens"),
-        (lambda b: b.pop("mm_processor_kwargs"), "mm_processor_kwargs"),
+        (lambda b: b.update(mm_processor_kwargs={"min_pixels": 1, "max_pixels": 2}), "mm_processor_kwargs"),
     ],
 )
 async def test_contract_violations_are_400(mutate, param):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.pipeline.layout.paddlex import PADDLEX_LABELS, PaddlexLayoutEngine, create_paddlex_layout_engine, regions_from_paddlex
@@ -60,3 +61,66 @@ def test_engine_fails_loudly_without_the_baked_model(make_settings, tmp_path):
     assert isinstance(engine, PaddlexLayoutEngine) and not engine.health()
     with pytest.raises(FileNotFoundError, match="PP-DocLayoutV2"):
         engine.load()
+
+
+# The official PaddleOCR-VL pipeline's layout settings (paddlex 3.7.2, configs/pipelines/PaddleOCR-VL.yaml), written
+# out by class id so a change on either side shows up here.
+OFFICIAL_THRESHOLDS = {0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5, 4: 0.5, 5: 0.4, 6: 0.4, 7: 0.5, 8: 0.5, 9: 0.5, 10: 0.5,
+                       11: 0.5, 12: 0.5, 13: 0.5, 14: 0.5, 15: 0.4, 16: 0.5, 17: 0.4, 18: 0.5, 19: 0.5, 20: 0.45,
+                       21: 0.5, 22: 0.4, 23: 0.4, 24: 0.5}
+OFFICIAL_LARGE_MERGE = {3, 5, 6, 15, 17}  # chart, display_formula, doc_title, inline_formula, paragraph_title
+
+
+def test_layout_post_processing_is_the_official_pipelines():
+    from app.pipeline.layout.paddlex import PREDICT_KWARGS
+
+    assert PREDICT_KWARGS["threshold"] == OFFICIAL_THRESHOLDS
+    assert PREDICT_KWARGS["layout_nms"] is True
+    assert tuple(PREDICT_KWARGS["layout_unclip_ratio"]) == (1.0, 1.0)
+    modes = PREDICT_KWARGS["layout_merge_bboxes_mode"]
+    assert {k for k, v in modes.items() if v == "large"} == OFFICIAL_LARGE_MERGE
+    assert set(modes) == set(range(25)) and set(modes.values()) == {"large", "union"}
+
+
+class RecordingModel:
+    """Stands in for PaddleX's predictor: records what `predict` was called with, answers a recorded result."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def predict(self, image, **kwargs):
+        self.calls.append({"shape": image.shape, **kwargs})
+        return [load("paddlex_layout_page.json")]
+
+
+def test_detect_passes_the_official_settings_and_keeps_the_models_order_and_labels(make_settings, tmp_path):
+    from app.pipeline.layout.paddlex import PREDICT_KWARGS
+
+    engine = create_paddlex_layout_engine(make_settings(paddlex_home=tmp_path, layout_engine="paddlex"))
+    engine._model = RecordingModel()
+    regions = engine.detect(np.zeros((1600, 1200, 3), dtype=np.uint8))
+    (call,) = engine._model.calls
+    assert {k: call[k] for k in PREDICT_KWARGS} == PREDICT_KWARGS
+    assert [r.order for r in regions] == list(range(len(regions)))
+    assert regions[0].kind == "header" and [r.kind for r in regions if r.label == "formula"] == ["display_formula"]
+
+
+def test_load_hands_paddlex_the_worker_thread_count(make_settings, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    seen = {}
+
+    def create_model(**kwargs):
+        import os
+
+        seen.update(kwargs, threads=os.environ.get("PADDLE_PDX_CPU_NUM_THREADS"))
+        return RecordingModel()
+
+    monkeypatch.setitem(sys.modules, "paddlex", types.SimpleNamespace(create_model=create_model))
+    monkeypatch.delenv("PADDLE_PDX_CPU_NUM_THREADS", raising=False)
+    (tmp_path / "official_models" / "PP-DocLayoutV2").mkdir(parents=True)
+    settings = make_settings(paddlex_home=tmp_path, layout_engine="paddlex", threads_per_worker=2)
+    create_paddlex_layout_engine(settings).load()
+    assert seen["threads"] == "2"  # not PaddleX's default of 10 threads per worker
+    assert seen["model_name"] == "PP-DocLayoutV2" and seen["device"] == "cpu"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import httpx
 import pytest
@@ -69,3 +70,50 @@ async def test_no_crops_means_no_requests(make_settings):
     vl, http = recognizer(make_settings)
     assert await vl.recognize([]) == []
     assert (await http.get("http://sidecar/fake/stats")).json()["requests"] == 0
+
+
+def _formula_crop(w: int = 200, h: int = 80) -> RegionCrop:
+    """A formula region cut with a wide white margin around its ink (a 60x20 black bar at 70,30)."""
+    image = Image.new("RGB", (w, h), "white")
+    image.paste((0, 0, 0), (70, 30, 130, 50))
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=95)
+    return RegionCrop(page_index=0, region=Region(label="formula", bbox=(0.0, 0.0, w, h), kind="display_formula"),
+                      jpeg=buf.getvalue())
+
+
+@pytest.mark.anyio
+async def test_formula_crops_are_trimmed_to_their_ink_before_they_are_sent(make_settings):
+    vl, _ = recognizer(make_settings)
+    (out,) = await vl.recognize([_formula_crop()])
+    # the fake echoes the size it received: the ink box (JPEG edges may add a pixel), not the 200x80 crop
+    w, h = (int(v) for v in re.search(r"w = (\d+), h = (\d+)", out.text).groups())
+    assert 58 <= w <= 63 and 18 <= h <= 23, out.text
+
+
+@pytest.mark.anyio
+async def test_header_and_footer_images_are_never_sent(make_settings):
+    vl, http = recognizer(make_settings)
+    logo = RegionCrop(page_index=0, region=Region(label="header", bbox=(0, 0, 60, 30), kind="header_image"),
+                      jpeg=crop("header").jpeg)
+    words = RegionCrop(page_index=0, region=Region(label="header", bbox=(0, 0, 60, 30), kind="header"),
+                       jpeg=crop("header").jpeg)
+    out = await vl.recognize([logo, words])
+    assert out[0] is logo.region and out[1].text == "region 60x30"
+    assert (await http.get("http://sidecar/fake/stats")).json()["answered"] == 1
+
+
+@pytest.mark.anyio
+async def test_formula_numbers_lose_their_dollar_signs(make_settings):
+    def sidecar(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"choices": [{"message": {"content": "\\((3.1)\\)"}, "finish_reason": "stop"}]})
+
+    settings = make_settings(use_vlm_api=True, vllm_url="http://sidecar/v1")
+    vl = VlRecognizer(VlmClient(settings, http=httpx.AsyncClient(transport=httpx.MockTransport(sidecar))), settings)
+    number = RegionCrop(page_index=0, region=Region(label="text", bbox=(0, 0, 60, 30), kind="formula_number"),
+                        jpeg=crop("text").jpeg)
+    plain = RegionCrop(page_index=0, region=Region(label="text", bbox=(0, 0, 60, 30), kind="text"),
+                       jpeg=crop("text").jpeg)
+    out = await vl.recognize([number, plain])
+    assert out[0].text == "(3.1)"
+    assert "$" in out[1].text  # only formula numbers are stripped

@@ -2,14 +2,25 @@
 
 PaddleX's layout predictor yields one result per image whose `json["res"]["boxes"]` is a list of
 `{"cls_id", "label", "score", "coordinate": [x0, y0, x1, y1]}` in pixels of the image it was given; for
-PP-DocLayoutV2 the list is already in reading order (its pointer network orders the boxes), and that order is
-kept. The model runs on CPU threads (paddlepaddle CPU wheel) so the GPU stays vLLM's. Everything PaddleX-specific
-is in `PaddlexLayoutEngine.load/detect`; `regions_from_paddlex` is pure and unit-tested on recorded outputs.
+PP-DocLayoutV2 the list is already in reading order (its processor sorts the boxes by the order its pointer
+network predicts), and that order is kept: every Region carries its position (`order`), and assembly emits the
+blocks in it instead of re-sorting them. The model's own label rides along (`kind`), so the official pipeline's
+per-label rules (image furniture is never sent, formula numbers lose their `$`) can be applied later.
+
+Post-processing is the official PaddleOCR-VL pipeline's (`configs/pipelines/PaddleOCR-VL.yaml` in paddlex 3.7.2):
+per-class score thresholds, layout NMS, no unclipping and per-class box merging (`large` keeps the outer box of
+nested ones for charts, formulas and titles, so a title is not read twice).
+
+The model runs on CPU threads (paddlepaddle CPU wheel) so the GPU stays vLLM's; each worker gets
+`threads_per_worker` of them (PaddleX's own default is 10 per predictor, far too many beside other workers).
+Everything PaddleX-specific is in `PaddlexLayoutEngine.load/detect`; `regions_from_paddlex` is pure and unit-tested
+on recorded outputs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +69,25 @@ PADDLEX_LABELS: dict[str, BlockType] = {
 }
 
 
+# PP-DocLayoutV2's class ids (PaddleOCR-VL.yaml, paddlex 3.7.2): 0.4 for text, titles and formulas, 0.45 for
+# seals, 0.5 for the rest.
+_LOW_THRESHOLD_CLASSES = {5: "display_formula", 6: "doc_title", 15: "inline_formula", 17: "paragraph_title",
+                          22: "text", 23: "vertical_text"}
+LAYOUT_THRESHOLDS: dict[int, float] = {
+    cls_id: 0.4 if cls_id in _LOW_THRESHOLD_CLASSES else 0.45 if cls_id == 20 else 0.5 for cls_id in range(25)
+}
+# `large` for chart (3), display formula (5), doc title (6), inline formula (15), paragraph title (17).
+LAYOUT_MERGE_MODES: dict[int, str] = {cls_id: "large" if cls_id in (3, 5, 6, 15, 17) else "union" for cls_id in range(25)}
+LAYOUT_UNCLIP_RATIO = (1.0, 1.0)
+# Everything `predict` is called with, in one place (tests compare it with the official config).
+PREDICT_KWARGS: dict[str, Any] = {
+    "threshold": LAYOUT_THRESHOLDS,
+    "layout_nms": True,
+    "layout_unclip_ratio": LAYOUT_UNCLIP_RATIO,
+    "layout_merge_bboxes_mode": LAYOUT_MERGE_MODES,
+}
+
+
 def _boxes(result: Any) -> list[Mapping[str, Any]]:
     """The box list of one PaddleX result: a result object (`.json`), `{"res": {...}}` or the inner dict."""
     data = getattr(result, "json", result)
@@ -70,7 +100,8 @@ def _boxes(result: Any) -> list[Mapping[str, Any]]:
 
 def regions_from_paddlex(result: Any, *, width: int, height: int, min_score: float = 0.0) -> list[Region]:
     """Turn one PaddleX layout result into Regions (pixel boxes clipped to the image, labels mapped), keeping
-    the model's order. Degenerate boxes and boxes under `min_score` are dropped; unknown labels become text."""
+    the model's order in `Region.order` and its label in `Region.kind`. Degenerate boxes and boxes under
+    `min_score` are dropped; unknown labels become text."""
     regions: list[Region] = []
     for box in _boxes(result):
         name = str(box.get("label", ""))
@@ -86,7 +117,7 @@ def regions_from_paddlex(result: Any, *, width: int, height: int, min_score: flo
         y0, y1 = sorted((min(max(y0, 0.0), height), min(max(y1, 0.0), height)))
         if x1 - x0 < MIN_SIDE_PX or y1 - y0 < MIN_SIDE_PX:
             continue
-        regions.append(Region(label=label, bbox=(x0, y0, x1, y1), score=score))
+        regions.append(Region(label=label, bbox=(x0, y0, x1, y1), score=score, kind=name, order=len(regions)))
     return regions
 
 
@@ -104,6 +135,8 @@ class PaddlexLayoutEngine:
     def load(self) -> None:
         if not self.model_dir.is_dir():
             raise FileNotFoundError(f"{MODEL_NAME} missing: {self.model_dir} (built into the gpu image)")
+        # PaddleX reads its CPU thread count from here when it builds the predictor's options (default 10).
+        os.environ["PADDLE_PDX_CPU_NUM_THREADS"] = str(self.threads)
         from paddlex import create_model  # gpu image only
 
         self._model = create_model(model_name=MODEL_NAME, model_dir=str(self.model_dir), device=self.device)
@@ -121,7 +154,7 @@ class PaddlexLayoutEngine:
             self.load()
         height, width = image.shape[:2]
         bgr = np.ascontiguousarray(image[:, :, ::-1])  # PaddleX reads images as BGR
-        results = list(self._model.predict(bgr, batch_size=1, layout_nms=True))
+        results = list(self._model.predict(bgr, batch_size=1, **PREDICT_KWARGS))
         if not results:
             return []
         return regions_from_paddlex(results[0], width=width, height=height)
