@@ -13,10 +13,18 @@ from app.pipeline.options import (
 )
 
 
-def test_missing_or_blank_values_take_the_service_defaults(make_settings) -> None:
-    settings = make_settings(default_mode="ocr", default_dpi=150)
-    assert resolve_options(settings) == ConvertOptions(mode="ocr", pages=None, dpi=150)
-    assert resolve_options(settings, mode=" ", pages="", dpi="") == ConvertOptions(mode="ocr", dpi=150)
+def test_missing_values_take_the_service_defaults_and_vl_its_own_dpi(make_settings) -> None:
+    settings = make_settings(default_mode="ocr", default_dpi=150, vl_dpi=144)
+    assert resolve_options(settings) == ConvertOptions(mode="ocr", pages=None, dpi=150, images="refer")
+    assert resolve_options(settings, pages="") == ConvertOptions(mode="ocr", dpi=150)  # empty selection: all pages
+    assert resolve_options(settings, mode="vl").dpi == 144
+
+
+@pytest.mark.parametrize("blank", ["mode", "dpi", "images"])
+def test_a_value_sent_empty_is_a_mistake_not_the_default(make_settings, blank) -> None:
+    with pytest.raises(OptionError) as err:
+        resolve_options(make_settings(), **{blank: " "})
+    assert err.value.option == blank
 
 
 def test_values_are_trimmed_and_dpi_read_from_text_or_int(make_settings) -> None:
@@ -39,9 +47,12 @@ def test_bad_values_are_422_naming_the_option(make_settings, changes, option) ->
     assert err.value.option == option and err.value.message.startswith(f"{option}: ")
 
 
-def test_form_fields_win_over_query_parameters(make_settings) -> None:
-    options = options_from_fields(make_settings(), {"mode": "ocr", "dpi": ""}, {"mode": "text", "dpi": "120"})
+def test_form_fields_win_over_query_parameters_and_every_value_sent_is_checked(make_settings) -> None:
+    options = options_from_fields(make_settings(), {"mode": "ocr"}, {"mode": "text", "dpi": "120"})
     assert (options.mode, options.dpi) == ("ocr", 120)
+    with pytest.raises(OptionError) as err:  # overridden by the form, but wrong all the same
+        options_from_fields(make_settings(), {"mode": "ocr"}, {"mode": "fast"})
+    assert err.value.option == "mode"
 
 
 def test_vl_without_a_sidecar_is_refused_and_other_modes_pass() -> None:
