@@ -43,7 +43,7 @@ async def test_figures_are_cropped_beside_the_result_and_linked_with_their_capti
         assert _image_blocks(body) == [(1, "figure", "images/p1-fig1.png"), (2, "figure", "images/p2-fig1.jpg")]
         assert f"![{pdfgen.FIGURE_CAPTIONS[0]}](images/p1-fig1.png)" in body["markdown"]
         assert f"![{pdfgen.FIGURE_CAPTIONS[1]}](images/p2-fig1.jpg)" in body["markdown"]
-        out = Path(body["outputs"]["dir"])
+        out = settings.output_dir / body["outputs"]["id"]
         assert sorted(p.name for p in (out / "images").iterdir()) == ["p1-fig1.png", "p2-fig1.jpg"]
         assert (out / "result.md").read_text() == body["markdown"]
         figure = next(b for b in body["pages"][0]["blocks"] if b["type"] == "figure")
@@ -74,14 +74,14 @@ async def test_images_none_keeps_placeholders_and_embed_inlines_data_uris(make_s
         assert none.status_code == 200, none.text
         assert _image_blocks(none.json()) == []
         assert none.json()["markdown"].count("![figure](#bbox=") == 2
-        assert not (Path(none.json()["outputs"]["dir"]) / "images").exists()
+        assert not ((settings.output_dir / none.json()["outputs"]["id"]) / "images").exists()
 
         embed = await client.post("/ocr/pdf", files=_file(figure_pdf), params={"images": "embed"})
         assert embed.status_code == 200, embed.text
         images = [image for _, _, image in _image_blocks(embed.json())]
         assert [i.split(";")[0] for i in images] == ["data:image/png", "data:image/jpeg"]
         assert all(f"]({i})" in embed.json()["markdown"] for i in images)
-        assert not (Path(embed.json()["outputs"]["dir"]) / "images").exists()
+        assert not ((settings.output_dir / embed.json()["outputs"]["id"]) / "images").exists()
 
         bad = await client.post("/ocr/pdf", files=_file(figure_pdf), data={"images": "inline"})
         assert bad.status_code == 422 and "images" in bad.json()["error"]["message"]
