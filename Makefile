@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 
 .PHONY: run test lint bench install install-dev system-test-deps clean
 
-# Debian packages some tests use (fonts for CJK, accented and RTL test pages). Installed when we are root with apt
+# Debian packages some tests use (fonts for CJK, accented and RTL test pages; PostgreSQL for the shared job
+# store, started by the tests themselves). Installed when we are root with apt
 # (CI, a fresh container); elsewhere those tests skip with one line each. Nothing else needs apt.
-TEST_DEBS := fonts-wqy-microhei fonts-dejavu-core
+TEST_DEBS := fonts-wqy-microhei fonts-dejavu-core postgresql
 # tesseract: the OCR peer the benchmarks compare against.
 BENCH_DEBS := tesseract-ocr tesseract-ocr-eng
 
