@@ -71,6 +71,10 @@ _MIGRATIONS = [
         PRIMARY KEY (job_id, page_index)
     );
     CREATE INDEX pages_claimable ON pages (state, lease_expires_at);
+    CREATE TABLE replicas (
+        holder    TEXT PRIMARY KEY,
+        last_seen DOUBLE PRECISION NOT NULL
+    );
     """,
 ]
 
@@ -350,6 +354,22 @@ class PostgresJobStore:
             " WHERE j.status IN ('queued', 'running') AND p.state <> 'done'"
         )
         return int(row["n"]) if row else 0
+
+    async def heartbeat(self, holder: str) -> None:
+        """Record that `holder` is alive (it renews its leases at the same time)."""
+        await self._fetchone(
+            "INSERT INTO replicas (holder, last_seen) VALUES (%s, %s)"
+            " ON CONFLICT (holder) DO UPDATE SET last_seen = excluded.last_seen RETURNING holder",
+            (holder, time.time()),
+        )
+
+    async def live_replicas(self, within_s: float) -> int:
+        """Replicas seen in the last `within_s` seconds (at least 1: the caller is one)."""
+        row = await self._fetchone("SELECT COUNT(*) AS n FROM replicas WHERE last_seen > %s", (time.time() - within_s,))
+        return max(1, int(row["n"]) if row else 0)
+
+    async def forget_replica(self, holder: str) -> None:
+        await self._fetchone("DELETE FROM replicas WHERE holder = %s RETURNING holder", (holder,))
 
     async def try_advisory_lock(self, key: int) -> AsyncConnection | None:
         """A session-level advisory lock (e.g. the TTL sweep, one replica at a time): the connection that holds

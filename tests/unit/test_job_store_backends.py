@@ -221,3 +221,16 @@ async def test_schema_migration_runs_once_for_replicas_starting_together(postgre
     assert (await first.get(job.id)).id == job.id
     for s in [first, *others]:
         await s.close()
+
+
+@pytest.mark.anyio
+async def test_live_replicas_count_recent_heartbeats_only(pg) -> None:
+    assert await pg.live_replicas(within_s=5) == 1  # the caller itself, before any heartbeat
+    for holder in ("a", "b", "c"):
+        await pg.heartbeat(holder)
+    assert await pg.live_replicas(within_s=5) == 3
+    await pg.forget_replica("c")
+    assert await pg.live_replicas(within_s=5) == 2
+    await asyncio.sleep(0.3)
+    await pg.heartbeat("a")
+    assert await pg.live_replicas(within_s=0.2) == 1
