@@ -9,9 +9,9 @@ BIN := $(VENV)/bin
 .PHONY: run test test-vllm lint bench install install-dev system-test-deps clean
 
 # Debian packages some tests use: fonts for CJK, accented and RTL test pages; Chromium and its driver for the
-# browser tests of /ui. Installed when we are root with apt (CI, a fresh container); elsewhere the tests that need
-# them skip with one line each. Nothing else needs apt.
-TEST_DEBS := fonts-wqy-microhei fonts-dejavu-core chromium chromium-driver
+# browser tests of /ui; PostgreSQL for the shared job store (the tests start their own server). Installed when we
+# are root with apt (CI, a fresh container); elsewhere the tests that need them skip with one line each.
+TEST_DEBS := fonts-wqy-microhei fonts-dejavu-core chromium chromium-driver postgresql
 # tesseract: the OCR peer the benchmarks compare against.
 BENCH_DEBS := tesseract-ocr tesseract-ocr-eng
 

@@ -150,6 +150,13 @@ class Settings(BaseSettings):
     job_ttl_hours: float = Field(72.0, gt=0)
     job_sweep_interval_s: float = Field(600.0, gt=0)
     min_free_disk_mb: float = Field(512.0, ge=0, description="New jobs get 507 below this much free space")
+    jobs_database_url: SecretStr | None = Field(
+        None, description="postgresql://… to share jobs and page work between replicas (needs S3); unset: SQLite "
+        "under OUTPUT_DIR, one replica"
+    )
+    job_lease_s: float = Field(
+        30.0, ge=2, description="How long a replica's claim on a page lasts without renewal (renewed every third)"
+    )
 
     @field_validator("vllm_url")
     @classmethod
@@ -175,6 +182,13 @@ class Settings(BaseSettings):
             raise ValueError("CALLBACK_ALLOWED_HOSTS is set but CALLBACK_SECRET is missing: webhooks are signed")
         if self.vl_dpi > self.max_dpi:
             raise ValueError(f"VL_DPI {self.vl_dpi} exceeds MAX_DPI {self.max_dpi}")
+        if self.jobs_database_url and not self.s3_configured:
+            raise ValueError("JOBS_DATABASE_URL is set but S3 is not: replicas share uploads and results through S3 "
+                             "(set CLOUDRU_S3_BUCKET / S3_BUCKET and its credentials)")
+        if self.jobs_database_url and not self.jobs_database_url.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("JOBS_DATABASE_URL must be a postgresql:// URL")
         if self.s3_bucket and not (self.s3_access_key and self.s3_secret_key) and self.s3_endpoint:
             raise ValueError("S3 bucket and endpoint are set but the access key or secret key is missing")
         return self

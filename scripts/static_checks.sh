@@ -45,7 +45,7 @@ fi
 step "kustomize render + kubernetes-validate --strict"
 rendered="$(mktemp -d)"
 trap 'rm -rf "$rendered"' EXIT
-for kustomization in k8s/overlays/gpu k8s/overlays/cpu k8s/batch; do
+for kustomization in k8s/overlays/* k8s/batch k8s/trial-postgres; do
     [[ -f "$kustomization/kustomization.yaml" ]] || continue
     out="$rendered/$(echo "$kustomization" | tr / _).yaml"
     if "$BIN/kubectl" kustomize "$kustomization" >"$out"; then

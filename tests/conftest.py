@@ -33,3 +33,15 @@ def make_settings(tmp_path: Path):
         return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the whole session (Debian's package); skipped with one line where absent."""
+    from tests.postgres_server import PostgresServer, postgres_bin_dir
+
+    if postgres_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (apt: postgresql); `make test` installs it where it can")
+    server = PostgresServer().start()
+    yield server.url
+    server.stop()
