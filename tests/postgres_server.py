@@ -70,3 +70,19 @@ class PostgresServer:
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
             pass
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+async def fresh_store(server_url: str, **options: object):
+    """An open `PostgresJobStore` on a new, empty database of the server at `server_url`."""
+    import uuid
+
+    import psycopg
+
+    from app.jobs.postgres_store import PostgresJobStore
+
+    name = "t" + uuid.uuid4().hex[:12]
+    async with await psycopg.AsyncConnection.connect(server_url, autocommit=True) as conn:
+        await conn.execute(f"CREATE DATABASE {name}")
+    store = PostgresJobStore(server_url.rsplit("/", 1)[0] + "/" + name, **options)  # type: ignore[arg-type]
+    await store.open()
+    return store

@@ -1,12 +1,28 @@
-"""Which `JobStore` a process uses, chosen from the settings in one place (a shared database joins here)."""
+"""Which `JobStore` a process uses, chosen from the settings in one place: the embedded SQLite database, or the
+PostgreSQL database several replicas share (JOBS_DATABASE_URL)."""
 
 from __future__ import annotations
+
+import os
+import secrets
+import socket
 
 from app.jobs.sqlite_store import SqliteJobStore
 from app.jobs.store import JobStore
 from app.settings import Settings
 
 
+def replica_name() -> str:
+    """This process's name in page leases: the pod (host) name, the pid, and a random tail so a restarted process
+    never inherits a dead one's leases."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 def create_job_store(settings: Settings) -> JobStore:
-    """The store the settings call for: today the embedded SQLite database `OUTPUT_DIR/jobs.db`."""
+    """The store the settings call for: PostgreSQL with JOBS_DATABASE_URL, else `OUTPUT_DIR/jobs.db`."""
+    if settings.jobs_database_url is not None:
+        from app.jobs.postgres_store import PostgresJobStore
+
+        return PostgresJobStore(settings.jobs_database_url.get_secret_value(), holder=replica_name(),
+                                lease_s=settings.job_lease_s)
     return SqliteJobStore(settings.output_dir / "jobs.db")

@@ -53,7 +53,9 @@ _MIGRATIONS = [
         finished_at     DOUBLE PRECISION,
         error_type      TEXT,
         error_message   TEXT,
-        s3              TEXT
+        s3              TEXT,
+        callback_url    TEXT,
+        callback        TEXT
     );
     CREATE UNIQUE INDEX jobs_idempotency ON jobs (owner, idempotency_key) WHERE idempotency_key IS NOT NULL;
     CREATE INDEX jobs_owner_created ON jobs (owner, created_at);
@@ -110,14 +112,23 @@ def _row_to_job(row: dict[str, Any]) -> Job:
         error_type=row["error_type"],
         error_message=row["error_message"],
         s3=json.loads(row["s3"]) if row["s3"] else None,
+        callback_url=row["callback_url"],
+        callback=json.loads(row["callback"]) if row["callback"] else None,
     )
 
 
 class PostgresJobStore:
-    """The job store on PostgreSQL. `open()` connects and migrates, `close()` releases the connections."""
+    """The job store on PostgreSQL. `open()` connects and migrates, `close()` releases the connections.
 
-    def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 10) -> None:
+    `holder` names this replica in page leases. A job inserted already `running` (a synchronous request handed off
+    to a job) is being computed here: its pages are inserted leased to `holder` for `lease_s`, so no other replica
+    takes them while this one renews, and any replica does once it stops."""
+
+    def __init__(self, url: str, *, holder: str = "", lease_s: float = 30.0, min_connections: int = 1,
+                 max_connections: int = 10) -> None:
         self.url = url
+        self.holder = holder
+        self.lease_s = lease_s
         self._pool = AsyncConnectionPool(
             url, min_size=min_connections, max_size=max_connections, open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
@@ -164,18 +175,24 @@ class PostgresJobStore:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(
                     "INSERT INTO jobs (id, owner, idempotency_key, status, options, filename, upload_sha256,"
-                    " page_count, page_indices, pages_total, pages_done, runs, created_at, started_at, finished_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    " page_count, page_indices, pages_total, pages_done, runs, created_at, started_at, finished_at,"
+                    " callback_url, callback)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     (
                         job.id, job.owner, job.idempotency_key, job.status, job.options.model_dump_json(),
                         job.filename, job.upload_sha256, job.page_count, json.dumps(job.page_indices),
                         job.pages_total, job.pages_done, job.runs, job.created_at, job.started_at, job.finished_at,
+                        job.callback_url, json.dumps(job.callback) if job.callback else None,
                     ),
                 )
+                running_here = job.status == "running" and self.holder
+                state, holder, expires = ("leased", self.holder, time.time() + self.lease_s) if running_here else (
+                    "pending", None, None)
                 async with conn.cursor() as cur:
                     await cur.executemany(
-                        "INSERT INTO pages (job_id, page_index) VALUES (%s, %s)",
-                        [(job.id, index) for index in job.page_indices],
+                        "INSERT INTO pages (job_id, page_index, state, lease_holder, lease_expires_at)"
+                        " VALUES (%s, %s, %s, %s, %s)",
+                        [(job.id, index, state, holder, expires) for index in job.page_indices],
                     )
         except errors.UniqueViolation:
             existing = await self.by_idempotency_key(job.owner, job.idempotency_key or "")
@@ -247,11 +264,23 @@ class PostgresJobStore:
             await conn.execute("DELETE FROM pages WHERE job_id = %s", (job_id,))
             await conn.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
 
+    async def set_callback(self, job_id: str, state: dict[str, Any]) -> None:
+        await self._fetchone("UPDATE jobs SET callback = %s WHERE id = %s RETURNING id", (json.dumps(state), job_id))
+
+    async def pending_callbacks(self) -> list[Job]:
+        rows = await self._fetchall(
+            "SELECT * FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND callback_url IS NOT NULL"
+            " AND (callback IS NULL OR callback::jsonb ->> 'state' = 'pending') ORDER BY finished_at, id"
+        )
+        return [_row_to_job(r) for r in rows]
+
     # --- page checkpoints --------------------------------------------------------------------------------------
-    async def save_page(self, job_id: str, page: PageResult, *, holder: str | None = None) -> int:
+    async def save_page(self, job_id: str, page: PageResult) -> int:
         """Checkpoint one finished page (0-based index = `page.page - 1`), ending its lease, and return the job's
         pages_done. Saving a page twice keeps the newest result and counts the extra computation."""
         async with self._pool.connection() as conn, conn.transaction():
+            # The job row's lock orders checkpoints of one job, so each counts its own page and no other's.
+            await conn.execute("SELECT id FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
             await conn.execute(
                 "UPDATE pages SET state = 'done', result = %s, computed_at = %s, computations = computations + 1,"
                 " lease_holder = NULL, lease_expires_at = NULL WHERE job_id = %s AND page_index = %s",

@@ -39,14 +39,20 @@ def _page(number: int, text: str = "") -> PageResult:
                       blocks=[Block(type="text", bbox=(72, 72, 300, 90), text=text)], timings={"layout": 0.5})
 
 
-# Every backend of the JobStore protocol runs the same tests (a shared database is added here as another entry).
-BACKENDS = {"sqlite": lambda tmp_path: SqliteJobStore(tmp_path / "jobs.db")}
+# Every backend of the JobStore protocol runs the same tests: the embedded SQLite database, and PostgreSQL (a real
+# server the session starts; each test gets a database of its own) for several replicas.
+BACKENDS = ("postgres", "sqlite")
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=BACKENDS)
 async def store(request, tmp_path: Path):
-    s: JobStore = BACKENDS[request.param](tmp_path)
-    await s.open()
+    if request.param == "sqlite":
+        s: JobStore = SqliteJobStore(tmp_path / "jobs.db")
+        await s.open()
+    else:
+        from tests.postgres_server import fresh_store
+
+        s = await fresh_store(request.getfixturevalue("postgres_url"))
     yield s
     await s.close()
 

@@ -1,20 +1,20 @@
-"""Both job-store backends keep the same semantics (SQLite embedded, PostgreSQL for several replicas), and the
-PostgreSQL one shares page work through leases: concurrent claimers never get the same page, a dead holder's pages
-come back after the lease, cancel stops renewals, and claims take turns across jobs."""
+"""The PostgreSQL job store shares page work between replicas through leases: concurrent claimers never get the same
+page, a dead holder's pages come back after the lease, cancel stops renewals, claims take turns across jobs, and a
+job handed off while running is leased to the replica computing it. (The semantics both backends share are tested
+on both in test_job_store.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
-from app.jobs.manager import new_job_id
-from app.jobs.store import DuplicateIdempotencyKey, Job, JobStore
+from app.jobs.store import Job
+from app.jobs.submission import new_job_id
 from app.pipeline.options import ConvertOptions
 from app.pipeline.result import Block, PageResult
+from tests.postgres_server import fresh_store
 
 
 @pytest.fixture
@@ -36,97 +36,11 @@ def _page(number: int) -> PageResult:
                       blocks=[Block(type="text", bbox=(72, 72, 300, 90), text=text)], timings={"layout": 0.5})
 
 
-async def _fresh_pg(url: str):
-    """A store on its own schema-less database state: each test gets a new database in the session's server."""
-    import psycopg
-
-    from app.jobs.store_pg import PostgresJobStore
-
-    name = "t" + uuid.uuid4().hex[:12]
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute(f"CREATE DATABASE {name}")
-    store = PostgresJobStore(url.rsplit("/", 1)[0] + "/" + name)
-    await store.open()
-    return store
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request, tmp_path: Path):
-    if request.param == "sqlite":
-        s = JobStore(tmp_path / "jobs.db")
-        await s.open()
-    else:
-        s = await _fresh_pg(request.getfixturevalue("postgres_url"))
-    yield s
-    await s.close()
-
-
 @pytest.fixture
 async def pg(postgres_url: str):
-    s = await _fresh_pg(postgres_url)
+    s = await fresh_store(postgres_url)
     yield s
     await s.close()
-
-
-# --- the same semantics on both backends -------------------------------------------------------------------------
-@pytest.mark.anyio
-async def test_checkpoints_come_back_in_page_order_and_count_recomputation(store) -> None:
-    job = await store.insert(_job(pages=3))
-    assert await store.save_page(job.id, _page(3)) == 1
-    assert await store.save_page(job.id, _page(1)) == 2
-    assert await store.save_page(job.id, _page(1)) == 2
-    pages = await store.pages(job.id)
-    assert [p.page_index for p in pages] == [0, 2]
-    assert [p.computations for p in pages] == [2, 1]
-    assert pages[1].result.markdown == "page 3 text"
-    assert await store.done_page_indices(job.id) == {0, 2}
-    assert (await store.get(job.id)).pages_done == 2
-
-
-@pytest.mark.anyio
-async def test_idempotency_key_names_one_job_per_owner(store) -> None:
-    first = await store.insert(_job(owner="o1", key="k"))
-    with pytest.raises(DuplicateIdempotencyKey) as raised:
-        await store.insert(_job(owner="o1", key="k"))
-    assert raised.value.job.id == first.id
-    other = await store.insert(_job(owner="o2", key="k"))
-    assert other.id != first.id
-    assert (await store.by_idempotency_key("o1", "k")).id == first.id
-
-
-@pytest.mark.anyio
-async def test_final_status_is_final_and_first_writer_wins(store) -> None:
-    job = await store.insert(_job())
-    running = await store.mark_running(job.id)
-    assert running.status == "running" and running.runs == 1 and running.started_at
-    assert await store.finish(job.id, "cancelled") is True
-    assert await store.finish(job.id, "succeeded") is False
-    assert await store.mark_running(job.id) is None
-    done = await store.get(job.id)
-    assert done.status == "cancelled" and done.finished_at
-
-
-@pytest.mark.anyio
-async def test_lists_are_per_owner_newest_first_and_active_oldest_first(store) -> None:
-    old = await store.insert(_job(owner="a", created_at=100.0))
-    new = await store.insert(_job(owner="a", created_at=200.0))
-    await store.insert(_job(owner="b", created_at=150.0))
-    assert [j.id for j in await store.list_for_owner("a")] == [new.id, old.id]
-    assert [j.created_at for j in await store.active()] == [100.0, 150.0, 200.0]
-    await store.finish(old.id, "failed", error_type="x", error_message="boom")
-    assert [j.id for j in await store.list_for_owner("a", status="failed")] == [old.id]
-    assert [j.id for j in await store.expired(time.time() + 1)] == [old.id]
-    assert await store.expired(time.time() - 3600) == []
-
-
-@pytest.mark.anyio
-async def test_delete_removes_the_job_and_its_checkpoints(store) -> None:
-    job = await store.insert(_job())
-    await store.save_page(job.id, _page(1))
-    await store.delete(job.id)
-    assert await store.get(job.id) is None
-    assert await store.pages(job.id) == []
-    assert job.id not in await store.all_ids()
 
 
 # --- PostgreSQL: leases ------------------------------------------------------------------------------------------
@@ -212,9 +126,9 @@ async def test_one_replica_at_a_time_holds_an_advisory_lock(pg) -> None:
 
 @pytest.mark.anyio
 async def test_schema_migration_runs_once_for_replicas_starting_together(postgres_url: str) -> None:
-    from app.jobs.store_pg import PostgresJobStore
+    from app.jobs.postgres_store import PostgresJobStore
 
-    first = await _fresh_pg(postgres_url)
+    first = await fresh_store(postgres_url)
     others = [PostgresJobStore(first.url) for _ in range(3)]
     await asyncio.gather(*(s.open() for s in others))
     job = await others[0].insert(_job())
@@ -234,3 +148,18 @@ async def test_live_replicas_count_recent_heartbeats_only(pg) -> None:
     await asyncio.sleep(0.3)
     await pg.heartbeat("a")
     assert await pg.live_replicas(within_s=0.2) == 1
+
+
+@pytest.mark.anyio
+async def test_a_job_handed_off_while_running_is_leased_to_the_replica_computing_it(postgres_url: str) -> None:
+    here = await fresh_store(postgres_url, holder="replica-a", lease_s=0.3)
+    try:
+        adopted = _job(pages=2)
+        adopted.status = "running"
+        await here.insert(adopted)
+        assert await here.claim_pages("replica-b", 5, lease_s=30) == []  # replica-a is computing them
+        await asyncio.sleep(0.4)  # replica-a died: its lease ran out
+        taken = await here.claim_pages("replica-b", 5, lease_s=30)
+        assert sorted(lease.page_index for lease in taken) == [0, 1]
+    finally:
+        await here.close()
