@@ -109,6 +109,22 @@ def s3_upload_result(s3: S3Uploader, settings: Settings, job_id: str) -> dict[st
     return s3.upload_outputs(job_id, job_dir(settings, job_id))
 
 
+def s3_fetch_result(s3: S3Uploader, settings: Settings, job_id: str) -> Path:
+    """Bring a job's result (result.json, result.md, images/) from S3 into this replica's job directory, for a job
+    another replica completed. result.json comes last (temp + rename), so its presence means the rest is there.
+    Returns the job directory."""
+    directory = job_dir(settings, job_id)
+    (directory / "images").mkdir(parents=True, exist_ok=True)
+    prefix = s3_job_prefix(settings, job_id)
+    for key in sorted(s3.list_keys(prefix + "images/")):
+        s3.download_file(key, directory / "images" / key.rsplit("/", 1)[1])
+    for name in (RESULT_MD, RESULT_JSON):
+        partial = directory / f".{name}.part"
+        s3.download_file(prefix + name, partial)
+        os.replace(partial, directory / name)
+    return directory
+
+
 def s3_delete_job(s3: S3Uploader, settings: Settings, job_id: str) -> int:
     """Delete every object under the job's prefix. Returns how many were removed."""
     return s3.delete_prefix(s3_job_prefix(settings, job_id))

@@ -48,7 +48,12 @@ class JobManager:
         self.store = store or create_job_store(settings)
         self.events = JobEvents()
         self.callbacks = CallbackDispatcher(settings, self.store)
-        self.runner = JobRunner(settings, pool, self.store, self.events, vl=vl, s3=s3, callbacks=self.callbacks)
+        runner_class = JobRunner
+        if settings.jobs_database_url is not None:  # pages of every replica's jobs come from shared leases
+            from app.jobs.leased_runner import LeasedJobRunner
+
+            runner_class = LeasedJobRunner
+        self.runner = runner_class(settings, pool, self.store, self.events, vl=vl, s3=s3, callbacks=self.callbacks)
         self.submission = JobSubmission(settings, self.store, self.runner, vl_available=vl is not None, s3=s3)
         self._sweeper: asyncio.Task[None] | None = None
         self._accepting = False
@@ -58,6 +63,7 @@ class JobManager:
         """Open the store, pick up every queued/running job left by the previous process, start the sweeper."""
         await self.store.open()
         await self.callbacks.start()  # webhooks a previous process had not delivered yet
+        self.runner.start()
         resumed = await self.store.active()
         for job in resumed:
             self.runner.spawn(job.id)
@@ -133,9 +139,18 @@ class JobManager:
         log.info("job %s deleted", job.id)
         return None
 
-    def result_paths(self, job: Job) -> tuple[Path, Path]:
+    async def result_paths(self, job: Job) -> tuple[Path, Path]:
+        """A succeeded job's result.json and result.md on this replica's disk; a job another replica completed
+        (shared database) is fetched from S3 the first time."""
         directory = files.job_dir(self.settings, job.id)
+        if not await asyncio.to_thread((directory / files.RESULT_JSON).exists) and self.s3 is not None:
+            directory = await asyncio.to_thread(files.s3_fetch_result, self.s3, self.settings, job.id)
         return directory / files.RESULT_JSON, directory / files.RESULT_MD
+
+    @property
+    def shared(self) -> bool:
+        """Whether other replicas work on the same jobs (their progress is only seen in the store)."""
+        return self.settings.jobs_database_url is not None
 
     async def wait(self, job_id: str, timeout_s: float) -> None:
         """Wait (bounded) for a job's runner to end; for tests and graceful paths."""

@@ -74,6 +74,9 @@ class JobRunner:
         self._stopping = False
 
     # --- control -----------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Nothing to start: jobs run as they are spawned (the shared-database runner starts its loops here)."""
+
     def spawn(self, job_id: str) -> None:
         """Run a queued (or resumed) job: it waits for a slot, then converts its missing pages."""
         self._cancels.setdefault(job_id, asyncio.Event())
@@ -146,11 +149,12 @@ class JobRunner:
         self.publish_status(job)
         await self._settle(job, outcome())
 
-    async def _settle(self, job: Job, work: Awaitable[DocumentResult]) -> None:
-        """Await the conversion and record how it ended."""
+    async def _settle(self, job: Job, work: Awaitable[DocumentResult | None]) -> None:
+        """Await the conversion and record how it ended (None: nothing to record yet, other pages are pending)."""
         try:
             result = await work
-            await self._complete(job, result)
+            if result is not None:
+                await self._complete(job, result)
             return
         except asyncio.CancelledError:
             if self._stopping:
@@ -161,19 +165,22 @@ class JobRunner:
                 # Cancelled by stop(), or the pool refusing/failing pages as it shuts down: not the job's fault.
                 log.info("job %s paused by shutdown (%s); resumes on restart", job.id, type(exc).__name__)
                 return
-            if isinstance(exc, Cancelled):
-                await self.store.finish(job.id, "cancelled", error_type=Cancelled.type,
-                                        error_message="cancelled by the client")
-            elif isinstance(exc, AppError):
-                log.warning("job %s failed: %s", job.id, exc.message)
-                await self.store.finish(job.id, "failed", error_type=exc.type, error_message=exc.message)
-            else:
-                log.exception("job %s failed with an internal error", job.id)
-                await self.store.finish(job.id, "failed", error_type="internal_error",
-                                        error_message="internal error while converting the document")
+            await self._record_failure(job, exc)
         final = await self.store.get(job.id)
         if final is not None:
             self.publish_status(final)
+
+    async def _record_failure(self, job: Job, exc: Exception) -> None:
+        if isinstance(exc, Cancelled):
+            await self.store.finish(job.id, "cancelled", error_type=Cancelled.type,
+                                    error_message="cancelled by the client")
+        elif isinstance(exc, AppError):
+            log.warning("job %s failed: %s", job.id, exc.message)
+            await self.store.finish(job.id, "failed", error_type=exc.type, error_message=exc.message)
+        else:
+            log.exception("job %s failed with an internal error", job.id)
+            await self.store.finish(job.id, "failed", error_type="internal_error",
+                                    error_message="internal error while converting the document")
 
     async def _convert(self, job: Job, cancel: asyncio.Event) -> DocumentResult:
         from app.pipeline.document import convert_document

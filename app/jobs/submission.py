@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.errors import Conflict
+from app.errors import Conflict, NotReady
 from app.jobs import callbacks, files
 from app.jobs.runner import JobRunner
 from app.jobs.store import DuplicateIdempotencyKey, Job, JobStore
@@ -40,6 +40,9 @@ async def place_job_input(settings: Settings, s3: S3Uploader | None, job_id: str
         try:
             await asyncio.to_thread(files.s3_upload_input, s3, job_id, input_path)
         except Exception:
+            if settings.jobs_database_url is not None:  # other replicas read the input from S3: no job without it
+                log.exception("job %s: input upload to S3 failed", job_id)
+                raise NotReady("S3 is unavailable; the job cannot be shared with the other replicas", retry_after_s=5)
             log.exception("job %s: input upload to S3 failed; continuing with the local copy", job_id)
     return input_path
 

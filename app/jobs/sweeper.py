@@ -69,9 +69,28 @@ async def run_sweeper(settings: Settings, store: JobStore, s3: S3Uploader | None
     """Sweep now, then every `job_sweep_interval_s`, until cancelled; a failed sweep is logged and retried."""
     while True:
         try:
-            await sweep_once(settings, store, s3=s3)
+            await _sweep_when_ours(settings, store, s3)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("job retention sweep failed")
         await asyncio.sleep(settings.job_sweep_interval_s)
+
+
+# With a shared database one replica at a time sweeps: the others would race it deleting the same jobs.
+_SWEEP_LOCK = 0x73776565  # "swee"
+
+
+async def _sweep_when_ours(settings: Settings, store: JobStore, s3: S3Uploader | None) -> None:
+    lock = getattr(store, "try_advisory_lock", None)
+    if lock is None:
+        await sweep_once(settings, store, s3=s3)
+        return
+    held = await lock(_SWEEP_LOCK)
+    if held is None:
+        log.debug("another replica is sweeping")
+        return
+    try:
+        await sweep_once(settings, store, s3=s3)
+    finally:
+        await store.release_advisory_lock(held, _SWEEP_LOCK)  # type: ignore[attr-defined]

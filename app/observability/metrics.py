@@ -39,6 +39,11 @@ class Metrics:
         self.pending_limit = Gauge("ocr_pending_pages_limit", "Admission bound on pending pages", registry=r)
         self.workers_alive = Gauge("ocr_workers_alive", "Live worker processes", registry=r)
         self.ready = Gauge("service_ready", "1 when the service takes work", registry=r)
+        self.backlog_per_replica = Gauge(
+            "ocr_backlog_pages_per_replica",
+            "With a shared job database: unfinished pages of every replica's jobs, divided by the live replicas",
+            registry=r,
+        )
         self.s3_uploads = Counter("s3_uploads_total", "Result uploads to S3", ["outcome"], registry=r)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -52,7 +57,7 @@ class Metrics:
             for stage, seconds in (page.timings or {}).items():
                 self.stage.labels(stage).observe(seconds)
 
-    def render(self, pool: Any | None, ready: bool) -> bytes:
+    def render(self, pool: Any | None, ready: bool, backlog_per_replica: float | None = None) -> bytes:
         if pool is not None:
             try:
                 stats = pool.stats()
@@ -64,4 +69,6 @@ class Metrics:
                 self.pending_limit.set(stats.pending_limit)
                 self.workers_alive.set(stats.alive_workers)
         self.ready.set(1 if ready else 0)
+        if backlog_per_replica is not None:
+            self.backlog_per_replica.set(backlog_per_replica)
         return generate_latest(self.registry)

@@ -106,11 +106,11 @@ async def get_result(
         raise Conflict(f"job {job.id} is {job.status}; its result exists once it has succeeded")
     if format is None:
         format = "markdown" if "text/markdown" in request.headers.get("accept", "") else "json"
+    json_path, md_path = await manager.result_paths(job)
     if format == "zip":
         from app.api.routes.images import job_bundle  # result.md, result.json and images/ in one download
 
         return await job_bundle(manager.settings, job.id)
-    json_path, md_path = manager.result_paths(job)
     if format == "markdown":
         return FileResponse(md_path, media_type="text/markdown; charset=utf-8")
     return FileResponse(json_path, media_type="application/json")
@@ -151,16 +151,21 @@ async def job_events(
             except TimeoutError:
                 if lifecycle.shutting_down:
                     return  # an open stream must not hold up the server's drain; clients reconnect
-                if time.monotonic() - quiet_since < _RECHECK_S:
+                # With a shared database the job may be progressing on another replica: its events never reach
+                # this process, so the store is read at every poll instead.
+                if not manager.shared and time.monotonic() - quiet_since < _RECHECK_S:
                     continue
                 quiet_since = time.monotonic()
                 # Quiet for a while: re-read the store in case the job ended (or was deleted) unseen.
+                seen = job
                 job = await manager.store.get(job_id)
                 if job is None:
                     return
                 if job.status in FINISHED:
                     yield _sse(JobEvent.status_of(job))
                     return
+                if job.pages_done != seen.pages_done:
+                    yield _sse(JobEvent.status_of(job))  # progress made elsewhere
                 continue
             quiet_since = time.monotonic()
             yield _sse(event)

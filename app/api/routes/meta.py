@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from app import __version__
-from app.api.deps import LifecycleDep, MetricsDep, PoolDep, SettingsDep
+from app.api.deps import JobsDep, LifecycleDep, MetricsDep, PoolDep, SettingsDep
 from app.observability.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["meta"])
@@ -27,6 +27,7 @@ async def version(settings: SettingsDep) -> dict[str, object]:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(metrics: MetricsDep, lifecycle: LifecycleDep, pool: PoolDep) -> Response:
+async def metrics(metrics: MetricsDep, lifecycle: LifecycleDep, pool: PoolDep, jobs: JobsDep) -> Response:
     ready = lifecycle.accepting(pool).ok
-    return Response(metrics.render(pool, ready), media_type=CONTENT_TYPE)
+    backlog = getattr(jobs.runner, "backlog_per_replica", None) if jobs is not None else None  # shared database
+    return Response(metrics.render(pool, ready, backlog), media_type=CONTENT_TYPE)
