@@ -29,8 +29,8 @@ from app.storage import images as image_store
 
 log = logging.getLogger(__name__)
 
-# Pages leased per worker at once: one converting, one ready, like the pool's own prefetch.
-_PAGES_PER_WORKER = 2
+# Pages leased per worker at once: as many jobs as the single-replica runner lets run per worker.
+_PAGES_PER_WORKER = 4
 _IDLE_POLL_S = 0.5  # how often an idle replica looks for new pages (a local submission wakes it at once)
 
 
