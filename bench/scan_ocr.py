@@ -276,7 +276,7 @@ def contender_report(raw: dict[str, Any], pages: list[ScanPage], verbose: bool) 
     }
     for key in ("warmup_s", "version", "pass_wall_s"):
         if key in raw:
-            report[key] = raw[key] if isinstance(raw[key], str) else round(raw[key], 3)
+            report[key] = round(raw[key], 3) if isinstance(raw[key], float) else raw[key]
     if "latency_s" in raw:
         report["latency_s"] = stats_summary(raw["latency_s"])
     if verbose:

@@ -13,6 +13,7 @@ tiny model falls back to on noise). The thresholds come from the quality presets
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,8 @@ class ReadLine(NamedTuple):
     text: str
     confidence: float  # mean probability of the characters read, PP-OCR's line score
     weakest: float  # probability of the least certain character: one misread letter shows here, not in the mean
+    char_probs: tuple[float, ...] = ()  # per character of `text`
+    char_x: tuple[float, ...] = ()  # where each character was read, as a fraction of the crop's width
 
 
 class LineReader:
@@ -45,10 +48,15 @@ class LineReader:
         self.characters = CTCLabelDecode(character_dict_path=str(dict_path), use_space_char=True).character
 
     def read(self, crops: Sequence[np.ndarray]) -> list[ReadLine]:
-        return [self._decode(self.session.run(None, {self.input_name: strip_for_rec(crop)})[0][0]) for crop in crops]
+        lines = []
+        for crop in crops:
+            strip, used = strip_for_rec(crop)
+            lines.append(self._decode(self.session.run(None, {self.input_name: strip})[0][0], used))
+        return lines
 
-    def _decode(self, probabilities: np.ndarray) -> ReadLine:
-        """Greedy CTC: the best class per step, repeats merged, blanks dropped; each kept character's probability."""
+    def _decode(self, probabilities: np.ndarray, used: float = 1.0) -> ReadLine:
+        """Greedy CTC: the best class per step, repeats merged, blanks dropped; each kept character's probability
+        and position. `used`: the fraction of the strip the crop fills (the rest is padding)."""
         best = probabilities.argmax(axis=1)
         keep = best != 0
         keep[1:] &= best[1:] != best[:-1]
@@ -57,11 +65,15 @@ class LineReader:
             return ReadLine("", 0.0, 0.0)
         probs = probabilities[keep, indices]
         text = "".join(self.characters[i] for i in indices)
-        return ReadLine(text, float(probs.mean()), float(probs.min()))
+        steps = np.nonzero(keep)[0]
+        x = (steps + 0.5) / (len(best) * used)
+        return ReadLine(text, float(probs.mean()), float(probs.min()), tuple(probs.tolist()),
+                        tuple(np.clip(x, 0.0, 1.0).tolist()))
 
 
-def strip_for_rec(crop: np.ndarray) -> np.ndarray:
-    """A BGR line crop as the rec network's input: 1 x 3 x 48 x W, scaled to [-1, 1], W a multiple of 8."""
+def strip_for_rec(crop: np.ndarray) -> tuple[np.ndarray, float]:
+    """A BGR line crop as the rec network's input, 1 x 3 x 48 x W scaled to [-1, 1] with W a multiple of 8, and the
+    fraction of W the crop fills."""
     import cv2
 
     height, width = crop.shape[:2]
@@ -70,7 +82,22 @@ def strip_for_rec(crop: np.ndarray) -> np.ndarray:
     resized = cv2.resize(crop, (scaled, REC_HEIGHT)).astype(np.float32)
     strip = np.zeros((1, 3, REC_HEIGHT, padded), dtype=np.float32)
     strip[0, :, :, :scaled] = resized.transpose(2, 0, 1) / 127.5 - 1.0
-    return strip
+    return strip, scaled / padded
+
+
+def unsure_words(line: ReadLine, min_prob: float) -> list[tuple[int, int, float, float]]:
+    """The words of `line` holding a character read with less than `min_prob`: (start, end) in `line.text` and
+    (left, right) as fractions of the crop's width, from the gap before the word to the gap after it: the space the reader saw there (the line's ends for its first and last word)."""
+    words = []
+    text, xs = line.text, line.char_x
+    for match in re.finditer(r"\S+", text):
+        start, end = match.span()
+        if min(line.char_probs[start:end]) >= min_prob:
+            continue
+        left = 0.0 if start == 0 else xs[start - 1]
+        right = 1.0 if end == len(text) else xs[end]
+        words.append((start, end, left, right))
+    return words
 
 
 def is_unsure(line: ReadLine, min_weakest: float) -> bool:
@@ -87,3 +114,20 @@ def _foreign(char: str) -> bool:
         return False
     name = unicodedata.name(char, "")
     return not name.startswith(("LATIN", "GREEK", "CYRILLIC"))
+
+
+def reread_words(line: ReadLine, crop: np.ndarray, reader: LineReader, min_prob: float) -> ReadLine:
+    """`line` with each of its unsure words (see `unsure_words`) replaced by what `reader` reads on that word's
+    slice of `crop`. The line keeps its own confidence: the word's new reading only replaces letters."""
+    words = unsure_words(line, min_prob)
+    if not words:
+        return line
+    width = crop.shape[1]
+    slices = [crop[:, int(left * width): max(int(left * width) + 1, math.ceil(right * width))]
+              for _, _, left, right in words]
+    text = line.text
+    for (start, end, _, _), read in sorted(zip(words, reader.read(slices)), key=lambda w: -w[0][0]):
+        word = read.text.strip()
+        if word:
+            text = text[:start] + word + text[end:]
+    return line._replace(text=text)

