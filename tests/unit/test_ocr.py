@@ -119,3 +119,12 @@ def test_cascade_rereads_the_unsure_lines_and_words_with_the_small_model(scan):
     cascade.cascade = Cascade(line_below=None, word_below=1.01)
     by_words = [ln.text for ln in cascade.recognize(image)]
     assert len(by_words) == len(by_tiny) and fuzz.ratio("\n".join(by_words), expected) > 95
+
+
+def test_ocr_quality_is_read_from_the_environment_and_checked(make_settings, monkeypatch):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("OCR_QUALITY", "best")
+    assert make_settings().ocr_quality == "best"
+    with pytest.raises(ValidationError, match="ocr_quality"):
+        make_settings(ocr_quality="fastest")
