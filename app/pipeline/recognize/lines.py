@@ -5,9 +5,11 @@ Each strip is as wide as the line's own aspect ratio asks, rounded up to the net
 pads every strip to at least 320 pixels (its batch shape): on table cells and short labels most of those columns
 are padding, and the network's cost grows with the width it is fed.
 
-`is_unsure` is the cascade's trigger: the fast model's line is read again by a stronger one when its confidence is
-low or it produced characters that do not occur in the documents this appliance reads (CJK or other scripts the
-tiny model falls back to on noise). The thresholds come from the quality presets in `ocr.py`.
+The cascade's triggers: `is_unsure` (a whole line is read again by a stronger model when one of its characters was
+read with a low probability, or it holds letters of a script outside Latin, Greek and Cyrillic: what the tiny model
+guesses on noise; a page in such a script is then read by the stronger model throughout) and `unsure_words` /
+`reread_words` (only the words holding a weak character, on their own slice of the line). The thresholds are the
+quality presets in `ocr.py` (`CASCADES`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class ReadLine(NamedTuple):
 
 
 class LineReader:
-    """One PP-OCR rec model on its own ONNX session; `read(crops)` -> [(text, confidence)] in the crops' order."""
+    """One PP-OCR rec model on its own ONNX session; `read(crops)` -> one `ReadLine` per crop, in their order."""
 
     def __init__(self, model_path: str | Path, dict_path: str | Path, session_options) -> None:
         import onnxruntime as ort
