@@ -88,13 +88,14 @@ def strip_for_rec(crop: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def unsure_words(line: ReadLine, min_prob: float) -> list[tuple[int, int, float, float]]:
-    """The words of `line` holding a character read with less than `min_prob`: (start, end) in `line.text` and
-    (left, right) as fractions of the crop's width, from the gap before the word to the gap after it: the space the reader saw there (the line's ends for its first and last word)."""
+    """The words of `line` holding a character read with less than `min_prob` or a letter of a foreign script (see
+    `is_unsure`): (start, end) in `line.text` and (left, right) as fractions of the crop's width, from the gap before
+    the word to the gap after it, where the reader saw the spaces (the line's ends for its first and last word)."""
     words = []
     text, xs = line.text, line.char_x
     for match in re.finditer(r"\S+", text):
         start, end = match.span()
-        if min(line.char_probs[start:end]) >= min_prob:
+        if min(line.char_probs[start:end]) >= min_prob and not any(_foreign(char) for char in match.group()):
             continue
         left = 0.0 if start == 0 else xs[start - 1]
         right = 1.0 if end == len(text) else xs[end]
