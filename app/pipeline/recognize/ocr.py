@@ -23,15 +23,15 @@ text), and each character's probability, which drives the `OCR_QUALITY` cascade 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
 
 from app.pipeline.primitives import TextLine
-from app.pipeline.recognize.lines import LineReader, ReadLine, is_unsure, reread_words
 from app.pipeline.quiet import quiet_library_logs
+from app.pipeline.recognize.lines import LineReader, ReadLine, is_unsure, reread_words
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
