@@ -136,6 +136,11 @@ def _field_for(env_name: str) -> str | None:
     return None
 
 
+def test_env_example_shows_each_setting_once() -> None:
+    names = re.findall(r"^#([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE, re.M)
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
+
+
 def test_env_example_names_only_real_settings() -> None:
     unknown = [name for name in _example_defaults() if _field_for(name) is None]
     assert not unknown, f".env.example shows variables Settings does not read: {unknown}"
