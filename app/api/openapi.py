@@ -57,6 +57,8 @@ STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("delete", "/jobs/{job_id}"): _JOB,
     ("get", "/jobs/{job_id}/result"): (*_JOB, 409),
     ("get", "/jobs/{job_id}/events"): _JOB,
+    ("get", "/jobs/{job_id}/images/{name}"): _JOB,
+    ("get", "/jobs/{job_id}/pages/{page}.png"): _JOB,
 }
 PROBES = ("/livez", "/startupz", "/readyz", "/health")
 _OPEN = (*PROBES, "/metrics", "/version")  # never behind the API key (/metrics can be, see below)
@@ -102,8 +104,11 @@ def complete(document: dict[str, Any], settings: Settings) -> None:
                     responses["200"]["content"] = probe
     text = {"schema": {"type": "string"}}
     result = document["paths"]["/jobs/{job_id}/result"]["get"]["responses"]["200"]
-    result["content"] = {"application/json": {"schema": {"type": "object"}}, "text/markdown": text}
-    document["paths"]["/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"] = {"text/event-stream": text}
+    result["content"] = {"application/json": {"schema": {"type": "object"}}, "text/markdown": text,
+                         "application/zip": {"schema": {"type": "string", "format": "binary"}}}
+    # Each event's data is JSON: the job's view (`status` events) or its progress (`page` events).
+    events = {"text/event-stream": {"schema": {"type": "object"}}}
+    document["paths"]["/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"] = events
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     _bound_options(document, settings)

@@ -180,7 +180,9 @@ class SqliteJobStore:
                     ),
                 )
         except sqlite3.IntegrityError:
-            existing = await self.by_idempotency_key(job.owner, job.idempotency_key) if job.idempotency_key else None
+            existing = None
+            if job.idempotency_key is not None:
+                existing = await self.by_idempotency_key(job.owner, job.idempotency_key)
             if existing is None:
                 raise
             raise DuplicateIdempotencyKey(existing) from None

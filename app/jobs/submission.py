@@ -80,6 +80,7 @@ class JobSubmission:
         from app.pipeline.intake import inspect_pdf
 
         owner = owner or ""
+        idempotency_key = (idempotency_key or "").strip() or None  # an empty header names no key
         try:
             if idempotency_key:
                 existing = await self.store.by_idempotency_key(owner, idempotency_key)

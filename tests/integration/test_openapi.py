@@ -66,6 +66,6 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_response(server,
                "--request-timeout", "60", "--workers", "1", "--report-dir", str(tmp_path)]
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""}
     done = subprocess.run(command, capture_output=True, text=True, timeout=540, env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:] + server.log()[-4000:]
     assert "Test cases:" in done.stdout and "generated" in done.stdout  # it did run cases
     assert "unhandled error" not in server.log()  # what the request middleware logs for every 500
