@@ -22,10 +22,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from app.jobs import files
-from app.jobs.runner import JobRunner, _Unmetered
+from app.jobs.runner import JobRunner
 from app.jobs.store import Job
 from app.pipeline.result import DocumentResult
-from app.storage import images as image_store
 
 log = logging.getLogger(__name__)
 
@@ -142,23 +141,13 @@ class LeasedJobRunner(JobRunner):
                 return
             self.publish_status(job)
             cancel = self._cancels.setdefault(job_id, asyncio.Event())
-            await self._settle(job, self._convert_pages(job, indices, cancel))
+            await self._settle(job, self._convert_claimed(job, indices, cancel))
         finally:
             self._in_flight -= len(indices)
             self._wake.set()
 
-    async def _convert_pages(self, job: Job, indices: list[int], cancel: asyncio.Event) -> DocumentResult | None:
-        from app.pipeline.document import convert_document
-
-        input_path = await self._local_input(job)
-        images = files.job_images_dir(self.settings, job.id)
-        await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)
-        await convert_document(
-            self.pool, input_path, job.options, page_indices=indices,
-            on_page=lambda page: self.checkpoint(job, page), cancel=cancel, vl=self.vl,
-            page_count=job.page_count, admission=_Unmetered(),  # type: ignore[arg-type]
-            images=image_store.image_target(self.settings, job.options.images, images),
-        )
+    async def _convert_claimed(self, job: Job, indices: list[int], cancel: asyncio.Event) -> DocumentResult | None:
+        await self._convert_pages(job, await self._local_input(job), indices, cancel)
         return await self._result_if_complete(job)
 
     async def _result_if_complete(self, job: Job) -> DocumentResult | None:

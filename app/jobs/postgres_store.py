@@ -23,8 +23,7 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from app.jobs.store import DuplicateIdempotencyKey, Job, JobStatus, PageCheckpoint
-from app.pipeline.options import ConvertOptions
+from app.jobs.store import DuplicateIdempotencyKey, Job, JobStatus, PageCheckpoint, job_from_row
 from app.pipeline.result import PageResult
 
 log = logging.getLogger(__name__)
@@ -93,28 +92,6 @@ class PageLease:
     expires_at: float
 
 
-def _row_to_job(row: dict[str, Any]) -> Job:
-    return Job(
-        id=row["id"],
-        owner=row["owner"],
-        status=row["status"],
-        options=ConvertOptions.model_validate_json(row["options"]),
-        upload_sha256=row["upload_sha256"],
-        page_count=row["page_count"],
-        page_indices=json.loads(row["page_indices"]),
-        created_at=row["created_at"],
-        idempotency_key=row["idempotency_key"],
-        filename=row["filename"],
-        pages_done=row["pages_done"],
-        runs=row["runs"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        error_type=row["error_type"],
-        error_message=row["error_message"],
-        s3=json.loads(row["s3"]) if row["s3"] else None,
-        callback_url=row["callback_url"],
-        callback=json.loads(row["callback"]) if row["callback"] else None,
-    )
 
 
 class PostgresJobStore:
@@ -203,11 +180,11 @@ class PostgresJobStore:
 
     async def get(self, job_id: str) -> Job | None:
         row = await self._fetchone("SELECT * FROM jobs WHERE id = %s", (job_id,))
-        return _row_to_job(row) if row else None
+        return job_from_row(row) if row else None
 
     async def by_idempotency_key(self, owner: str, key: str) -> Job | None:
         row = await self._fetchone("SELECT * FROM jobs WHERE owner = %s AND idempotency_key = %s", (owner, key))
-        return _row_to_job(row) if row else None
+        return job_from_row(row) if row else None
 
     async def list_for_owner(self, owner: str, limit: int = 50, status: str | None = None) -> list[Job]:
         sql, args = "SELECT * FROM jobs WHERE owner = %s", [owner]
@@ -215,19 +192,19 @@ class PostgresJobStore:
             sql += " AND status = %s"
             args.append(status)
         rows = await self._fetchall(sql + " ORDER BY created_at DESC, id LIMIT %s", (*args, limit))
-        return [_row_to_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def active(self) -> list[Job]:
         """Jobs not yet final (queued or running), oldest first."""
         rows = await self._fetchall("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at, id")
-        return [_row_to_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def expired(self, finished_before: float) -> list[Job]:
         rows = await self._fetchall(
             "SELECT * FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < %s",
             (finished_before,),
         )
-        return [_row_to_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def all_ids(self) -> set[str]:
         return {r["id"] for r in await self._fetchall("SELECT id FROM jobs")}
@@ -239,7 +216,7 @@ class PostgresJobStore:
             " WHERE id = %s AND status IN ('queued', 'running') RETURNING *",
             (time.time(), job_id),
         )
-        return _row_to_job(row) if row else None
+        return job_from_row(row) if row else None
 
     async def finish(
         self,
@@ -272,7 +249,7 @@ class PostgresJobStore:
             "SELECT * FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND callback_url IS NOT NULL"
             " AND (callback IS NULL OR callback::jsonb ->> 'state' = 'pending') ORDER BY finished_at, id"
         )
-        return [_row_to_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     # --- page checkpoints --------------------------------------------------------------------------------------
     async def save_page(self, job_id: str, page: PageResult) -> int:

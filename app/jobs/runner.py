@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.errors import AppError, Cancelled
@@ -183,21 +184,24 @@ class JobRunner:
                                     error_message="internal error while converting the document")
 
     async def _convert(self, job: Job, cancel: asyncio.Event) -> DocumentResult:
-        from app.pipeline.document import convert_document
-
-        input_path = files.job_dir(self.settings, job.id) / files.INPUT_NAME
         done = await self.store.done_page_indices(job.id)
         missing = [i for i in job.page_indices if i not in done]  # a resumed job converts only these
         if missing:
-            images = files.job_images_dir(self.settings, job.id)
-            await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)
-            await convert_document(
-                self.pool, input_path, job.options, page_indices=missing,
-                on_page=lambda page: self.checkpoint(job, page), cancel=cancel, vl=self.vl,
-                page_count=job.page_count, admission=_Unmetered(),  # type: ignore[arg-type]
-                images=image_store.image_target(self.settings, job.options.images, images),
-            )
+            await self._convert_pages(job, files.job_dir(self.settings, job.id) / files.INPUT_NAME, missing, cancel)
         return await self._merge_stored(job)
+
+    async def _convert_pages(self, job: Job, input_path: Path, indices: list[int], cancel: asyncio.Event) -> None:
+        """Send these pages of the job through the pool, checkpointing each as it finishes, crops to its images/."""
+        from app.pipeline.document import convert_document
+
+        images = files.job_images_dir(self.settings, job.id)
+        await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)
+        await convert_document(
+            self.pool, input_path, job.options, page_indices=indices,
+            on_page=lambda page: self.checkpoint(job, page), cancel=cancel, vl=self.vl,
+            page_count=job.page_count, admission=_Unmetered(),  # type: ignore[arg-type]
+            images=image_store.image_target(self.settings, job.options.images, images),
+        )
 
     async def checkpoint(self, job: Job, page: PageResult) -> None:
         """Store one finished page and tell the job's listeners."""

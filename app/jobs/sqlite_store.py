@@ -21,8 +21,7 @@ from typing import Any
 
 import aiosqlite
 
-from app.jobs.store import DuplicateIdempotencyKey, Job, JobStatus, PageCheckpoint
-from app.pipeline.options import ConvertOptions
+from app.jobs.store import DuplicateIdempotencyKey, Job, JobStatus, PageCheckpoint, job_from_row
 from app.pipeline.result import PageResult
 
 log = logging.getLogger(__name__)
@@ -69,28 +68,6 @@ END;
 """
 
 
-def _row_to_job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        owner=row["owner"],
-        status=row["status"],
-        options=ConvertOptions.model_validate_json(row["options"]),
-        upload_sha256=row["upload_sha256"],
-        page_count=row["page_count"],
-        page_indices=json.loads(row["page_indices"]),
-        created_at=row["created_at"],
-        idempotency_key=row["idempotency_key"],
-        filename=row["filename"],
-        pages_done=row["pages_done"],
-        runs=row["runs"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        error_type=row["error_type"],
-        error_message=row["error_message"],
-        s3=json.loads(row["s3"]) if row["s3"] else None,
-        callback_url=row["callback_url"],
-        callback=json.loads(row["callback"]) if row["callback"] else None,
-    )
 
 
 def _checkpoints(rows: list[sqlite3.Row]) -> list[PageCheckpoint]:
@@ -155,12 +132,12 @@ class SqliteJobStore:
     async def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Job | None:
         async with self._db() as db, db.execute(sql, args) as cur:
             row = await cur.fetchone()
-        return _row_to_job(row) if row else None
+        return job_from_row(row) if row else None
 
     async def _many(self, sql: str, args: tuple[Any, ...] = ()) -> list[Job]:
         async with self._db() as db, db.execute(sql, args) as cur:
             rows = await cur.fetchall()
-        return [_row_to_job(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     # --- jobs --------------------------------------------------------------------------------------------------
     async def insert(self, job: Job) -> Job:

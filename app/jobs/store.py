@@ -8,6 +8,8 @@ Every page a job finishes is stored as it completes, so a restarted service resu
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -59,6 +61,32 @@ class PageCheckpoint:
     result: PageResult
     computed_at: float
     computations: int
+
+
+def job_from_row(row: Mapping[str, Any]) -> Job:
+    """A `Job` from a database row of the `jobs` table (JSON columns decoded); every backend stores the same
+    columns."""
+    return Job(
+        id=row["id"],
+        owner=row["owner"],
+        status=row["status"],
+        options=ConvertOptions.model_validate_json(row["options"]),
+        upload_sha256=row["upload_sha256"],
+        page_count=row["page_count"],
+        page_indices=json.loads(row["page_indices"]),
+        created_at=row["created_at"],
+        idempotency_key=row["idempotency_key"],
+        filename=row["filename"],
+        pages_done=row["pages_done"],
+        runs=row["runs"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        s3=json.loads(row["s3"]) if row["s3"] else None,
+        callback_url=row["callback_url"],
+        callback=json.loads(row["callback"]) if row["callback"] else None,
+    )
 
 
 class DuplicateIdempotencyKey(Exception):

@@ -137,8 +137,10 @@ async def test_submission_stores_a_queued_job_with_its_input_and_spawns_it(make_
 async def test_a_repeated_idempotency_key_returns_the_first_job_or_409(make_settings, store, tmp_path) -> None:
     runner = RecordingRunner()
     submission = JobSubmission(make_settings(), store, runner, vl_available=False)  # type: ignore[arg-type]
-    first = await submission.submit(pdfgen.text_pdf(tmp_path / "a.pdf"), OPTIONS, owner="o", idempotency_key="k")
-    again_upload = pdfgen.text_pdf(tmp_path / "b.pdf")
+    pdf = pdfgen.text_pdf(tmp_path / "a.pdf")
+    again_upload = tmp_path / "b.pdf"
+    again_upload.write_bytes(pdf.read_bytes())  # the same file again (a new rendering could differ in its date)
+    first = await submission.submit(pdf, OPTIONS, owner="o", idempotency_key="k")
     again = await submission.submit(again_upload, OPTIONS, owner="o", idempotency_key="k")
     assert again.id == first.id and runner.spawned == [first.id] and not again_upload.exists()
     other_upload = pdfgen.text_pdf(tmp_path / "c.pdf")

@@ -6,34 +6,16 @@ on both in test_job_store.py.)"""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
-from app.jobs.store import Job
-from app.jobs.submission import new_job_id
-from app.pipeline.options import ConvertOptions
-from app.pipeline.result import Block, PageResult
+from tests.unit.test_job_store import _job, _page
 from tests.postgres_server import fresh_store
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def _job(owner: str = "", key: str | None = None, pages: int = 3, created_at: float | None = None) -> Job:
-    return Job(
-        id=new_job_id(), owner=owner, status="queued", options=ConvertOptions(mode="text", dpi=100),
-        upload_sha256="ab" * 32, page_count=pages, page_indices=list(range(pages)),
-        created_at=time.time() if created_at is None else created_at, idempotency_key=key,
-    )
-
-
-def _page(number: int) -> PageResult:
-    text = f"page {number} text"
-    return PageResult(page=number, width=612, height=792, source="text", markdown=text,
-                      blocks=[Block(type="text", bbox=(72, 72, 300, 90), text=text)], timings={"layout": 0.5})
 
 
 @pytest.fixture
