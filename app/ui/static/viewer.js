@@ -90,10 +90,10 @@ export class ResultViewer {
     anchor.setAttribute("aria-disabled", "false");
   }
 
-  // The zip bundle, when the service offers one for this job: fetched on first click (it can be large).
+  // The zip bundle (result.md, result.json, images/) of a succeeded job: fetched on first click (it can be large).
   setZip(job, name) {
     const anchor = $("download-zip");
-    const url = job.bundle_url;
+    const url = job.status === "succeeded" && job.result_url ? `${job.result_url}?format=zip` : null;
     anchor.hidden = !url;
     anchor.removeAttribute("href");
     anchor.setAttribute("aria-disabled", url ? "false" : "true");
