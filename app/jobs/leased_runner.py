@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class LeasedJobRunner(JobRunner):
         self._groups: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._inputs: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._orphans_checked_at = 0.0
 
     # --- control -----------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -106,7 +108,9 @@ class LeasedJobRunner(JobRunner):
                     self._groups.add(task)
                     task.add_done_callback(self._groups.discard)
                 if not leases:
-                    await self._complete_orphans()
+                    if time.monotonic() - self._orphans_checked_at > self.lease_s / 3:  # rare: not at every wake
+                        self._orphans_checked_at = time.monotonic()
+                        await self._complete_orphans()
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), timeout=_IDLE_POLL_S)
