@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,27 +74,10 @@ def export_regions(regions: list, image: np.ndarray, scale: float, page_number: 
                    target: ImageTarget) -> list[tuple[str, tuple[float, float, float, float], str]]:
     """`vl` mode, in the worker: the blocks do not exist yet (the parent assembles them after the VLM has read
     the regions), so crop the exportable layout regions and return `(label, bbox, relative path)` for `attach`."""
-    directory = Path(target.directory)
-    counters: dict[str, int] = {}
-    exported = []
-    written = 0
-    for region in regions:
-        if region.label not in EXPORTED or len(exported) >= target.max_count:
-            continue
-        kind = EXPORTED[region.label]
-        counters[kind] = counters.get(kind, 0) + 1
-        pixels = crop(image, region.bbox, scale)
-        if pixels is None:
-            continue
-        data, ext = encode(pixels, photo_allowed=region.label in LINKED)
-        if written + len(data) > target.max_bytes:
-            continue
-        name = f"p{page_number}-{kind}{counters[kind]}.{ext}"
-        if not _write_crop(directory / name, data):
-            continue
-        written += len(data)
-        exported.append((region.label, tuple(region.bbox), f"{IMAGES_DIRNAME}/{name}"))
-    return exported
+    wanted = [r for r in regions if r.label in EXPORTED]
+    return [(wanted[i].label, tuple(wanted[i].bbox), path)
+            for i, path, _size, _number in _write_crops([(r.label, r.bbox) for r in wanted], image, scale,
+                                                        page_number, target)]
 
 
 def attach(result: PageResult, exported: list[tuple[str, tuple[float, float, float, float], str]],
@@ -125,31 +109,44 @@ def wanted_blocks(result: PageResult) -> list[Block]:
 def export_page_images(result: PageResult, image: np.ndarray, scale: float, target: ImageTarget) -> int:
     """Crop the page's exportable blocks from `image` (rendered at `scale` pixels per point), write the files,
     set `block.image` and link figures in `result.markdown`. Returns the bytes written."""
+    blocks = wanted_blocks(result)
+    written = 0
+    links: list[tuple[Block, str]] = []
+    for index, path, size, number in _write_crops([(b.type, b.bbox) for b in blocks], image, scale, result.page,
+                                                  target):
+        block = blocks[index]
+        block.image = path
+        written += size
+        if block.type in LINKED:
+            links.append((block, alt_text(result.blocks, block, number)))
+    result.markdown = link_placeholders(result.markdown, links)
+    return written
+
+
+def _write_crops(items: list[tuple[str, tuple[float, float, float, float]]], image: np.ndarray, scale: float,
+                 page_number: int, target: ImageTarget) -> Iterator[tuple[int, str, int, int]]:
+    """Crop, encode and write (temp + rename) each exportable `(label, box)` within the page's count and byte
+    budget; yields `(index in items, path relative to the result, bytes, number of its kind)` per file written."""
     directory = Path(target.directory)  # made by the parent; see storage/images.py
     counters: dict[str, int] = {}
     written = count = 0
-    links: list[tuple[Block, str]] = []
-    for block in wanted_blocks(result):
+    for index, (label, bbox) in enumerate(items):
         if count >= target.max_count:
-            break
-        kind = EXPORTED[block.type]
+            return
+        kind = EXPORTED[label]
         counters[kind] = counters.get(kind, 0) + 1
-        pixels = crop(image, block.bbox, scale)
+        pixels = crop(image, bbox, scale)
         if pixels is None:
             continue
-        data, ext = encode(pixels, photo_allowed=block.type in LINKED)
+        data, ext = encode(pixels, photo_allowed=label in LINKED)
         if written + len(data) > target.max_bytes:
             continue
-        name = f"p{result.page}-{kind}{counters[kind]}.{ext}"
+        name = f"p{page_number}-{kind}{counters[kind]}.{ext}"
         if not _write_crop(directory / name, data):
             continue
         written += len(data)
         count += 1
-        block.image = f"{IMAGES_DIRNAME}/{name}"
-        if block.type in LINKED:
-            links.append((block, alt_text(result.blocks, block, counters[kind])))
-    result.markdown = link_placeholders(result.markdown, links)
-    return written
+        yield index, f"{IMAGES_DIRNAME}/{name}", len(data), counters[kind]
 
 
 def crop(image: np.ndarray, bbox: tuple[float, float, float, float], scale: float) -> np.ndarray | None:
