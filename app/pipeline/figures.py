@@ -149,15 +149,17 @@ def _write_crops(items: list[tuple[str, tuple[float, float, float, float]]], ima
         yield index, f"{IMAGES_DIRNAME}/{name}", len(data), counters[kind]
 
 
-def crop(image: np.ndarray, bbox: tuple[float, float, float, float], scale: float) -> np.ndarray | None:
-    """The pixels of `bbox` (points) with a small margin, or None when the box is empty on this render."""
+def crop(image: np.ndarray, bbox: tuple[float, float, float, float], scale: float, *,
+         min_side_px: int = 2) -> np.ndarray | None:
+    """The pixels of `bbox` (points) with a small margin, or None when the box is narrower than `min_side_px` on
+    this render."""
     height, width = image.shape[:2]
     pad = PAD_PT * scale
     x0 = max(0, int(bbox[0] * scale - pad))
     y0 = max(0, int(bbox[1] * scale - pad))
     x1 = min(width, int(np.ceil(bbox[2] * scale + pad)))
     y1 = min(height, int(np.ceil(bbox[3] * scale + pad)))
-    if x1 - x0 < 2 or y1 - y0 < 2:
+    if x1 - x0 < min_side_px or y1 - y0 < min_side_px:
         return None
     return np.ascontiguousarray(image[y0:y1, x0:x1])
 

@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 LAYOUT_DPI = 100
 # Region crops for the VLM: JPEG, a little context around each box.
 CROP_JPEG_QUALITY = 92
-CROP_PAD_PT = 2.0
-VL_NEEDS_SIDECAR = "vl mode needs the VLM sidecar: set PROFILE=gpu or USE_VLM_API=true"
 
 
 # --- the vl seam ----------------------------------------------------------------------------------------------------
@@ -241,19 +239,12 @@ def assemble_vl_page(analysis: VlAnalysis, recognized: Sequence[Region]) -> Page
 
 
 def crop_jpeg(image: np.ndarray, bbox: BBox, scale: float) -> bytes:
-    """The pixels of `bbox` (points) plus a small margin, as JPEG bytes."""
+    """The pixels of `bbox` (points) plus a small margin (the whole page when the box is empty), as JPEG bytes."""
     from PIL import Image
 
-    height, width = image.shape[:2]
-    pad = CROP_PAD_PT * scale
-    x0 = max(0, int(bbox[0] * scale - pad))
-    y0 = max(0, int(bbox[1] * scale - pad))
-    x1 = min(width, int(np.ceil(bbox[2] * scale + pad)))
-    y1 = min(height, int(np.ceil(bbox[3] * scale + pad)))
-    if x1 <= x0 or y1 <= y0:
-        x0, y0, x1, y1 = 0, 0, width, height
+    pixels = figures.crop(image, bbox, scale, min_side_px=1)
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1])).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
+    Image.fromarray(image if pixels is None else pixels).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
     return buffer.getvalue()
 
 
