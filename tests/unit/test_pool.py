@@ -75,6 +75,10 @@ def failing_init(settings, preload) -> None:
     raise RuntimeError("model file missing")
 
 
+def slow_init(settings, preload) -> None:
+    time.sleep(60)  # a worker still loading its models when the service is told to stop
+
+
 def raise_page_too_large() -> None:
     raise PageTooLarge("page 7 embeds a 40000x40000 image")
 
@@ -324,6 +328,31 @@ def test_workers_that_cannot_start_make_the_pool_unhealthy_with_the_reason(make_
             pool.document("doc").submit(pid_of_worker).result(timeout=10)
     finally:
         pool.close(grace_s=0)
+
+
+def test_a_stop_during_warm_up_ends_the_warm_up_wait_at_once(make_settings):
+    """The thread waiting for the workers to load must not outlive the pool (it would hold up the event loop's
+    shutdown, which joins its executor threads)."""
+    import threading
+
+    pool = PagePool(make_settings(), workers=1, preload_engines=False,
+                    initializer=f"{slow_init.__module__}:slow_init")
+    outcome: list[BaseException] = []
+
+    def warm() -> None:
+        try:
+            pool.warmup_sync(timeout_s=120)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=warm)
+    waiter.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    pool.close(grace_s=0)
+    waiter.join(timeout=20)
+    assert not waiter.is_alive() and time.monotonic() - started < 20
+    assert len(outcome) == 1 and isinstance(outcome[0], NotReady)
 
 
 # --- recycling and memory -------------------------------------------------------------------------------------------

@@ -158,10 +158,13 @@ class PagePool:
         futures = []
         supervisor = self._supervisor
         with self._lock:
+            # A stop during warm-up ends the wait too: the thread waiting here must not outlive the pool.
             if not self._changed.wait_for(
-                lambda: supervisor.broken is not None or supervisor.all_ready(), timeout=timeout_s
+                lambda: self._closing or supervisor.broken is not None or supervisor.all_ready(), timeout=timeout_s
             ):
                 raise NotReady(f"workers were not ready after {timeout_s:.0f}s")
+            if self._closing:
+                raise NotReady("the worker pool has been stopped")
             if supervisor.broken is not None:
                 raise NotReady(f"the worker pool cannot start: {supervisor.broken}")
             for worker in supervisor.workers:
@@ -183,6 +186,7 @@ class PagePool:
             if self._closed:
                 return
             self._closing = True
+            self._changed.notify_all()  # a warm-up still waiting for its workers gives up
             if self._started:
                 self._changed.wait_for(lambda: not self._busy_locked(), timeout=max(0.0, grace_s))
             leftovers = self._scheduler.take_all()
