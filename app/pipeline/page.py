@@ -8,7 +8,8 @@ Runs inside a worker process (see pool/), which holds the engines and an open-do
   tables and captions come out structured; any other page is read like `ocr`;
 - `ocr`: render at the requested DPI, layout + PP-OCR on the pixels;
 - `vl`: the worker renders and runs layout (`analyse_for_vl`), the parent sends each region's crop to a
-  `RegionRecognizer` (the VLM sidecar) and assembles the page.
+  `RegionRecognizer` (the VLM sidecar) and assembles the page. With the PaddleX layout engine, text regions that
+  continue each other are read with one stacked crop and come back as one region (layout/merge.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from app.pipeline import figures, intake, render, textlayer
 from app.pipeline.figures import ImageTarget
+from app.pipeline.layout import merge
 from app.pipeline.priority import lower_priority
 from app.pipeline.options import ConvertOptions
 from app.pipeline.pdfium_backend import PageObjects, open_page
@@ -73,7 +75,8 @@ class VlAnalysis:
     page_index: int
     width: float
     height: float
-    regions: list[Region]  # every region, figures included, in layout order
+    # every region, figures included, in layout order; a group read together (layout/merge.py) is one region
+    regions: list[Region]
     crops: list[RegionCrop]  # the regions to read, each with `crop.region` one of `regions`
     rulings: list[BBox] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -190,7 +193,9 @@ def analyse_for_vl(
 ) -> VlAnalysis:
     """Render the page and find its regions; crop every region the VLM reads (all but figures) as JPEG.
 
-    A page where layout finds nothing is sent whole, as one text region."""
+    A page where layout finds nothing is sent whole, as one text region. Where the layout engine has the official
+    pipeline's `merge_layout_blocks` rule, each group of text regions that continue each other is one crop (theirs,
+    stacked) and one region in the analysis (layout/merge.py says which, and what the result shows)."""
     clock = _Stopwatch()
     with open_page(doc, page_index) as page:
         with clock.stage("textlayer"):
@@ -203,10 +208,15 @@ def analyse_for_vl(
         regions = _to_points(engines.layout.detect(image), scale)
     if not regions:
         regions = [Region(label="text", bbox=(0.0, 0.0, width, height), score=0.0)]
+    if engines.layout.merge_layout_blocks:
+        groups = merge.group_regions(regions)
+    else:
+        groups = [merge.ReadingGroup((region,)) for region in regions]
+    regions = [group.region for group in groups]  # built once: the parent matches answers to them by identity
     with clock.stage("crop"):
         crops = [
-            RegionCrop(page_index=page_index, region=region, jpeg=crop_jpeg(image, region.bbox, scale))
-            for region in regions
+            RegionCrop(page_index=page_index, region=region, jpeg=group_jpeg(image, group, scale))
+            for group, region in zip(groups, regions, strict=True)
             if region.label != "figure"
         ]
     exported = []
@@ -238,13 +248,19 @@ def assemble_vl_page(analysis: VlAnalysis, recognized: Sequence[Region]) -> Page
     return result
 
 
-def crop_jpeg(image: np.ndarray, bbox: BBox, scale: float) -> bytes:
-    """The pixels of `bbox` (points) plus a small margin (the whole page when the box is empty), as JPEG bytes."""
+def group_jpeg(image: np.ndarray, group: merge.ReadingGroup, scale: float) -> bytes:
+    """The crop of each member of `group` (`figures.crop`: its box plus a small margin), stacked top to bottom as
+    the group's alignments say, as JPEG bytes; the whole page when no member has pixels."""
     from PIL import Image
 
-    pixels = figures.crop(image, bbox, scale, min_side_px=1)
+    kept = [(pixels, align) for member, align in zip(group.members, ("left", *group.aligns), strict=True)
+            if (pixels := figures.crop(image, member.bbox, scale, min_side_px=1)) is not None]
+    if not kept:
+        pixels = image
+    else:
+        pixels = merge.stack([p for p, _ in kept], [a for _, a in kept[1:]])
     buffer = io.BytesIO()
-    Image.fromarray(image if pixels is None else pixels).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
     return buffer.getvalue()
 
 

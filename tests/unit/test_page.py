@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from dataclasses import replace
 
 import pypdfium2 as pdfium
 import pytest
@@ -19,6 +20,8 @@ from tests import pdfgen
 
 class FakeLayout:
     """Finds one title region at the top of whatever image it gets (pixel boxes), remembering the image sizes."""
+
+    merge_layout_blocks = False
 
     def __init__(self) -> None:
         self.shapes: list[tuple[int, ...]] = []
@@ -168,6 +171,54 @@ def test_vl_analysis_crops_every_region_but_figures(tmp_path, open_doc, make_set
     assert result.source == "vl"
     assert "Read by the VLM" in result.markdown
     assert any(b.type == "figure" for b in result.blocks)
+
+
+class PaddlexLikeLayout:
+    """PP-DocLayoutV2-shaped regions (its own labels in `kind`, its reading order): a title, then one line of text
+    that layout cut in two side by side, then a picture."""
+
+    def __init__(self, merge: bool) -> None:
+        self.merge_layout_blocks = merge
+
+    def detect(self, image):
+        height, width = image.shape[:2]
+        boxes = [("title", "paragraph_title", (0.1, 0.05, 0.9, 0.1)), ("text", "text", (0.1, 0.2, 0.45, 0.25)),
+                 ("text", "text", (0.5, 0.2, 0.9, 0.24)), ("figure", "image", (0.1, 0.5, 0.9, 0.9))]
+        return [Region(label=label, bbox=(x0 * width, y0 * height, x1 * width, y1 * height), score=0.9, kind=kind,
+                       order=i) for i, (label, kind, (x0, y0, x1, y1)) in enumerate(boxes)]
+
+
+class PaddlexLikeEngines(FakeEngines):
+    def __init__(self, merge: bool) -> None:
+        super().__init__()
+        self.layout = PaddlexLikeLayout(merge)
+
+
+def test_vl_reads_text_regions_that_continue_each_other_with_one_crop(tmp_path, open_doc, make_settings):
+    doc = open_doc(pdfgen.text_pdf(tmp_path / "doc.pdf"))
+    apart = page_mod.analyse_for_vl(doc, 0, ConvertOptions(mode="vl", dpi=144), PaddlexLikeEngines(False),
+                                    make_settings())
+    assert [c.region.kind for c in apart.crops] == ["paragraph_title", "text", "text"]
+    merged = page_mod.analyse_for_vl(doc, 0, ConvertOptions(mode="vl", dpi=144), PaddlexLikeEngines(True),
+                                     make_settings())
+    assert [c.region.kind for c in merged.crops] == ["paragraph_title", "text"]  # one request fewer
+    assert [r.kind for r in merged.regions] == ["paragraph_title", "text", "image"]
+    left, right = (c.region for c in apart.crops[1:])
+    group = merged.crops[1].region
+    assert group.bbox == (left.bbox[0], left.bbox[1], right.bbox[2], left.bbox[3]) and group.order == 1
+    # The crop is the two pieces' crops (each with its margin) one below the other, as wide as the wider.
+    sizes = [Image.open(io.BytesIO(c.jpeg)).size for c in apart.crops[1:]]
+    stacked = Image.open(io.BytesIO(merged.crops[1].jpeg))
+    assert stacked.size == (max(w for w, _ in sizes), sum(h for _, h in sizes))
+
+    copy = pickle.loads(pickle.dumps(merged))
+    read = [replace(c.region, text=answer) for c, answer in zip(copy.crops, ["Section", "the whole line"],
+                                                                  strict=True)]
+    result = page_mod.assemble_vl_page(copy, read)
+    texts = [(b.type, b.text) for b in result.blocks]
+    assert texts == [("title", "Section"), ("text", "the whole line"), ("figure", "")]
+    assert result.blocks[1].bbox == pytest.approx(group.bbox, abs=0.01)
+    assert result.markdown.count("the whole line") == 1
 
 
 def test_vl_page_where_layout_finds_nothing_is_sent_whole(tmp_path, open_doc, make_settings):

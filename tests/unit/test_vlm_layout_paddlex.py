@@ -71,8 +71,17 @@ OFFICIAL_THRESHOLDS = {0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5, 4: 0.5, 5: 0.4, 6: 0.4, 7
 OFFICIAL_LARGE_MERGE = {3, 5, 6, 15, 17}  # chart, display_formula, doc_title, inline_formula, paragraph_title
 
 
+OFFICIAL_MERGE_LAYOUT_BLOCKS = True  # `merge_layout_blocks: True`
+
+
 def test_layout_post_processing_is_the_official_pipelines():
-    from app.pipeline.layout.paddlex import PREDICT_KWARGS
+    from app.pipeline.layout.cdla import CdlaLayoutEngine
+    from app.pipeline.layout.paddlex import MERGE_LAYOUT_BLOCKS, PREDICT_KWARGS
+
+    # vl mode reads runs of text regions together (layout/merge.py) with this engine, and only with this engine
+    assert MERGE_LAYOUT_BLOCKS is OFFICIAL_MERGE_LAYOUT_BLOCKS
+    assert PaddlexLayoutEngine.merge_layout_blocks is MERGE_LAYOUT_BLOCKS
+    assert CdlaLayoutEngine.merge_layout_blocks is False
 
     assert PREDICT_KWARGS["threshold"] == OFFICIAL_THRESHOLDS
     assert PREDICT_KWARGS["layout_nms"] is True

@@ -16,6 +16,9 @@ class LayoutEngine(Protocol):
     labels already in the fixed `BlockType` vocabulary, sorted top-to-bottom."""
 
     name: str
+    # `vl` mode reads runs of neighbouring text regions with one VLM request (layout/merge.py), as the official
+    # PaddleOCR-VL pipeline does with PP-DocLayoutV2's regions; engines without that rule say False.
+    merge_layout_blocks: bool
 
     def load(self) -> None: ...
 

@@ -9,7 +9,9 @@ per-label rules (image furniture is never sent, formula numbers lose their `$`) 
 
 Post-processing is the official PaddleOCR-VL pipeline's (`configs/pipelines/PaddleOCR-VL.yaml` in paddlex 3.7.2):
 per-class score thresholds, layout NMS, no unclipping and per-class box merging (`large` keeps the outer box of
-nested ones for charts, formulas and titles, so a title is not read twice).
+nested ones for charts, formulas and titles, so a title is not read twice). The same config's
+`merge_layout_blocks: True` (`MERGE_LAYOUT_BLOCKS`) makes `vl` mode read runs of neighbouring `text` regions with one
+VLM request: the rule is layout/merge.py's, applied by page.analyse_for_vl to this engine's regions only.
 
 The model runs on CPU threads (paddlepaddle CPU wheel) so the GPU stays vLLM's; each worker gets
 `threads_per_worker` of them (PaddleX's own default is 10 per predictor, far too many beside other workers).
@@ -79,6 +81,8 @@ LAYOUT_THRESHOLDS: dict[int, float] = {
 # `large` for chart (3), display formula (5), doc title (6), inline formula (15), paragraph title (17).
 LAYOUT_MERGE_MODES: dict[int, str] = {cls_id: "large" if cls_id in (3, 5, 6, 15, 17) else "union" for cls_id in range(25)}
 LAYOUT_UNCLIP_RATIO = (1.0, 1.0)
+# `merge_layout_blocks` (PaddleOCR-VL.yaml): in `vl` mode, text regions that continue each other are read together.
+MERGE_LAYOUT_BLOCKS = True
 # Everything `predict` is called with, in one place (tests compare it with the official config).
 PREDICT_KWARGS: dict[str, Any] = {
     "threshold": LAYOUT_THRESHOLDS,
@@ -125,6 +129,7 @@ class PaddlexLayoutEngine:
     """LayoutEngine over PaddleX's PP-DocLayoutV2 predictor (loaded from the baked model dir, offline)."""
 
     name = "paddlex"
+    merge_layout_blocks = MERGE_LAYOUT_BLOCKS
 
     def __init__(self, model_dir: Path, *, threads: int = 1, device: str = "cpu") -> None:
         self.model_dir = model_dir
