@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -150,3 +151,70 @@ async def test_warmup_pass_runs_the_bundled_page_through_the_sidecar(fake_vllm, 
         await client.aclose()
     assert seconds > 0
     assert httpx.get(f"{url}/fake/stats").json()["answered"] >= 2
+
+
+class TwoColumnLayout:
+    """PP-DocLayoutV2-shaped regions (its labels in `kind`, its reading order) for pdfgen.two_column_pdf, placed on
+    the page's own text lines: the first line of each column (one line that layout cut in two), then the last two
+    lines of the left column's first paragraph (the last one shorter: left edges agree, right edges do not) with a
+    picture in the gap beside the short line, the way a paragraph flows round an inset image."""
+
+    merge_layout_blocks = True
+
+    def __init__(self, boxes: list[tuple[str, str, tuple[float, float, float, float]]]) -> None:
+        self.boxes = boxes  # (label, kind, box in points)
+
+    def detect(self, image):
+        from app.pipeline.primitives import Region
+
+        scale = image.shape[1] / 612  # a US Letter page
+        return [Region(label=label, bbox=tuple(v * scale for v in box), score=0.9, kind=kind, order=i)
+                for i, (label, kind, box) in enumerate(self.boxes)]
+
+
+@pytest.mark.anyio
+async def test_text_regions_merged_like_the_official_pipeline_are_one_request_and_read_whole(
+        fake_vllm, make_settings, tmp_path):
+    import pypdfium2 as pdfium
+
+    from app.pipeline import page as page_mod
+    from app.pipeline import textlayer
+    from app.pipeline.pdfium_backend import open_page
+
+    url = fake_vllm("--answers", "ocr")
+    settings = vl_settings(make_settings, url)
+    doc = pdfium.PdfDocument(pdfgen.two_column_pdf(tmp_path / "cols.pdf"))
+    try:
+        with open_page(doc, 0) as page:
+            lines = textlayer.extract(page).lines
+        first_row = sorted((ln for ln in lines if ln.text.startswith(("Apples grow", pdfgen.RIGHT_COLUMN[:12]))),
+                           key=lambda ln: (ln.bbox[1], ln.bbox[0]))[:2]
+        left_column = [ln for ln in lines if ln.bbox[0] < 100 and ln.bbox[1] > first_row[0].bbox[1]]
+        end = next(i for i, ln in enumerate(left_column) if ln.bbox[2] < left_column[0].bbox[2] - 20)
+        upper, lower = left_column[end - 1], left_column[end]  # a full line, then the paragraph's short last line
+        picture = (lower.bbox[2] + 5, lower.bbox[1], upper.bbox[2], lower.bbox[3])
+        layout = TwoColumnLayout([("text", "text", first_row[0].bbox), ("text", "text", first_row[1].bbox),
+                                  ("text", "text", upper.bbox), ("figure", "image", picture),
+                                  ("text", "text", lower.bbox)])
+        analysis = page_mod.analyse_for_vl(doc, 0, ConvertOptions(mode="vl", dpi=144),
+                                           SimpleNamespace(layout=layout), settings)  # type: ignore[arg-type]
+    finally:
+        doc.close()
+    assert len(analysis.crops) == 2  # four text regions, two requests; the picture is never sent
+
+    client = VlmClient(settings)
+    try:
+        await client.wait_until_ready(30)
+        recognized = await VlRecognizer(client, settings).recognize(analysis.crops)
+    finally:
+        await client.aclose()
+    assert httpx.get(f"{url}/fake/stats").json()["answered"] == 2
+    result = page_mod.assemble_vl_page(analysis, recognized)
+    text_blocks = [b for b in result.blocks if b.type == "text"]
+    assert len(text_blocks) == 2
+    # each answer holds both pieces of its group, read off the one stacked crop
+    for block, pieces in zip(text_blocks, [first_row, [upper, lower]], strict=True):
+        for piece in pieces:
+            assert fuzz.partial_ratio(piece.text, block.text) > 85, (piece.text, block.text)
+            assert block.bbox[0] <= piece.bbox[0] + 0.01 and block.bbox[2] >= piece.bbox[2] - 0.01
+    assert [b.type for b in result.blocks].count("figure") == 1
