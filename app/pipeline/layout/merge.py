@@ -8,13 +8,13 @@ kinds that are never merged (`APART_KINDS`), a `text` region joins the run of th
 - it continues the same line to the right (`side_by_side`): no horizontal overlap, it starts right of the
   previous one's right edge, its top is above the previous one's bottom, and the gap is under 0.3 of the wider
   one's width; stacked centred; or
-- it continues the paragraph below or above (`stacked`): the two overlap horizontally, exactly one edge (left or
+- it continues the paragraph just below it (`stacked`): the two overlap horizontally, exactly one edge (left or
   right) lines up within `ALIGN_TOLERANCE_PT`, the vertical gap is under half the taller one's height, and the box
   round the pair overlaps a region that is never merged (text flowing round a picture or a table, which the layout
   model cuts into blocks of different widths); stacked on the edge that lines up.
 
-A run whose stacked crop would be 3 or more times taller than wide is read block by block after all. Other
-labels (titles, formulas, captions, lists...) are never merged.
+A run whose stacked crop would be 3 or more times taller than wide (measured on the boxes) is read block by block
+after all. Other labels (titles, formulas, captions, lists...) are never merged.
 
 What the result shows for a merged group: ONE region, the first member's (label, kind, score and place in the
 reading order) with the box round all members, carrying the group's whole answer. Upstream keeps the members as
@@ -149,6 +149,8 @@ def stack(crops: Sequence[np.ndarray], aligns: Sequence[Align]) -> np.ndarray:
     narrower side moves)."""
     if len(aligns) != len(crops) - 1:
         raise ValueError(f"{len(crops)} crops need {len(crops) - 1} alignments, got {len(aligns)}")
+    if len(crops) == 1:
+        return crops[0]
     offsets = [0]
     width = crops[0].shape[1]
     for crop, align in zip(crops[1:], aligns, strict=True):
