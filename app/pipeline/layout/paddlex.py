@@ -9,7 +9,8 @@ per-label rules (image furniture is never sent, formula numbers lose their `$`) 
 
 Post-processing is the official PaddleOCR-VL pipeline's (`configs/pipelines/PaddleOCR-VL.yaml` in paddlex 3.7.2):
 per-class score thresholds, layout NMS, no unclipping and per-class box merging (`large` keeps the outer box of
-nested ones for charts, formulas and titles, so a title is not read twice). The same config's
+nested ones for charts, formulas and titles, so a title is not read twice), then the pipeline's own overlap filter
+(`overlap.drop_overlapping`) and, in `vl` mode, its `merge_layout_blocks` (`merge.group_regions`). The same config's
 `merge_layout_blocks: True` (`MERGE_LAYOUT_BLOCKS`) makes `vl` mode read runs of neighbouring `text` regions with one
 VLM request: the rule is layout/merge.py's, applied by page.analyse_for_vl to this engine's regions only.
 
@@ -24,11 +25,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.pipeline.layout.overlap import drop_overlapping
 from app.pipeline.primitives import Region
 from app.pipeline.result import BlockType
 from app.settings import Settings
@@ -36,8 +39,6 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "PP-DocLayoutV2"
-# The official PaddleOCR-VL pipeline drops boxes narrower or shorter than this (pixels): nothing to read in them.
-MIN_SIDE_PX = 4.0
 
 # PP-DocLayoutV2's 25 classes in our vocabulary. Furniture the official pipeline keeps out of Markdown
 # (number, footnote, header/footer and their images, aside text) maps to header/footer/page_number, which
@@ -104,8 +105,9 @@ def _boxes(result: Any) -> list[Mapping[str, Any]]:
 
 def regions_from_paddlex(result: Any, *, width: int, height: int, min_score: float = 0.0) -> list[Region]:
     """Turn one PaddleX layout result into Regions (pixel boxes clipped to the image, labels mapped), keeping
-    the model's order in `Region.order` and its label in `Region.kind`. Degenerate boxes and boxes under
-    `min_score` are dropped; unknown labels become text."""
+    the model's order in `Region.order` and its label in `Region.kind`. Boxes under `min_score` and those the
+    official pipeline's overlap filter drops (slivers, nested duplicates) are left out; unknown labels become
+    text."""
     regions: list[Region] = []
     for box in _boxes(result):
         name = str(box.get("label", ""))
@@ -119,10 +121,8 @@ def regions_from_paddlex(result: Any, *, width: int, height: int, min_score: flo
         x0, y0, x1, y1 = (float(v) for v in box["coordinate"][:4])
         x0, x1 = sorted((min(max(x0, 0.0), width), min(max(x1, 0.0), width)))
         y0, y1 = sorted((min(max(y0, 0.0), height), min(max(y1, 0.0), height)))
-        if x1 - x0 < MIN_SIDE_PX or y1 - y0 < MIN_SIDE_PX:
-            continue
-        regions.append(Region(label=label, bbox=(x0, y0, x1, y1), score=score, kind=name, order=len(regions)))
-    return regions
+        regions.append(Region(label=label, bbox=(x0, y0, x1, y1), score=score, kind=name))
+    return [replace(region, order=order) for order, region in enumerate(drop_overlapping(regions))]
 
 
 class PaddlexLayoutEngine:
