@@ -66,12 +66,13 @@ export class ResultViewer {
 
   // The blob URL of one of the job's crops, fetched once per job (page switches reuse it).
   figureUrl(name) {
-    if (!this.figures.has(name)) {
+    const figures = this.figures;
+    if (!figures.has(name)) {
       const pending = request(`/jobs/${this.jobId}/images/${encodeURIComponent(name)}`)
         .then((response) => response.blob())
         .then((blob) => URL.createObjectURL(blob));
-      pending.catch(() => this.figures.delete(name)); // a failed fetch is tried again on the next showing
-      this.figures.set(name, pending);
+      pending.catch(() => figures.delete(name)); // a failed fetch is tried again on the next showing
+      figures.set(name, pending);
     }
     return this.figures.get(name);
   }
