@@ -45,8 +45,16 @@ vllm_url_host() {
 }
 
 if [[ "${1:-}" == "vllm" ]]; then
-    unset VLLM_PORT
+    # Word-split on purpose: VLLM_EXTRA_ARGS="--enforce-eager --max-num-seqs 64" (later flags win in vLLM).
+    extra=()
+    read -r -a extra <<<"${VLLM_EXTRA_ARGS:-}"
     export SIDECAR_PORT="${SIDECAR_PORT:-$(vllm_url_port)}"
+    # Our own VLLM_* settings stay out of vLLM's environment: vLLM warns about every VLLM_* name it does not know
+    # ("Unknown vLLM environment variable detected"; a hard error where its validation is strict), and their values
+    # are already on the command line (supervisord.conf, `extra`). VLLM_PORT: see the top of this file. Names vLLM
+    # itself reads (VLLM_CACHE_ROOT, VLLM_NO_USAGE_STATS, VLLM_TARGET_DEVICE, ...) pass through untouched.
+    unset VLLM_PORT VLLM_URL VLLM_EXTRA_ARGS VLLM_API_SERVER_COUNT VLLM_GPU_MEMORY_UTILIZATION VLLM_MAX_MODEL_LEN \
+        VLLM_MAX_NUM_BATCHED_TOKENS VLLM_MAX_NUM_SEQS VLLM_DATA_PARALLEL_SIZE
     if [[ -n "${VLM_COMMAND:-}" ]]; then
         # Deliberately a shell command line, so tests and operators can pass flags.
         exec bash -c "exec ${VLM_COMMAND}"
@@ -60,9 +68,6 @@ if [[ "${1:-}" == "vllm" ]]; then
             ;;
         *) die "VLM_DEVICE must be 'gpu' or 'cpu', got '${VLM_DEVICE}'" ;;
     esac
-    extra=()
-    # Word-split on purpose: VLLM_EXTRA_ARGS="--enforce-eager --max-num-seqs 64" (later flags win in vLLM).
-    read -r -a extra <<<"${VLLM_EXTRA_ARGS:-}"
     exec "$@" "${device[@]}" "${extra[@]}"
 fi
 [[ $# -eq 0 ]] || die "usage: start.sh   (or, as supervisord's vlm program: start.sh vllm serve ...)"

@@ -5,7 +5,9 @@ prefix, keeps the ones whose stable hash falls in shard `i` of `n`, skips those 
 and converts the rest through one PagePool (models load once per worker for the whole run).
 
 Key scheme: the input `s3://B/in/reports/q3.pdf` (relative key `reports/q3.pdf`; PNG, JPEG, TIFF, WebP and BMP
-inputs too) gives `<out>/reports/q3.md`, `<out>/reports/q3.json` and the crops under `<out>/reports/q3_images/`. The JSON is uploaded last, so its presence means the result
+inputs too) gives `<out>/reports/q3.md`, `<out>/reports/q3.json` and the crops under `<out>/reports/q3_images/`.
+Inputs that would share a stem (`q3.pdf` and `q3.png`) keep their whole key instead: `<out>/reports/q3.pdf.json`,
+`<out>/reports/q3.png.json` (`result_stems`). The JSON is uploaded last, so its presence means the result
 is complete; that is the idempotency check, and a retried pod redoes only what is missing. An input the
 pipeline rejects (not a PDF, encrypted, too large: 4xx errors) gets `<out>/reports/q3.error.json` instead and
 counts as done, so retries do not grind on it; anything else (S3 trouble, a crashed worker) leaves no marker
@@ -100,6 +102,25 @@ def result_stem(relative_key: str) -> str:
     return str(path.with_suffix("")) if path.suffix.lower() in INPUT_SUFFIXES else relative_key
 
 
+def result_stems(input_keys: Iterable[str]) -> dict[str, str]:
+    """Each input's output stem: `result_stem`, unless other inputs share it (`a.pdf` and `a.png`), then the
+    whole key (`a.pdf`, `a.png`: results `a.pdf.json`, `a.png.json`), so no result overwrites another.
+
+    Decided from the whole listing, not one shard's part of it, so every shard and every run names an input's
+    result the same way; repeated because a whole key can itself be another input's stem (`a.pdf.png`)."""
+    keys = sorted(set(input_keys))
+    stems = {key: result_stem(key) for key in keys}
+    while True:
+        owners: dict[str, list[str]] = {}
+        for key, stem in stems.items():
+            owners.setdefault(stem, []).append(key)
+        shared = [key for group in owners.values() if len(group) > 1 for key in group if stems[key] != key]
+        if not shared:
+            return stems
+        for key in shared:  # whole keys are unique: each round settles at least one input for good
+            stems[key] = key
+
+
 def is_input(relative_key: str) -> bool:
     return relative_key.lower().endswith(INPUT_SUFFIXES) and not relative_key.endswith("/")
 
@@ -109,19 +130,18 @@ class BatchPlan:
     todo: list[str] = field(default_factory=list)  # relative keys to convert, sorted
     done: list[str] = field(default_factory=list)  # already have a result or an error marker
     other_shards: int = 0
+    stems: dict[str, str] = field(default_factory=dict)  # relative key -> output stem (result_stems)
 
 
 def plan(input_keys: Iterable[str], existing_outputs: Iterable[str], shard: int, shards: int) -> BatchPlan:
     """Decide what this shard converts. Both key lists are relative to their prefixes."""
     existing = set(existing_outputs)
-    result = BatchPlan()
-    for key in sorted(set(input_keys)):
-        if not is_input(key):
-            continue
+    result = BatchPlan(stems=result_stems(key for key in input_keys if is_input(key)))
+    for key in sorted(result.stems):
         if shard_of(key, shards) != shard:
             result.other_shards += 1
             continue
-        stem = result_stem(key)
+        stem = result.stems[key]
         if stem + JSON_SUFFIX in existing or stem + ERROR_SUFFIX in existing:
             result.done.append(key)
         else:
@@ -225,7 +245,7 @@ async def run_batch(
             async def one(index: int, relative: str) -> None:
                 async with limit:
                     local = Path(scratch) / f"{index}.pdf"
-                    stem = dest.key(result_stem(relative))
+                    stem = dest.key(work.stems[relative])
                     crops = Path(scratch) / f"{index}-images"
                     try:
                         await asyncio.to_thread(s3.download_file, source.key(relative), local, bucket=source.bucket)

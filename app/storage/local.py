@@ -13,9 +13,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from app.pipeline.figures import IMAGES_DIRNAME
 from app.pipeline.result import DocumentResult
 from app.settings import Settings
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
+from app.storage.images import image_files
 
 # Request ids we accept from clients (X-Request-ID) and use as directory names.
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -40,8 +42,10 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def local_outputs(out_dir: Path) -> dict[str, object]:
     """How a response names the files written for it: the result id (the directory's name under OUTPUT_DIR) and
-    paths relative to OUTPUT_DIR. Never the absolute path: it tells a client about the host's layout."""
-    return {"id": out_dir.name, "files": [f"{out_dir.name}/{RESULT_JSON}", f"{out_dir.name}/{RESULT_MD}"]}
+    paths relative to OUTPUT_DIR: result.json, result.md, then the figure crops in `images/` by name. Never the
+    absolute path: it tells a client about the host's layout."""
+    names = [RESULT_JSON, RESULT_MD] + [f"{IMAGES_DIRNAME}/{p.name}" for p in image_files(out_dir / IMAGES_DIRNAME)]
+    return {"id": out_dir.name, "files": [f"{out_dir.name}/{name}" for name in names]}
 
 
 def write_outputs(output_dir: Path, request_id: str, result: DocumentResult, *, fresh_dir: bool = False,

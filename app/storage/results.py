@@ -16,6 +16,7 @@ from typing import Any
 from app.errors import InsufficientStorage
 from app.pipeline.result import DocumentResult
 from app.settings import Settings
+from app.storage.images import place
 from app.storage.local import local_outputs, write_outputs
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,10 @@ class StoredResult:
     outputs: dict[str, Any]  # the response's `outputs`, less `s3`: ids and relative paths only
 
 
-async def store_result(settings: Settings, request_id: str, result: DocumentResult) -> StoredResult:
-    """Write the result under OUTPUT_DIR (in a thread); a full disk is reported in `outputs.error`, not raised."""
+async def store_result(settings: Settings, request_id: str, result: DocumentResult,
+                       images: Path | None = None) -> StoredResult:
+    """Write the result under OUTPUT_DIR (in a thread) and move the crops staged in `images` beside it, so that
+    `outputs.files` lists everything written; a full disk is reported in `outputs.error`, not raised."""
     try:
         out_dir = await asyncio.to_thread(
             partial(write_outputs, fresh_dir=True, settings=settings), settings.output_dir, request_id, result
@@ -36,4 +39,7 @@ async def store_result(settings: Settings, request_id: str, result: DocumentResu
     except InsufficientStorage as exc:
         log.warning("result not stored on disk: %s", exc.message)
         return StoredResult(None, {"id": None, "files": [], "error": {"type": exc.type, "message": exc.message}})
-    return StoredResult(out_dir, {**local_outputs(out_dir), "error": None})
+    if images is not None:
+        await asyncio.to_thread(place, images, out_dir)
+    outputs = await asyncio.to_thread(local_outputs, out_dir)
+    return StoredResult(out_dir, {**outputs, "error": None})

@@ -45,6 +45,11 @@ async def test_figures_are_cropped_beside_the_result_and_linked_with_their_capti
         assert f"![{pdfgen.FIGURE_CAPTIONS[1]}](images/p2-fig1.jpg)" in body["markdown"]
         out = settings.output_dir / body["outputs"]["id"]
         assert sorted(p.name for p in (out / "images").iterdir()) == ["p1-fig1.png", "p2-fig1.jpg"]
+        # outputs.files names every file written for the result, the crops too, relative to OUTPUT_DIR
+        assert body["outputs"]["files"] == ["figs-1/result.json", "figs-1/result.md", "figs-1/images/p1-fig1.png",
+                                            "figs-1/images/p2-fig1.jpg"]
+        written = sorted(str(p.relative_to(settings.output_dir)) for p in out.rglob("*") if p.is_file())
+        assert written == sorted(body["outputs"]["files"])
         assert (out / "result.md").read_text() == body["markdown"]
         figure = next(b for b in body["pages"][0]["blocks"] if b["type"] == "figure")
         with Image.open(out / "images" / "p1-fig1.png") as crop:

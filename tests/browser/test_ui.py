@@ -9,6 +9,7 @@ running job. The result view is saved as a screenshot under output/browser/ (pat
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests import pdfgen
 from tests.browser.support import skip_without_browser
@@ -214,6 +216,44 @@ def test_behind_an_api_key_the_page_asks_for_the_key_and_uses_it(browser, key_se
         check_boxes_match(browser, result["pages"][number - 1])
     assert json.loads(downloaded(browser, "download-json")) == result
     assert API_KEY not in key_server.log()
+
+
+def enter_key(driver: Any) -> None:
+    dialog = driver.find_element(By.ID, "key-dialog")
+    wait(driver, lambda d: dialog.get_attribute("open") is not None, "the API key dialog")
+    by_id(driver, "key-input").send_keys(API_KEY)
+    by_id(driver, "key-save").click()
+    wait(driver, lambda d: dialog.get_attribute("open") is None, "the dialog to close")
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["open", "api-key"])
+def test_the_markdown_shows_the_figures_crops(browser, open_server, key_server, tmp_path, keyed):
+    """The crops the Markdown links (`images/p1-fig1.png`) are served behind the key: the page fetches them with it
+    and shows them, each the very image the API serves; the key goes into no URL."""
+    server, key = (key_server, API_KEY) if keyed else (open_server, None)
+    pdf = pdfgen.figure_pdf(tmp_path / "figures.pdf", pages=2)
+    browser.get(f"{server.url}/ui")
+    if keyed:
+        enter_key(browser)
+    submit(browser, pdf)
+    job_id = wait_for_job_end(browser)
+    result = api(server, f"/jobs/{job_id}/result", key=key).json()
+    for number, name in ((1, "p1-fig1.png"), (2, "p2-fig1.jpg")):
+        if number == 2:
+            by_id(browser, "next-page").click()
+        wait_page_shown(browser, number)
+        assert f"](images/{name})" in result["pages"][number - 1]["markdown"]
+        caption = pdfgen.FIGURE_CAPTIONS[number - 1]
+        figure = by_id(browser, "markdown-view").find_element(By.CSS_SELECTOR, f'img[alt="{caption}"]')
+        wait(browser, lambda d, f=figure: d.execute_script("return arguments[0].complete", f)
+             and d.execute_script("return arguments[0].naturalWidth", f) > 0, f"the crop {name}", timeout_s=30)
+        served = Image.open(io.BytesIO(api(server, f"/jobs/{job_id}/images/{name}", key=key).content))
+        shown = browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", figure)
+        assert tuple(shown) == served.size
+        assert figure.get_attribute("src").startswith("blob:") and figure.get_attribute("data-loaded") == "true"
+    log = server.log()
+    assert "/ui/images/" not in log  # the relative link itself was never requested
+    assert API_KEY not in log
 
 
 def test_a_bad_file_shows_the_apis_error_message(browser, open_server, tmp_path):

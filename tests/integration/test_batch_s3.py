@@ -20,6 +20,7 @@ from app.batch import (
     parse_shard,
     plan,
     result_stem,
+    result_stems,
     run_batch,
     shard_of,
 )
@@ -66,6 +67,17 @@ def test_shards_partition_the_inputs_and_skip_finished_ones() -> None:
     assert all(0 < len(p.todo) < 150 for p in plans)  # the hash spreads keys
     assert shard_of("a/b.pdf", 3) == shard_of("a/b.pdf", 3)
     assert result_stem("d7/f7.PDF") == "d7/f7"
+
+
+def test_inputs_sharing_a_stem_keep_their_whole_key_and_others_keep_their_stem() -> None:
+    keys = ["a.pdf", "a.png", "b.pdf", "a.pdf.png", "c/a.pdf", "d.PDF", "d.pdf"]
+    assert result_stems(keys) == {"a.pdf": "a.pdf", "a.png": "a.png", "b.pdf": "b", "a.pdf.png": "a.pdf.png",
+                                  "c/a.pdf": "c/a", "d.PDF": "d.PDF", "d.pdf": "d.pdf"}
+    # every shard sees the whole listing: a.pdf and a.png are told apart even when they land in different shards
+    plans = [plan(keys + ["notes.txt"], ["a.pdf.json", "b.json"], shard, 4) for shard in range(4)]
+    assert all(p.stems == result_stems(keys) for p in plans)
+    assert sorted(k for p in plans for k in p.done) == ["a.pdf", "b.pdf"]
+    assert "a.png" in [k for p in plans for k in p.todo]
 
 
 # --- against a moto server ---------------------------------------------------------------------------------------
@@ -183,3 +195,32 @@ def test_batch_reads_images_and_uploads_crops_beside_each_result(s3, moto_endpoi
     scan_doc = DocumentResult.model_validate_json(s3.get_object(Bucket=BUCKET, Key="out/scans/page.json")["Body"]
                                                   .read())
     assert scan_doc.pages[0].source == "ocr" and "recognition" in scan_doc.markdown
+
+
+@pytest.mark.timeout(300)
+def test_inputs_with_one_stem_get_one_result_each(s3, moto_endpoint: str, make_settings, tmp_path: Path) -> None:
+    """`a.pdf` and `a.png` under one prefix: neither result overwrites the other; a lone input keeps `<stem>.json`."""
+    s3.upload_file(str(pdfgen.text_pdf(tmp_path / "a.pdf", pages=1)), BUCKET, "in/same/a.pdf")
+    scan = tmp_path / "a.png"
+    pdfgen.scan_image(dpi=200).save(scan, dpi=(200, 200))
+    s3.upload_file(str(scan), BUCKET, "in/same/a.png")
+    s3.upload_file(str(pdfgen.text_pdf(tmp_path / "solo.pdf", pages=2)), BUCKET, "in/solo.pdf")
+    settings = make_settings(s3_endpoint=moto_endpoint, workers=1, **CREDS)
+
+    def run():
+        return asyncio.run(run_batch(settings, parse_s3_url(f"s3://{BUCKET}/in"),
+                                     parse_s3_url(f"s3://{BUCKET}/out/"), options=ConvertOptions(mode="auto")))
+
+    report = run()
+    assert sorted(report.converted) == ["same/a.pdf", "same/a.png", "solo.pdf"], report
+    expected = {"same/a.pdf.md", "same/a.pdf.json", "same/a.png.md", "same/a.png.json", "solo.md", "solo.json"}
+    assert _keys(s3, "out/") == expected
+
+    def document(key: str) -> DocumentResult:
+        return DocumentResult.model_validate_json(s3.get_object(Bucket=BUCKET, Key=f"out/{key}")["Body"].read())
+
+    from_pdf, from_png = document("same/a.pdf.json"), document("same/a.png.json")
+    assert from_pdf.pages[0].source == "text" and pdfgen.TITLE in from_pdf.markdown
+    assert from_png.pages[0].source == "ocr" and "recognition" in from_png.markdown
+    assert document("solo.json").page_count == 2
+    assert run().converted == [] and _keys(s3, "out/") == expected  # a re-run finds both results

@@ -4,6 +4,7 @@ on one appliance (one vLLM start); the last one stops it."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import configparser
 import io
@@ -52,6 +53,16 @@ def environ(pid: int) -> dict[str, str]:
     return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
 
 
+def vllm_environment_variables(venv: Path) -> set[str]:
+    """The VLLM_* names vLLM knows: the keys of `environment_variables` in the installed vllm/envs.py (read, not
+    imported: importing vllm pulls in torch)."""
+    (envs,) = venv.glob("lib/python3*/site-packages/vllm/envs.py")
+    for node in ast.parse(envs.read_text()).body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "environment_variables":
+            return {key.value for key in node.value.keys}  # type: ignore[union-attr]
+    raise AssertionError(f"{envs} has no environment_variables")
+
+
 def test_vllm_runs_supervisords_own_command_line_with_the_cpu_profile(real):
     info = real.info("vlm")
     assert info["statename"] == "RUNNING"
@@ -72,6 +83,13 @@ def test_vllm_runs_supervisords_own_command_line_with_the_cpu_profile(real):
     vllm_env = environ(info["pid"])
     assert "VLLM_PORT" not in vllm_env  # set for the container, never handed to vLLM
     assert vllm_env["VLLM_TARGET_DEVICE"] == "cpu"
+    # Only names vLLM knows: our VLLM_* settings (VLLM_URL, the tunables) would each log "Unknown vLLM environment
+    # variable detected" (tests/unit/test_start_sh.py checks the same with every setting of ours set).
+    known = vllm_environment_variables(real.venv)
+    assert "VLLM_CACHE_ROOT" in vllm_env and "VLLM_URL" in real.env
+    unknown = sorted(name for name in vllm_env if name.startswith("VLLM_") and name not in known)
+    assert unknown == [], unknown
+    assert "Unknown vLLM environment variable" not in real.log()
 
 
 def test_pixel_bounds_and_chat_template_are_the_servers(real):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -48,6 +49,30 @@ def test_vllm_never_sees_vllm_port(tmp_path, bin_dir):
     assert args == "ARGS serve /models/x --port 8080"
     assert "VLLM_PORT" not in env
     assert "VLLM_TARGET_DEVICE" not in env  # the gpu profile adds nothing
+
+
+# The VLLM_* names vLLM may see: its own (vllm/envs.py's environment_variables), set by the image (Dockerfile.vllm)
+# or by start.sh's cpu profile. tests/real_vllm checks them against the real vLLM's list.
+VLLM_OWN_NAMES = {"VLLM_CACHE_ROOT", "VLLM_NO_USAGE_STATS", "VLLM_TARGET_DEVICE", "VLLM_CPU_KVCACHE_SPACE"}
+
+
+def test_vllm_sees_none_of_our_vllm_named_settings(tmp_path, bin_dir):
+    """Our settings named VLLM_* (VLLM_URL, the supervisord.conf tunables, VLLM_EXTRA_ARGS) stay out of vLLM's
+    environment, where vLLM 0.32 warns about every VLLM_* name it does not know; vLLM's own names pass through."""
+    image = {"VLLM_CACHE_ROOT": str(tmp_path / "vllm-cache"), "VLLM_NO_USAGE_STATS": "1"}
+    operator = {"VLLM_URL": "http://127.0.0.1:8080/v1", "VLLM_EXTRA_ARGS": "--max-num-seqs 8",
+                "VLLM_PORT": "tcp://10.0.0.9:8080", "VLLM_MAX_NUM_SEQS": "128"}
+    # The environment supervisord hands its programs: what start.sh exported, every tunable included.
+    _, supervised = run(tmp_path, bin_dir, PROFILE="cpu", **image, **operator)
+    ours = {name for name in supervised if name.startswith("VLLM_")} - VLLM_OWN_NAMES
+    referenced = set(re.findall(r"%\(ENV_(VLLM_\w+)\)s", (ROOT / "supervisord.conf").read_text()))
+    assert referenced and referenced <= ours and "VLLM_URL" in ours and "VLLM_EXTRA_ARGS" in ours
+    for device in ("gpu", "cpu"):
+        args, env = run(tmp_path, bin_dir, "vllm", "serve", "/m", **{**supervised, "VLM_DEVICE": device})
+        assert args.endswith("--max-num-seqs 8")  # VLLM_EXTRA_ARGS still reaches the command line
+        seen = {name for name in env if name.startswith("VLLM_")}
+        assert seen <= VLLM_OWN_NAMES, sorted(seen - VLLM_OWN_NAMES)
+        assert seen >= set(image)
 
 
 def test_the_cpu_device_profile_appends_its_flags_before_the_operators(tmp_path, bin_dir):

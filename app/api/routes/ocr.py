@@ -169,9 +169,8 @@ async def ocr_pdf(
              {k: round(v, 3) for k, v in result.timings.items()})
     try:
         result = await asyncio.to_thread(image_store.finalize, result, staging, options.images, settings)
-        stored = await store_result(settings, request_id, result)  # a full disk costs the copy, not the answer
-        if stored.directory is not None:
-            await asyncio.to_thread(image_store.place, staging, stored.directory)
+        # a full disk costs the copy, not the answer
+        stored = await store_result(settings, request_id, result, images=staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     s3_info = None

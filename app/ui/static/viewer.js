@@ -12,6 +12,11 @@ const TYPES = ["title", "text", "list", "table", "figure", "caption", "header", 
 
 const $ = (id) => document.getElementById(id);
 
+// A crop the result links as `images/<name>` (the names app/api/routes/images.py serves, nothing else): served
+// behind the API key at /jobs/{id}/images/{name}, so the page fetches it with the key and shows it as a blob URL
+// (an <img src> cannot send the key, and the key never goes into a URL).
+const FIGURE_LINK = /^images\/(p\d{1,6}-(?:fig|chart|table|formula)\d{1,4}\.(?:png|jpg))$/;
+
 // Letters and digits only: Markdown syntax, table pipes and whitespace differ between a block's text and its
 // rendered element; the words do not.
 const normalize = (text) => (text || "").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, "");
@@ -29,6 +34,7 @@ export class ResultViewer {
     this.pageIndex = 0;
     this.imageUrl = null;
     this.downloadUrls = [];
+    this.figures = new Map(); // crop name -> Promise of its blob URL, for the job shown
     this.blockElements = new Map();
     this.selected = null;
     this.token = 0; // bumps on every page switch: late image responses for an old page are dropped
@@ -54,6 +60,41 @@ export class ResultViewer {
     $("result").hidden = true;
     for (const url of this.downloadUrls) URL.revokeObjectURL(url);
     this.downloadUrls = [];
+    for (const pending of this.figures.values()) pending.then((url) => URL.revokeObjectURL(url), () => {});
+    this.figures = new Map();
+  }
+
+  // The blob URL of one of the job's crops, fetched once per job (page switches reuse it).
+  figureUrl(name) {
+    const figures = this.figures;
+    if (!figures.has(name)) {
+      const pending = request(`/jobs/${this.jobId}/images/${encodeURIComponent(name)}`)
+        .then((response) => response.blob())
+        .then((blob) => URL.createObjectURL(blob));
+      pending.catch(() => figures.delete(name)); // a failed fetch is tried again on the next showing
+      figures.set(name, pending);
+    }
+    return this.figures.get(name);
+  }
+
+  // Points the rendered Markdown's crop links at the fetched crops. Called before the elements are in the
+  // document, so the browser never requests the relative link (/ui/images/..., which does not exist).
+  showFigures(root) {
+    const token = this.token;
+    for (const img of root.querySelectorAll("img")) {
+      const match = FIGURE_LINK.exec(img.getAttribute("src") || "");
+      if (!match) continue;
+      img.removeAttribute("src");
+      img.dataset.figure = match[1];
+      img.dataset.loaded = "false";
+      this.figureUrl(match[1]).then((url) => {
+        if (token !== this.token) return; // another page (or job) is shown by now
+        img.onload = () => { img.dataset.loaded = "true"; };
+        img.src = url;
+      }, (err) => {
+        if (token === this.token) this.onError(err);
+      });
+    }
   }
 
   // Loads a succeeded job's result (JSON and Markdown, which are also what the download links hand out).
@@ -174,7 +215,9 @@ export class ResultViewer {
   // previous block was found) whose words start with the block's words, so selecting a box can scroll to it.
   renderMarkdown(page) {
     const view = $("markdown-view");
-    view.innerHTML = DOMPurify.sanitize(marked.parse(page.markdown || ""));
+    const rendered = DOMPurify.sanitize(marked.parse(page.markdown || ""), { RETURN_DOM_FRAGMENT: true });
+    this.showFigures(rendered);
+    view.replaceChildren(rendered);
     if (!page.markdown) view.textContent = "(no text on this page)";
     this.blockElements = new Map();
     this.selected = null;
