@@ -103,22 +103,29 @@ def result_stem(relative_key: str) -> str:
 
 
 def result_stems(input_keys: Iterable[str]) -> dict[str, str]:
-    """Each input's output stem: `result_stem`, unless other inputs share it (`a.pdf` and `a.png`), then the
-    whole key (`a.pdf`, `a.png`: results `a.pdf.json`, `a.png.json`), so no result overwrites another.
+    """Each input's output stem: `result_stem`, unless another input would write the same file (`a.pdf` and
+    `a.png` share `a.json`; `a.error.pdf`'s result is `a.pdf`'s error marker `a.error.json`), then the whole key
+    (`a.pdf.json`, `a.png.json`), so no output overwrites another or passes for it.
 
     Decided from the whole listing, not one shard's part of it, so every shard and every run names an input's
     result the same way; repeated because a whole key can itself be another input's stem (`a.pdf.png`)."""
     keys = sorted(set(input_keys))
     stems = {key: result_stem(key) for key in keys}
     while True:
-        owners: dict[str, list[str]] = {}
+        owners: dict[str, set[str]] = {}
         for key, stem in stems.items():
-            owners.setdefault(stem, []).append(key)
-        shared = [key for group in owners.values() if len(group) > 1 for key in group if stems[key] != key]
+            for name in _output_names(stem):
+                owners.setdefault(name, set()).add(key)
+        shared = {key for group in owners.values() if len(group) > 1 for key in group if stems[key] != key}
         if not shared:
             return stems
-        for key in shared:  # whole keys are unique: each round settles at least one input for good
+        for key in shared:  # whole keys never clash (inputs end in an input suffix): each round settles some
             stems[key] = key
+
+
+def _output_names(stem: str) -> tuple[str, str]:
+    """What an input with this stem may write, up to the suffix both kinds of output add (`.json`)."""
+    return stem, stem + ERROR_SUFFIX.removesuffix(JSON_SUFFIX)
 
 
 def is_input(relative_key: str) -> bool:

@@ -73,6 +73,9 @@ def test_inputs_sharing_a_stem_keep_their_whole_key_and_others_keep_their_stem()
     keys = ["a.pdf", "a.png", "b.pdf", "a.pdf.png", "c/a.pdf", "d.PDF", "d.pdf"]
     assert result_stems(keys) == {"a.pdf": "a.pdf", "a.png": "a.png", "b.pdf": "b", "a.pdf.png": "a.pdf.png",
                                   "c/a.pdf": "c/a", "d.PDF": "d.PDF", "d.pdf": "d.pdf"}
+    # e.error.pdf's result would be e.pdf's error marker (e.error.json): neither may pass for the other
+    assert result_stems(["e.pdf", "e.error.pdf", "f.pdf"]) == {"e.pdf": "e.pdf", "e.error.pdf": "e.error.pdf",
+                                                               "f.pdf": "f"}
     # every shard sees the whole listing: a.pdf and a.png are told apart even when they land in different shards
     plans = [plan(keys + ["notes.txt"], ["a.pdf.json", "b.json"], shard, 4) for shard in range(4)]
     assert all(p.stems == result_stems(keys) for p in plans)
