@@ -9,7 +9,7 @@ The cascade's triggers: `is_unsure` (a whole line is read again by a stronger mo
 read with a low probability, or it holds letters of a script outside Latin, Greek and Cyrillic: what the tiny model
 guesses on noise; a page in such a script is then read by the stronger model throughout) and `unsure_words` /
 `reread_words` (only the words holding a weak character, on their own slice of the line). The thresholds are the
-quality presets in `ocr.py` (`CASCADES`).
+quality presets in `ocr.py` (`CASCADES`). `latin_dashes` mends the one confusion the stronger model shares.
 """
 
 from __future__ import annotations
@@ -109,6 +109,22 @@ def is_unsure(line: ReadLine, min_weakest: float) -> bool:
     if line.weakest < min_weakest:
         return True
     return any(_foreign(char) for char in line.text)
+
+
+# The rec models learnt Chinese as well as Latin script, and read a minus or a dash in a Latin line as "一" (CJK
+# "one", a single horizontal stroke): "s(t) = t² 一 3t 一 4" on a calculus page.
+_CJK_ONE = "\u4e00"
+
+
+def latin_dashes(text: str) -> str:
+    """`text` with "一" read as the dash it is when the line is otherwise Latin script (letters or digits, no other
+    CJK character); a line of Chinese, or one holding nothing but that stroke, is left alone."""
+    if _CJK_ONE not in text:
+        return text
+    rest = text.replace(_CJK_ONE, "")
+    if any(_foreign(char) for char in rest) or not any(char.isalnum() for char in rest):
+        return text
+    return text.replace(_CJK_ONE, "-")
 
 
 def _foreign(char: str) -> bool:

@@ -31,7 +31,7 @@ import numpy as np
 
 from app.pipeline.primitives import TextLine
 from app.pipeline.quiet import quiet_library_logs
-from app.pipeline.recognize.lines import LineReader, ReadLine, is_unsure, reread_words
+from app.pipeline.recognize.lines import LineReader, ReadLine, is_unsure, latin_dashes, reread_words
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -304,7 +304,8 @@ class OnnxOcrEngine(_LoadedEngine):
         if self._rereader is not None:
             reads = self._cascade(reads, crops, self._rereader)
         kept = [(box, read) for box, read in zip(boxes, reads) if read.confidence >= self._ocr.drop_score]
-        return _to_lines([box for box, _ in kept], [r.text for _, r in kept], [r.confidence for _, r in kept])
+        return _to_lines([box for box, _ in kept], [latin_dashes(r.text) for _, r in kept],
+                         [r.confidence for _, r in kept])
 
     def _cascade(self, reads: list[ReadLine], crops: list[np.ndarray], strong: LineReader) -> list[ReadLine]:
         """Only what the fast model was unsure of pays for the stronger model: whole lines, then single words."""
