@@ -11,6 +11,7 @@ from app.pipeline.recognize.lines import (
     LineReader,
     ReadLine,
     is_unsure,
+    latin_dashes,
     strip_for_rec,
     unsure_words,
 )
@@ -80,3 +81,12 @@ def test_unsure_words_span_from_the_space_before_to_the_space_after():
     assert unsure_words(line._replace(char_probs=(0.1,) + probs[1:]), 0.2)[0] == (0, 3, 0.0, xs[3])
     assert unsure_words(line, 0.3) == []
     assert unsure_words(line._replace(text="the M1x d\u6587ta"), 0.3) == [(8, 12, xs[7], 1.0)]  # a CJK guess
+
+
+def test_a_cjk_one_in_a_latin_line_is_read_as_a_dash():
+    assert latin_dashes("s(t) = t\u00b2 \u4e00 3t \u4e00 4") == "s(t) = t\u00b2 - 3t - 4"
+    assert latin_dashes("3t\u4e007t") == "3t-7t"
+    # Chinese stays Chinese: "第一章" (chapter one), a lone stroke, a Latin line without it.
+    assert latin_dashes("\u7b2c\u4e00\u7ae0 intro") == "\u7b2c\u4e00\u7ae0 intro"
+    assert latin_dashes("\u4e00") == "\u4e00"
+    assert latin_dashes("no stroke - here") == "no stroke - here"

@@ -87,15 +87,55 @@ def strip_for_rec(crop: np.ndarray) -> tuple[np.ndarray, float]:
     return strip, scaled / padded
 
 
-def unsure_words(line: ReadLine, min_prob: float) -> list[tuple[int, int, float, float]]:
-    """The words of `line` holding a character read with less than `min_prob` or a letter of a foreign script (see
+class Lexicon:
+    """Known words (lower case), for the cascade's dictionary trigger: a word the fast model read with a somewhat
+    weak character and that is no word at all ("Setflement", "Fundinq", "Topie") is worth a second read; a known
+    word read as surely ("the") is not. pyspellchecker's English frequency list (160,000 words), read once."""
+
+    def __init__(self, words: frozenset[str]) -> None:
+        self.words = words
+
+    @classmethod
+    def english(cls) -> Lexicon:
+        from spellchecker import SpellChecker
+
+        return cls(frozenset(SpellChecker(language="en").word_frequency.dictionary))
+
+    def misses(self, word: str) -> bool:
+        """Whether one of `word`'s letter runs of two or more (a hyphen, a digit or an apostrophe splits them) is
+        unknown; numbers and single letters are never misses (nothing to check them against)."""
+        return any(len(run) > 1 and run.lower() not in self.words for run in _LETTER_RUNS.findall(word))
+
+
+_LETTER_RUNS = re.compile(r"[^\W\d_]+")
+
+
+class WordTrigger(NamedTuple):
+    """Which words of a line are read again: any holding a character under `below`, or a foreign letter; and with
+    a `lexicon`, also those under `miss_below` that the lexicon does not know."""
+
+    below: float
+    miss_below: float | None = None
+    lexicon: Lexicon | None = None
+
+    def fires(self, word: str, weakest: float) -> bool:
+        if weakest < self.below or any(_foreign(char) for char in word):
+            return True
+        return (self.lexicon is not None and self.miss_below is not None and weakest < self.miss_below
+                and self.lexicon.misses(word))
+
+
+def unsure_words(line: ReadLine, trigger: WordTrigger | float) -> list[tuple[int, int, float, float]]:
+    """The words of `line` the trigger fires on (a bare float: a character under it, or a foreign letter, see
     `is_unsure`): (start, end) in `line.text` and (left, right) as fractions of the crop's width, from the gap before
     the word to the gap after it, where the reader saw the spaces (the line's ends for its first and last word)."""
+    if not isinstance(trigger, WordTrigger):
+        trigger = WordTrigger(trigger)
     words = []
     text, xs = line.text, line.char_x
     for match in re.finditer(r"\S+", text):
         start, end = match.span()
-        if min(line.char_probs[start:end]) >= min_prob and not any(_foreign(char) for char in match.group()):
+        if not trigger.fires(match.group(), min(line.char_probs[start:end])):
             continue
         left = 0.0 if start == 0 else xs[start - 1]
         right = 1.0 if end == len(text) else xs[end]
@@ -135,10 +175,10 @@ def _foreign(char: str) -> bool:
     return not name.startswith(("LATIN", "GREEK", "CYRILLIC"))
 
 
-def reread_words(line: ReadLine, crop: np.ndarray, reader: LineReader, min_prob: float) -> ReadLine:
+def reread_words(line: ReadLine, crop: np.ndarray, reader: LineReader, trigger: WordTrigger | float) -> ReadLine:
     """`line` with each of its unsure words (see `unsure_words`) replaced by what `reader` reads on that word's
     slice of `crop`. The line keeps its own confidence: the word's new reading only replaces letters."""
-    words = unsure_words(line, min_prob)
+    words = unsure_words(line, trigger)
     if not words:
         return line
     width = crop.shape[1]

@@ -31,7 +31,15 @@ import numpy as np
 
 from app.pipeline.primitives import TextLine
 from app.pipeline.quiet import quiet_library_logs
-from app.pipeline.recognize.lines import LineReader, ReadLine, is_unsure, latin_dashes, reread_words
+from app.pipeline.recognize.lines import (
+    LineReader,
+    Lexicon,
+    ReadLine,
+    WordTrigger,
+    is_unsure,
+    latin_dashes,
+    reread_words,
+)
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +58,7 @@ OcrQuality = Literal["fast", "balanced", "best"]
 class Cascade:
     line_below: float | None
     word_below: float | None
+    miss_below: float | None = None
 
 
 CASCADES: dict[OcrQuality, Cascade] = {
@@ -243,6 +252,7 @@ class OnnxOcrEngine(_LoadedEngine):
         self.cascade = CASCADES[quality]
         self._reader: LineReader | None = None
         self._rereader: LineReader | None = None
+        self._lexicon: Lexicon | None = None
         # Detection never sees a longer side than this, whatever the DPI (a poster-sized page, an unknown scale).
         self.max_side_len = max_side_len
         self._ocr = None
@@ -285,6 +295,8 @@ class OnnxOcrEngine(_LoadedEngine):
         if self.cascade != CASCADES["fast"] and self.model != REREAD_MODEL:
             strong = OnnxOcrEngine(model=REREAD_MODEL)._model_files()
             self._rereader = LineReader(strong["rec_model_dir"], strong["rec_char_dict_path"], opts)
+            if self.cascade.miss_below is not None:
+                self._lexicon = Lexicon.english()
         self._ocr = ocr
 
     def recognize(self, image: np.ndarray, *, dpi: float | None = None) -> list[TextLine]:
@@ -315,7 +327,8 @@ class OnnxOcrEngine(_LoadedEngine):
             for k, read in zip(unsure, strong.read([crops[k] for k in unsure])):
                 reads[k] = read._replace(char_probs=())  # read by the strong model: no word of it is re-read
         if self.cascade.word_below is not None:
-            reads = [reread_words(read, crop, strong, self.cascade.word_below) if read.char_probs else read
+            trigger = WordTrigger(self.cascade.word_below, self.cascade.miss_below, self._lexicon)
+            reads = [reread_words(read, crop, strong, trigger) if read.char_probs else read
                      for read, crop in zip(reads, crops)]
         return reads
 
