@@ -10,7 +10,8 @@ from app.pipeline.recognize.lines import (
     WIDTH_STEP,
     LineReader,
     ReadLine,
-    is_unsure,
+    Lexicon,
+    WordTrigger,
     latin_dashes,
     strip_for_rec,
     unsure_words,
@@ -63,11 +64,31 @@ def test_decode_of_all_blanks_is_an_empty_line_with_no_confidence():
     assert reader._decode(probabilities) == ReadLine("", 0.0, 0.0)
 
 
-def test_a_line_is_unsure_when_one_character_is_weak_or_foreign():
-    assert is_unsure(ReadLine("Mix 1124", 0.97, 0.45), 0.5)
-    assert not is_unsure(ReadLine("Mix 1124", 0.97, 0.55), 0.5)
-    assert is_unsure(ReadLine("filtered versi\u6587n", 0.99, 0.99), 0.5)  # a CJK guess on a Latin line
-    assert not is_unsure(ReadLine("Ján Mináč, \u03b1 = 0.5, \u0416", 0.99, 0.99), 0.5)  # Latin, Greek, Cyrillic
+def test_a_word_is_read_again_when_a_character_is_weak_or_foreign():
+    trigger = WordTrigger(0.5)
+    assert trigger.fires("M1x", 0.45)
+    assert not trigger.fires("M1x", 0.55)
+    assert trigger.fires("versi\u6587n", 0.99)  # a CJK guess on a Latin line
+    for word in ("Mináč,", "\u03b1", "\u0416"):  # Latin, Greek, Cyrillic
+        assert not trigger.fires(word, 0.99)
+
+
+def test_an_unknown_word_is_read_again_unless_every_character_was_certain():
+    lexicon = Lexicon(frozenset({"settlement", "the", "well", "known"}))
+    trigger = WordTrigger(0.5, unknown_below=0.9, lexicon=lexicon)
+    assert trigger.fires("Setflement,", 0.8)  # no word: read again
+    assert not trigger.fires("Settlement,", 0.8)  # a known word (any case, punctuation aside) is left
+    assert not trigger.fires("Setflement", 0.95)  # unknown but read surely
+    assert not trigger.fires("well-known", 0.8) and trigger.fires("well-knovn", 0.8)  # each part checked
+    assert not trigger.fires("1124", 0.8) and not trigger.fires("x", 0.8)  # nothing to check them against
+    assert trigger.fires("the", 0.4)  # the weak-character rule still holds
+    assert not WordTrigger(0.5, unknown_below=0.9).fires("Setflement", 0.8)  # no lexicon: no such rule
+
+
+def test_the_english_lexicon_knows_words_not_misreads():
+    lexicon = Lexicon.english()
+    assert not lexicon.misses("Settlement") and not lexicon.misses("petition")
+    assert lexicon.misses("Setflement") and lexicon.misses("Fundinq") and lexicon.misses("pefition")
 
 
 def test_unsure_words_span_from_the_space_before_to_the_space_after():
@@ -75,12 +96,12 @@ def test_unsure_words_span_from_the_space_before_to_the_space_after():
     probs = (0.99, 0.99, 0.99, 0.98, 0.99, 0.4, 0.99, 0.97, 0.99, 0.99, 0.99, 0.95)
     xs = tuple((k + 0.5) / len(text) for k in range(len(text)))
     line = ReadLine(text, 0.9, 0.4, probs, xs)
-    assert unsure_words(line, 0.5) == [(4, 7, xs[3], xs[7])]  # "M1x", between its two spaces
+    assert unsure_words(line, WordTrigger(0.5)) == [(4, 7, xs[3], xs[7])]  # "M1x", between its two spaces
     # The first and last words run to the crop's ends.
-    assert unsure_words(line, 0.96) == [(4, 7, xs[3], xs[7]), (8, 12, xs[7], 1.0)]
-    assert unsure_words(line._replace(char_probs=(0.1,) + probs[1:]), 0.2)[0] == (0, 3, 0.0, xs[3])
-    assert unsure_words(line, 0.3) == []
-    assert unsure_words(line._replace(text="the M1x d\u6587ta"), 0.3) == [(8, 12, xs[7], 1.0)]  # a CJK guess
+    assert unsure_words(line, WordTrigger(0.96)) == [(4, 7, xs[3], xs[7]), (8, 12, xs[7], 1.0)]
+    assert unsure_words(line._replace(char_probs=(0.1,) + probs[1:]), WordTrigger(0.2))[0] == (0, 3, 0.0, xs[3])
+    assert unsure_words(line, WordTrigger(0.3)) == []
+    assert unsure_words(line._replace(text="the M1x d\u6587ta"), WordTrigger(0.3)) == [(8, 12, xs[7], 1.0)]  # a CJK guess
 
 
 def test_a_cjk_one_in_a_latin_line_is_read_as_a_dash():

@@ -5,11 +5,11 @@ Each strip is as wide as the line's own aspect ratio asks, rounded up to the net
 pads every strip to at least 320 pixels (its batch shape): on table cells and short labels most of those columns
 are padding, and the network's cost grows with the width it is fed.
 
-The cascade's triggers: `is_unsure` (a whole line is read again by a stronger model when one of its characters was
-read with a low probability, or it holds letters of a script outside Latin, Greek and Cyrillic: what the tiny model
-guesses on noise; a page in such a script is then read by the stronger model throughout) and `unsure_words` /
-`reread_words` (only the words holding a weak character, on their own slice of the line). The thresholds are the
-quality presets in `ocr.py` (`CASCADES`). `latin_dashes` mends the one confusion the stronger model shares.
+The cascade's trigger, `WordTrigger`: a word is read again by a stronger model (`unsure_words` / `reread_words`, on
+its own slice of the line) when one of its characters was read with a low probability, when it holds letters of a
+script outside Latin, Greek and Cyrillic (what the tiny model guesses on noise), or, with a `Lexicon`, when it is no
+known word and not read with certainty. The thresholds are the quality presets in `ocr.py` (`CASCADES`).
+`latin_dashes` mends the one confusion the stronger model shares.
 """
 
 from __future__ import annotations
@@ -112,25 +112,24 @@ _LETTER_RUNS = re.compile(r"[^\W\d_]+")
 
 class WordTrigger(NamedTuple):
     """Which words of a line are read again: any holding a character under `below`, or a foreign letter; and with
-    a `lexicon`, also those under `miss_below` that the lexicon does not know."""
+    a `lexicon`, also those with a character under `unknown_below` that the lexicon does not know."""
 
     below: float
-    miss_below: float | None = None
+    unknown_below: float | None = None
     lexicon: Lexicon | None = None
 
     def fires(self, word: str, weakest: float) -> bool:
+        """Whether `word`, whose least certain character was read with probability `weakest`, is read again."""
         if weakest < self.below or any(_foreign(char) for char in word):
             return True
-        return (self.lexicon is not None and self.miss_below is not None and weakest < self.miss_below
+        return (self.lexicon is not None and self.unknown_below is not None and weakest < self.unknown_below
                 and self.lexicon.misses(word))
 
 
-def unsure_words(line: ReadLine, trigger: WordTrigger | float) -> list[tuple[int, int, float, float]]:
-    """The words of `line` the trigger fires on (a bare float: a character under it, or a foreign letter, see
-    `is_unsure`): (start, end) in `line.text` and (left, right) as fractions of the crop's width, from the gap before
-    the word to the gap after it, where the reader saw the spaces (the line's ends for its first and last word)."""
-    if not isinstance(trigger, WordTrigger):
-        trigger = WordTrigger(trigger)
+def unsure_words(line: ReadLine, trigger: WordTrigger) -> list[tuple[int, int, float, float]]:
+    """The words of `line` the trigger fires on: (start, end) in `line.text` and (left, right) as fractions of the
+    crop's width, from the gap before the word to the gap after it, where the reader saw the spaces (the line's ends
+    for its first and last word)."""
     words = []
     text, xs = line.text, line.char_x
     for match in re.finditer(r"\S+", text):
@@ -141,14 +140,6 @@ def unsure_words(line: ReadLine, trigger: WordTrigger | float) -> list[tuple[int
         right = 1.0 if end == len(text) else xs[end]
         words.append((start, end, left, right))
     return words
-
-
-def is_unsure(line: ReadLine, min_weakest: float) -> bool:
-    """Whether a line read by the fast model should be read again by the stronger one: one of its characters was
-    read with less than `min_weakest` probability, or it holds letters of a script these pages do not use."""
-    if line.weakest < min_weakest:
-        return True
-    return any(_foreign(char) for char in line.text)
 
 
 # The rec models learnt Chinese as well as Latin script, and read a minus or a dash in a Latin line as "一" (CJK
@@ -175,7 +166,7 @@ def _foreign(char: str) -> bool:
     return not name.startswith(("LATIN", "GREEK", "CYRILLIC"))
 
 
-def reread_words(line: ReadLine, crop: np.ndarray, reader: LineReader, trigger: WordTrigger | float) -> ReadLine:
+def reread_words(line: ReadLine, crop: np.ndarray, reader: LineReader, trigger: WordTrigger) -> ReadLine:
     """`line` with each of its unsure words (see `unsure_words`) replaced by what `reader` reads on that word's
     slice of `crop`. The line keeps its own confidence: the word's new reading only replaces letters."""
     words = unsure_words(line, trigger)
