@@ -99,7 +99,8 @@ def test_unsure_words_span_from_the_space_before_to_the_space_after():
     assert unsure_words(line, WordTrigger(0.5)) == [(4, 7, xs[3], xs[7])]  # "M1x", between its two spaces
     # The first and last words run to the crop's ends.
     assert unsure_words(line, WordTrigger(0.96)) == [(4, 7, xs[3], xs[7]), (8, 12, xs[7], 1.0)]
-    assert unsure_words(line._replace(char_probs=(0.1,) + probs[1:]), WordTrigger(0.2))[0] == (0, 3, 0.0, xs[3])
+    first_weak = line._replace(char_probs=(0.1,) + probs[1:])
+    assert unsure_words(first_weak, WordTrigger(0.2))[0] == (0, 3, 0.0, xs[3])
     assert unsure_words(line, WordTrigger(0.3)) == []
     assert unsure_words(line._replace(text="the M1x d\u6587ta"), WordTrigger(0.3)) == [(8, 12, xs[7], 1.0)]  # a CJK guess
 
