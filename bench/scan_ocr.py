@@ -19,7 +19,9 @@ a machine that others are using too.
 Accuracy: CER and bag-of-words F1 against the reference. Reading order is not what this measures, so the
 reported CER (`cer`) is order-tolerant: the hypothesis lines are put in the order of where each best aligns in the
 reference before the edit distance is taken; `cer_as_read` is the plain sequence CER. Both sides are NFKC-normalised,
-quotes/dashes unified, end-of-line hyphens joined, dot leaders dropped and white space collapsed.
+quotes/dashes unified, accents dropped (TeX's text layers spell them as loose spacing marks), end-of-line hyphens
+joined, dot leaders dropped and white space collapsed; words split where letters meet digits (a superscript is glued
+to its base in some text layers and not in others).
 Targets are printed, never asserted.
 """
 
@@ -67,7 +69,8 @@ SEED = 17
 # --- scoring -------------------------------------------------------------------------------------------------------
 _CHAR_MAP = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
                            "\u2212": "-", "\u00ad": "", "\ufffe": "", "\u200b": ""})
-_HYPHEN_BREAK = re.compile(r"(\w)-[ \t]*\r?\n[ \t]*(\w)")
+# Only letters: "406–\n415" (a page range broken after its dash, math_2503_04086) is not a hyphenated word.
+_HYPHEN_BREAK = re.compile(r"([^\W\d_])-[ \t]*\r?\n[ \t]*([^\W\d_])")
 _WORD = re.compile(r"\w+")
 _LETTERS_OR_DIGITS = re.compile(r"\d+|[^\W\d]+|_+")
 # Dot leaders and rules ("......", "____") are drawing, not text; engines disagree on how many they read.
@@ -80,7 +83,7 @@ _LEADERS = re.compile(r"([.\u2026_\-=\u00b7\u2022*~])(?:\s?\1){3,}")
 # two letters takes its gaps with it ("Min ´ a´c" -> "Minac", as "Mináč" -> "Minac").
 _SPACING_ACCENTS = "\u00b4\u02c7\u02c6\u00a8\u0060\u02dc\u00af\u02d8\u02d9\u02da\u00b8\u02db\u02dd\u02ca\u02cb"
 _ACCENT = f"(?: ?[\u0300-\u036f]+|[{_SPACING_ACCENTS}])"  # NFKC turns "´" into a space + combining acute
-_ACCENT_IN_WORD = re.compile(rf"(?<=\w)\s*{_ACCENT}\s*(?=\w)")
+_ACCENT_IN_WORD = re.compile(rf"(?<=\w)[ \t]*{_ACCENT}[ \t]*(?=\w)")  # within a line: "and ˇ\nNguyen" are two words
 _ACCENT_ALONE = re.compile(_ACCENT)
 
 

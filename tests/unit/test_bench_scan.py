@@ -48,6 +48,8 @@ def test_tex_spacing_accents_in_the_reference_score_like_the_accented_letters_re
     expected = ["thank Jan Minac and Milan Basic, Duy Tan, Isomorphic"]
     assert normalize_lines(reference) == normalize_lines(read) == expected
     assert score(read, reference)["words"]["f1"] == 1.0
+    # An accent at a line's end joins nothing across the break.
+    assert normalize_lines("Spirkl, and \u02c7\nNguyen") == ["Spirkl, and", "Nguyen"]
     # A misread is still a misread: only accents are dropped.
     assert score("thank Jan Minoc", "thank Jan Min \u00b4 a\u00b4c")["words"]["f1"] < 1.0
 
@@ -57,3 +59,7 @@ def test_words_split_where_letters_meet_digits_so_a_superscript_counts_the_same_
     glued, spaced = "Shaffer1 and 16t2", "Shaffer 1 and 16t 2"
     assert score(glued, spaced)["words"]["f1"] == 1.0
     assert score("16t3", "16t 2")["words"]["f1"] < 1.0  # a wrong exponent is still wrong
+
+
+def test_a_hyphen_at_a_lines_end_joins_letters_not_a_number_range():
+    assert normalize_lines("problem-\nsolving, pages 406\u2013\n415") == ["problemsolving, pages 406-", "415"]
