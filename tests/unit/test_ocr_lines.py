@@ -13,6 +13,7 @@ from app.pipeline.recognize.lines import (
     Lexicon,
     WordTrigger,
     latin_dashes,
+    reread_unsure,
     strip_for_rec,
     unsure_words,
 )
@@ -112,3 +113,41 @@ def test_a_cjk_one_in_a_latin_line_is_read_as_a_dash():
     assert latin_dashes("\u7b2c\u4e00\u7ae0 intro") == "\u7b2c\u4e00\u7ae0 intro"
     assert latin_dashes("\u4e00") == "\u4e00"
     assert latin_dashes("no stroke - here") == "no stroke - here"
+
+
+class _SlicesRead:
+    """Reads every slice as "<width>px" and remembers the widths: which words went to the stronger model."""
+
+    def __init__(self) -> None:
+        self.widths: list[int] = []
+
+    def read(self, crops):
+        self.widths += [crop.shape[1] for crop in crops]
+        return [ReadLine(f"{crop.shape[1]}px", 1.0, 1.0) for crop in crops]
+
+
+def _line(words_and_weakest: list[tuple[str, float]]) -> ReadLine:
+    text = " ".join(word for word, _ in words_and_weakest)
+    probs = [p for word, weakest in words_and_weakest for p in [weakest] * len(word) + [0.99]][: len(text)]
+    xs = tuple((k + 0.5) / len(text) for k in range(len(text)))
+    return ReadLine(text, 0.9, min(probs), tuple(probs), xs)
+
+
+def test_reread_budget_spends_the_columns_on_the_weakest_words_first():
+    crops = [np.zeros((48, 480, 3), dtype=np.uint8)] * 2  # strips of 480 columns: 960 on the page
+    reads = [_line([("aaaa", 0.99), ("bbbb", 0.55)]), _line([("cccc", 0.2), ("dddd", 0.4)])]
+    trigger = WordTrigger(0.6)
+    everything = _SlicesRead()
+    assert [r.text for r in reread_unsure(reads, crops, everything, trigger)] == [
+        f"aaaa {everything.widths[0]}px", f"{everything.widths[1]}px {everything.widths[2]}px"]
+    word = 5 * 480 / 9  # a word and its gaps: about 5 of a line's 9 characters
+    budgeted = _SlicesRead()
+    # Room for two words: "cccc" (0.2) and "dddd" (0.4), not "bbbb" (0.55).
+    out = reread_unsure(reads, crops, budgeted, trigger, budget=2.2 * word / 960)
+    assert out[0] == reads[0] and out[1].text.endswith("px") and "cccc" not in out[1].text
+    assert len(budgeted.widths) == 2
+    assert reread_unsure(reads, crops, _SlicesRead(), trigger, budget=0.0) == reads  # no room: as read
+    # A foreign letter is always read again, whatever the budget.
+    foreign = [_line([("aaaa", 0.99), ("b\u6587bb", 0.99)])]
+    assert reread_unsure(foreign, crops[:1], _SlicesRead(), trigger, budget=0.0)[0].text.startswith("aaaa ")
+    assert "\u6587" not in reread_unsure(foreign, crops[:1], _SlicesRead(), trigger, budget=0.0)[0].text

@@ -5,7 +5,7 @@ Each strip is as wide as the line's own aspect ratio asks, rounded up to the net
 pads every strip to at least 320 pixels (its batch shape): on table cells and short labels most of those columns
 are padding, and the network's cost grows with the width it is fed.
 
-The cascade's trigger, `WordTrigger`: a word is read again by a stronger model (`unsure_words` / `reread_words`, on
+The cascade's trigger, `WordTrigger`: a word is read again by a stronger model (`unsure_words` / `reread_unsure`, on
 its own slice of the line) when one of its characters was read with a low probability, when it holds letters of a
 script outside Latin, Greek and Cyrillic (what the tiny model guesses on noise), or, with a `Lexicon`, when it is no
 known word and not read with certainty. The thresholds are the quality presets in `ocr.py` (`CASCADES`).
@@ -73,13 +73,18 @@ class LineReader:
                         tuple(np.clip(x, 0.0, 1.0).tolist()))
 
 
+def strip_width(crop: np.ndarray) -> int:
+    """The width of `crop` scaled to the rec network's height: what its cost grows with."""
+    height, width = crop.shape[:2]
+    return max(1, math.ceil(REC_HEIGHT * width / max(1, height)))
+
+
 def strip_for_rec(crop: np.ndarray) -> tuple[np.ndarray, float]:
     """A BGR line crop as the rec network's input, 1 x 3 x 48 x W scaled to [-1, 1] with W a multiple of 8, and the
     fraction of W the crop fills."""
     import cv2
 
-    height, width = crop.shape[:2]
-    scaled = max(1, math.ceil(REC_HEIGHT * width / max(1, height)))
+    scaled = strip_width(crop)
     padded = max(MIN_WIDTH, math.ceil(scaled / WIDTH_STEP) * WIDTH_STEP)
     resized = cv2.resize(crop, (scaled, REC_HEIGHT)).astype(np.float32)
     strip = np.zeros((1, 3, REC_HEIGHT, padded), dtype=np.float32)
@@ -166,12 +171,34 @@ def _foreign(char: str) -> bool:
     return not name.startswith(("LATIN", "GREEK", "CYRILLIC"))
 
 
-def reread_words(line: ReadLine, crop: np.ndarray, reader: LineReader, trigger: WordTrigger) -> ReadLine:
-    """`line` with each of its unsure words (see `unsure_words`) replaced by what `reader` reads on that word's
-    slice of `crop`. The line keeps its own confidence: the word's new reading only replaces letters."""
-    words = unsure_words(line, trigger)
-    if not words:
-        return line
+def reread_unsure(reads: Sequence[ReadLine], crops: Sequence[np.ndarray], reader: LineReader, trigger: WordTrigger,
+                  budget: float | None = None) -> list[ReadLine]:
+    """`reads` (one per crop) with each unsure word (see `unsure_words`) replaced by what `reader` reads on that
+    word's slice of its crop. `budget`: the columns `reader` may read, as a fraction of the strip columns the fast
+    model read on the page; the weakest words go first, and a word with a foreign letter is always read. A line keeps
+    its own confidence: the word's new reading only replaces letters."""
+    chosen: list[list[tuple[int, int, float, float]]] = [[] for _ in reads]
+    weak = []  # (weakest probability, columns, line, word)
+    for k, (read, crop) in enumerate(zip(reads, crops)):
+        columns = strip_width(crop)
+        for word in unsure_words(read, trigger):
+            start, end, left, right = word
+            if budget is None or any(_foreign(char) for char in read.text[start:end]):
+                chosen[k].append(word)
+            else:
+                weak.append((min(read.char_probs[start:end]), (right - left) * columns, k, word))
+    if weak:
+        allowance = budget * sum(strip_width(crop) for crop in crops)
+        for _, columns, k, word in sorted(weak, key=lambda w: w[:2]):
+            if columns <= allowance:
+                allowance -= columns
+                chosen[k].append(word)
+    return [_replace_words(read, crop, reader, words) if words else read
+            for read, crop, words in zip(reads, crops, chosen)]
+
+
+def _replace_words(line: ReadLine, crop: np.ndarray, reader: LineReader,
+                   words: list[tuple[int, int, float, float]]) -> ReadLine:
     width = crop.shape[1]
     slices = [crop[:, int(left * width): max(int(left * width) + 1, math.ceil(right * width))]
               for _, _, left, right in words]

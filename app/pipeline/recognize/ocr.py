@@ -37,7 +37,7 @@ from app.pipeline.recognize.lines import (
     ReadLine,
     WordTrigger,
     latin_dashes,
-    reread_words,
+    reread_unsure,
 )
 from app.settings import Settings
 
@@ -49,19 +49,22 @@ OcrQuality = Literal["fast", "balanced", "best"]
 # The cascade (OCR_QUALITY): the fast model reads every line; each word it was unsure of is read again by
 # REREAD_MODEL (4-5x its cost per pixel) on its own slice of the line crop. `word_below`: a word holding a character
 # read with a lower probability (or a letter of a foreign script) is read again; `unknown_below`: so is a word the
-# English lexicon does not know with a character under this. None: never. Chosen on bench.scan_ocr's clean and worn
-# sets (figures and the runs that chose them in bench/README.md): the weakest character's probability finds the
-# tiny model's misreads ("M1x", "Setflement", "Fundinq") where the line's mean (PP-OCR's score, 0.95-0.97 on those
+# English lexicon does not know with a character under this; `budget`: at most this fraction of the page's strip
+# columns is read again, weakest words first (a worn page has twice as many weak words as a clean one, and would
+# otherwise cost a third more than `fast`). None: no such rule. Chosen on bench.scan_ocr's clean and worn sets
+# (figures and the runs that chose them in bench/README.md): the weakest character's probability finds the tiny
+# model's misreads ("M1x", "Setflement", "Fundinq") where the line's mean (PP-OCR's score, 0.95-0.97 on those
 # lines) does not; whole lines read again by the small model came out worse on formulas than single words.
 @dataclass(frozen=True)
 class Cascade:
     word_below: float | None
     unknown_below: float | None = None
+    budget: float | None = None
 
 
 CASCADES: dict[OcrQuality, Cascade] = {
     "fast": Cascade(None),
-    "balanced": Cascade(0.6),
+    "balanced": Cascade(0.6, budget=0.03),
     "best": Cascade(0.8, unknown_below=1.0),
 }
 REREAD_MODEL: OnnxOcrModel = "ppocrv6-small"
@@ -322,8 +325,7 @@ class OnnxOcrEngine(_LoadedEngine):
         if self.cascade.word_below is None:
             return reads
         trigger = WordTrigger(self.cascade.word_below, self.cascade.unknown_below, self._lexicon)
-        return [reread_words(read, crop, strong, trigger) if read.char_probs else read
-                for read, crop in zip(reads, crops)]
+        return reread_unsure(reads, crops, strong, trigger, self.cascade.budget)
 
     def _detection_factor(self, page: np.ndarray, dpi: float | None) -> float:
         factor = min(1.0, self.max_side_len / max(page.shape[:2]))
