@@ -103,7 +103,8 @@ def test_unsure_words_span_from_the_space_before_to_the_space_after():
     first_weak = line._replace(char_probs=(0.1,) + probs[1:])
     assert unsure_words(first_weak, WordTrigger(0.2))[0] == (0, 3, 0.0, xs[3])
     assert unsure_words(line, WordTrigger(0.3)) == []
-    assert unsure_words(line._replace(text="the M1x d\u6587ta"), WordTrigger(0.3)) == [(8, 12, xs[7], 1.0)]  # a CJK guess
+    cjk_guess = line._replace(text="the M1x d\u6587ta")
+    assert unsure_words(cjk_guess, WordTrigger(0.3)) == [(8, 12, xs[7], 1.0)]
 
 
 def test_a_cjk_one_in_a_latin_line_is_read_as_a_dash():
