@@ -120,6 +120,10 @@ def test_cascade_rereads_the_unsure_words_with_the_small_model(scan):
     cascade.cascade = Cascade(word_below=1.01)  # no character is that sure
     by_words = [ln.text for ln in cascade.recognize(image)]
     assert len(by_words) == len(by_tiny) and fuzz.ratio("\n".join(by_words), expected) > 95
+    cascade.cascade = Cascade(word_below=1.01, budget=0.0)  # every word unsure, no columns to spend
+    assert [ln.text for ln in cascade.recognize(image)] == by_tiny
+    cascade.cascade = Cascade(word_below=1.01, budget=1.0)  # room for every word
+    assert [ln.text for ln in cascade.recognize(image)] == by_words
     # The lexicon's rule alone: knowing no word, every word with letters is read again, as above.
     cascade._lexicon = Lexicon(frozenset())
     cascade.cascade = Cascade(word_below=0.0, unknown_below=1.01)
