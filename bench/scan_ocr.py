@@ -19,7 +19,9 @@ a machine that others are using too.
 Accuracy: CER and bag-of-words F1 against the reference. Reading order is not what this measures, so the
 reported CER (`cer`) is order-tolerant: the hypothesis lines are put in the order of where each best aligns in the
 reference before the edit distance is taken; `cer_as_read` is the plain sequence CER. Both sides are NFKC-normalised,
-quotes/dashes unified, end-of-line hyphens joined, dot leaders dropped and white space collapsed.
+quotes/dashes unified, accents dropped (TeX's text layers spell them as loose spacing marks), end-of-line hyphens
+joined, dot leaders dropped and white space collapsed; words split where letters meet digits (a superscript is glued
+to its base in some text layers and not in others).
 Targets are printed, never asserted.
 """
 
@@ -67,15 +69,33 @@ SEED = 17
 # --- scoring -------------------------------------------------------------------------------------------------------
 _CHAR_MAP = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
                            "\u2212": "-", "\u00ad": "", "\ufffe": "", "\u200b": ""})
-_HYPHEN_BREAK = re.compile(r"(\w)-[ \t]*\r?\n[ \t]*(\w)")
+# Only letters: "406–\n415" (a page range broken after its dash, math_2503_04086) is not a hyphenated word.
+_HYPHEN_BREAK = re.compile(r"([^\W\d_])-[ \t]*\r?\n[ \t]*([^\W\d_])")
 _WORD = re.compile(r"\w+")
+_LETTERS_OR_DIGITS = re.compile(r"\d+|[^\W\d]+|_+")
 # Dot leaders and rules ("......", "____") are drawing, not text; engines disagree on how many they read.
 _LEADERS = re.compile(r"([.\u2026_\-=\u00b7\u2022*~])(?:\s?\1){3,}")
 
 
+# TeX places an accent as its own glyph over the letter, and the text layer gives it as a spacing character with
+# gaps round it: "Jan Min ´ a´c" for "Ján Mináč", "Milan Basiˇ c" for "Milan Bašić" (math_2503_04086). No reader
+# can produce that, so accents are dropped on both sides (NFKD, combining marks removed) and a stray accent between
+# two letters takes its gaps with it ("Min ´ a´c" -> "Minac", as "Mináč" -> "Minac").
+_SPACING_ACCENTS = "\u00b4\u02c7\u02c6\u00a8\u0060\u02dc\u00af\u02d8\u02d9\u02da\u00b8\u02db\u02dd\u02ca\u02cb"
+_ACCENT = f"(?: ?[\u0300-\u036f]+|[{_SPACING_ACCENTS}])"  # NFKC turns "´" into a space + combining acute
+_ACCENT_IN_WORD = re.compile(rf"(?<=\w)[ \t]*{_ACCENT}[ \t]*(?=\w)")  # within a line: "and ˇ\nNguyen" are two words
+_ACCENT_ALONE = re.compile(_ACCENT)
+
+
+def _drop_accents(text: str) -> str:
+    text = _ACCENT_ALONE.sub(" ", _ACCENT_IN_WORD.sub("", text))
+    return "".join(char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char))
+
+
 def normalize_lines(text: str) -> list[str]:
-    """Lines of comparable text: NFKC, unified punctuation, hyphenated line breaks joined, spaces collapsed."""
-    text = unicodedata.normalize("NFKC", text).translate(_CHAR_MAP)
+    """Lines of comparable text: NFKC, unified punctuation, accents dropped, hyphenated line breaks joined, spaces
+    collapsed."""
+    text = _drop_accents(unicodedata.normalize("NFKC", text).translate(_CHAR_MAP))
     text = _HYPHEN_BREAK.sub(r"\1\2", text)
     text = _LEADERS.sub(" ", text)
     lines = (" ".join(line.split()) for line in text.splitlines())
@@ -92,8 +112,16 @@ def reorder_to_reference(hyp_lines: list[str], reference: str) -> list[str]:
     return [line for _, _, line in sorted(keyed)]
 
 
+def words_of(text: str) -> list[str]:
+    """The words F1 counts: `\\w+` runs, split where letters meet digits. A superscript or subscript sits beside
+    its base with no space in the pixels, and the text layer glues it on or not by the glyphs' gap: "Shaffer1" and
+    "10Department" (affiliation marks) but "16t 2" for 16t² (openstax_caculus_pg_273), "a 2" for a² (mathfuncs).
+    Split, "Garry4", "Garry 4" and "Garry⁴" are the same three tokens on both sides."""
+    return [part for word in _WORD.findall(text) for part in _LETTERS_OR_DIGITS.findall(word)]
+
+
 def word_f1(hypothesis: str, reference: str) -> dict[str, float]:
-    hyp, ref = Counter(_WORD.findall(hypothesis)), Counter(_WORD.findall(reference))
+    hyp, ref = Counter(words_of(hypothesis)), Counter(words_of(reference))
     common = sum((hyp & ref).values())
     precision = common / max(1, sum(hyp.values()))
     recall = common / max(1, sum(ref.values()))

