@@ -64,7 +64,7 @@ class Cascade:
 
 CASCADES: dict[OcrQuality, Cascade] = {
     "fast": Cascade(None),
-    "balanced": Cascade(0.6, budget=0.03),
+    "balanced": Cascade(0.6, budget=0.02),
     "best": Cascade(0.8, unknown_below=1.0),
 }
 REREAD_MODEL: OnnxOcrModel = "ppocrv6-small"
