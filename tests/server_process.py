@@ -36,6 +36,14 @@ def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.1) 
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def assert_served_or_shed(responses: list[httpx.Response]) -> None:
+    """Every response is a 200, or a 503 with a Retry-After a client can act on: what a fault may cost callers."""
+    assert {r.status_code for r in responses} <= {200, 503}, [r.text[:300] for r in responses]
+    for response in responses:
+        if response.status_code == 503:
+            assert int(response.headers["retry-after"]) > 0
+
+
 class ServerProcess:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.port = free_port()

@@ -24,16 +24,29 @@ def bin_dir(tmp_path: Path) -> Path:
     return path
 
 
-def run(tmp_path: Path, bin_dir: Path, *args: str, **env: str) -> tuple[str, dict[str, str]]:
-    record = tmp_path / "record.txt"
+def start(tmp_path: Path, bin_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """start.sh with the stand-ins on PATH, in a scratch HOME, with `env` added."""
     base = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "OUTPUT_DIR": str(tmp_path / "out"),
-            "TMPDIR": str(tmp_path), "RECORD": str(record)}
-    result = subprocess.run(["bash", str(ROOT / "start.sh"), *args], env={**base, **env}, capture_output=True,
-                            text=True, timeout=30)
+            "TMPDIR": str(tmp_path), "RECORD": str(tmp_path / "record.txt")}
+    return subprocess.run(["bash", str(ROOT / "start.sh"), *args], env={**base, **env}, capture_output=True,
+                          text=True, timeout=30)
+
+
+def run(tmp_path: Path, bin_dir: Path, *args: str, **env: str) -> tuple[str, dict[str, str]]:
+    """start.sh that succeeds: the first line the stand-in recorded (its arguments) and the environment it got."""
+    result = start(tmp_path, bin_dir, *args, **env)
     assert result.returncode == 0, result.stderr
-    lines = record.read_text().splitlines()
+    lines = (tmp_path / "record.txt").read_text().splitlines()
     recorded = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
     return lines[0], recorded
+
+
+def baked_model(tmp_path: Path) -> Path:
+    """A PADDLEX_HOME holding the VLM's directory, as the gpu image bakes it (no chat template yet)."""
+    home = tmp_path / "paddlex"
+    (home / "official_models" / "PaddleOCR-VL-0.9B").mkdir(parents=True)
+    (home / "official_models" / "PaddleOCR-VL-0.9B" / "config.json").write_text("{}")
+    return home
 
 
 def test_the_sidecar_port_comes_from_vllm_url_and_vllm_port_is_left_alone(tmp_path, bin_dir):
@@ -96,13 +109,8 @@ def test_a_bad_vlm_device_is_refused_with_one_line(tmp_path, bin_dir):
 
 
 def test_gpu_profile_needs_the_chat_template(tmp_path, bin_dir):
-    home = tmp_path / "paddlex"
-    (home / "official_models" / "PaddleOCR-VL-0.9B").mkdir(parents=True)
-    (home / "official_models" / "PaddleOCR-VL-0.9B" / "config.json").write_text("{}")
-    result = subprocess.run(["bash", str(ROOT / "start.sh")], capture_output=True, text=True, timeout=30,
-                            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "PROFILE": "gpu",
-                                 "PADDLEX_HOME": str(home), "OUTPUT_DIR": str(tmp_path / "out"),
-                                 "RECORD": str(tmp_path / "r")})
+    home = baked_model(tmp_path)
+    result = start(tmp_path, bin_dir, PROFILE="gpu", PADDLEX_HOME=str(home))
     assert result.returncode != 0
     assert result.stderr.strip().startswith("start.sh: PROFILE=gpu but the chat template")
     (home / "chat_templates").mkdir()
@@ -113,11 +121,6 @@ def test_gpu_profile_needs_the_chat_template(tmp_path, bin_dir):
 
 
 def test_gpu_profile_refuses_a_sidecar_url_off_loopback(tmp_path, bin_dir):
-    home = tmp_path / "paddlex"
-    (home / "official_models" / "PaddleOCR-VL-0.9B").mkdir(parents=True)
-    (home / "official_models" / "PaddleOCR-VL-0.9B" / "config.json").write_text("{}")
-    result = subprocess.run(["bash", str(ROOT / "start.sh")], capture_output=True, text=True, timeout=30,
-                            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "PROFILE": "gpu",
-                                 "PADDLEX_HOME": str(home), "OUTPUT_DIR": str(tmp_path / "out"),
-                                 "VLLM_URL": "http://vllm.example:8080/v1"})
+    home = baked_model(tmp_path)
+    result = start(tmp_path, bin_dir, PROFILE="gpu", PADDLEX_HOME=str(home), VLLM_URL="http://vllm.example:8080/v1")
     assert result.returncode != 0 and "must point at the sidecar on 127.0.0.1" in result.stderr
