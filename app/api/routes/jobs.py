@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -19,6 +20,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from app.api.deps import JobsDep, LifecycleDep, RequestIdDep, SettingsDep
 from app.api.job_views import OwnerDep, accepted, check_job_id, job_view, running_jobs
 from app.api.upload import receive_pdf_upload
+from app.chunking.chunker import ChunkOptions, chunk_document, parse_chunk_options
 from app.errors import Conflict
 from app.jobs import files
 from app.jobs.callbacks import validate_callback_url
@@ -27,6 +29,7 @@ from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED
 from app.pipeline.image_input import check_mode
 from app.pipeline.options import options_from_fields
+from app.pipeline.result import DocumentResult
 
 router = APIRouter(tags=["jobs"])
 
@@ -88,7 +91,8 @@ async def get_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> dict[str, Any]
 @router.get(
     "/jobs/{job_id}/result",
     summary="The finished job's result",
-    description="`format=json` (default), `markdown` or `zip` (result.md, result.json and images/); without "
+    description="`format=json` (default), `markdown`, `zip` (result.md, result.json and images/) or `chunks` "
+    "(retrieval chunks: `chunking` hierarchical|hybrid, default hybrid, and `max_tokens`); without "
     "`format`, `Accept: text/markdown` picks Markdown. 409 while the job has not succeeded.",
     responses={409: {"description": "Not finished (or failed/cancelled)"}},
 )
@@ -97,9 +101,12 @@ async def get_result(
     request: Request,
     jobs: JobsDep,
     owner: OwnerDep,
-    format: Literal["json", "markdown", "zip"] | None = None,  # noqa: A002 - the public query parameter's name
+    format: Literal["json", "markdown", "zip", "chunks"] | None = None,  # noqa: A002 - the public parameter's name
+    chunking: str | None = Query(None, description="With format=chunks: hierarchical | hybrid (default)"),
+    max_tokens: str | None = Query(None, description="With format=chunks: the largest chunk, in tokens"),
 ) -> Response:
     check_job_id(job_id)
+    chunk_options = parse_chunk_options(chunking or "hybrid", max_tokens) if format == "chunks" else None
     manager = running_jobs(jobs)
     job = await manager.get(job_id, owner)
     if job.status != "succeeded":
@@ -113,6 +120,9 @@ async def get_result(
         return await job_bundle(manager.settings, job.id)
     if format == "markdown":
         return FileResponse(md_path, media_type="text/markdown; charset=utf-8")
+    if chunk_options is not None:
+        body = await asyncio.to_thread(chunks_of_result_file, json_path, chunk_options)
+        return Response(body, media_type="application/json")
     return FileResponse(json_path, media_type="application/json")
 
 
@@ -171,6 +181,12 @@ async def job_events(
             yield _sse(event)
             if event.final:
                 return
+
+
+def chunks_of_result_file(json_path: Path, options: ChunkOptions) -> bytes:
+    """A stored result.json cut into chunks (in a thread: parsing and tokenizing are CPU work)."""
+    result = DocumentResult.model_validate_json(json_path.read_bytes())
+    return chunk_document(result, options).model_dump_json().encode("utf-8")
 
 
 def _sse(event: JobEvent) -> ServerSentEvent:
