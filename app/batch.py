@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from app.chunking.chunker import ChunkOptions, chunk_document
 from app.errors import AppError, InvalidParameter
 from app.pipeline.options import ConvertOptions
 from app.settings import Settings
@@ -46,6 +47,7 @@ IMAGES_SUFFIX = "_images/"
 MD_SUFFIX = ".md"
 JSON_SUFFIX = ".json"
 ERROR_SUFFIX = ".error.json"
+CHUNKS_SUFFIX = ".chunks.json"  # with --chunking: the retrieval chunks (app/chunking/), uploaded before the JSON
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ async def run_batch(
     shards: int = 1,
     options: ConvertOptions | None = None,
     documents_in_flight: int | None = None,
+    chunk_options: ChunkOptions | None = None,
 ) -> BatchReport:
     """Convert this shard's missing results. Documents run concurrently (bounded) through one PagePool, which
     interleaves their pages fairly across its workers; every S3 call goes through the services' one uploader."""
@@ -270,6 +273,11 @@ async def run_batch(
                         document = result.model_dump_json().encode("utf-8")
                         await asyncio.to_thread(s3.put_bytes, stem + MD_SUFFIX, markdown, "text/markdown",
                                                 bucket=dest.bucket)
+                        if chunk_options is not None:
+                            chunks = await asyncio.to_thread(
+                                lambda: chunk_document(result, chunk_options).model_dump_json().encode("utf-8"))
+                            await asyncio.to_thread(s3.put_bytes, stem + CHUNKS_SUFFIX, chunks, "application/json",
+                                                    bucket=dest.bucket)
                         # Last: its presence marks the result complete.
                         await asyncio.to_thread(s3.put_bytes, stem + JSON_SUFFIX, document, "application/json",
                                                 bucket=dest.bucket)

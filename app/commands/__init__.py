@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -18,3 +18,11 @@ def settings_from_env(prefix: str = "error: ") -> Settings | None:
     except SettingsError as exc:
         print(f"{prefix}{exc}", file=sys.stderr)
         return None
+
+
+def add_chunking_arguments(parser: Any, where: str) -> None:
+    """--chunking and --max-tokens, checked by app/chunking/chunker.py `parse_chunk_options` (exit status 2)."""
+    parser.add_argument("--chunking", default=None, metavar="hierarchical|hybrid",
+                        help=f"also write retrieval chunks to {where} (docs: README, 'Chunks for retrieval')")
+    parser.add_argument("--max-tokens", default=None, metavar="N",
+                        help="largest chunk in cl100k_base tokens (default 512; needs --chunking)")

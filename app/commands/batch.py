@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from app.commands import settings_from_env
+from app.commands import add_chunking_arguments, settings_from_env
 from app.pipeline.options import MODES
 
 
@@ -29,11 +29,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--images", choices=("refer", "embed", "none"), default="refer",
                         help="figure/table crops: uploaded to <stem>_images/ and linked (refer, default), "
                              "data: URIs in the outputs (embed), or none")
+    add_chunking_arguments(parser, "<stem>.chunks.json")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from app.batch import parse_s3_url, parse_shard, run_batch
+    from app.chunking.chunker import parse_chunk_options
     from app.errors import AppError
     from app.observability.logging import configure_logging
     from app.pipeline.options import require_vl_available, resolve_options
@@ -47,9 +49,11 @@ def run(args: argparse.Namespace) -> int:
         shard, shards = parse_shard(args.shard)
         options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi, images=args.images)
         require_vl_available(options, settings.vlm_enabled)
+        chunk_options = parse_chunk_options(args.chunking, args.max_tokens)
     except AppError as exc:
         print(f"batch: {exc.message}", file=sys.stderr)
         return 2
-    report = asyncio.run(run_batch(settings, source, dest, shard=shard, shards=shards, options=options))
+    report = asyncio.run(run_batch(settings, source, dest, shard=shard, shards=shards, options=options,
+                                   chunk_options=chunk_options))
     print(json.dumps(report.as_dict(), sort_keys=True))
     return 0 if report.ok else 1

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.commands import settings_from_env
+from app.commands import add_chunking_arguments, settings_from_env
 from app.pipeline.options import MODES
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--images", choices=("refer", "embed", "none"), default="refer",
                         help="figure/table crops: files in OUTDIR/<stem>_images/ linked from the Markdown "
                              "(refer, default), data: URIs inside the outputs (embed), or none")
+    add_chunking_arguments(parser, "OUTDIR/<stem>.chunks.json")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKERS, one per core)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -57,13 +58,15 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     from app.errors import AppError
+    from app.chunking.chunker import parse_chunk_options
     from app.pipeline.options import OptionError, require_vl_available, resolve_options
 
     try:
         options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi, images=args.images)
         require_vl_available(options, settings.vlm_enabled)
+        args.chunk_options = parse_chunk_options(args.chunking, args.max_tokens)
     except OptionError as exc:
-        print(f"error: --{exc.option}: {exc.problem}", file=sys.stderr)
+        print(f"error: --{exc.option.replace('_', '-')}: {exc.problem}", file=sys.stderr)
         return 2
     if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
@@ -142,7 +145,8 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
                 continue
             bar.close()
             try:
-                await asyncio.to_thread(_write_outputs, args.output, stem, result, staging, options.images, settings)
+                await asyncio.to_thread(_write_outputs, args.output, stem, result, staging, options.images, settings,
+                                        args.chunk_options)
             except OSError as exc:
                 _report(path, f"cannot write the results: {exc.strerror or exc}")
                 failed += 1
@@ -178,8 +182,10 @@ def _output_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _write_outputs(directory: Path, stem: str, result: Any, staging: Path, images: str, settings: Any) -> None:
-    """`<stem>.md`, `<stem>.json` and, when crops were kept, `<stem>_images/` (replacing an older one)."""
+def _write_outputs(directory: Path, stem: str, result: Any, staging: Path, images: str, settings: Any,
+                   chunk_options: Any = None) -> None:
+    """`<stem>.md`, `<stem>.json`, with --chunking `<stem>.chunks.json`, and, when crops were kept,
+    `<stem>_images/` (replacing an older one)."""
     from app.storage import images as image_store
 
     result = image_store.finalize(result, staging, images, settings)
@@ -190,6 +196,11 @@ def _write_outputs(directory: Path, stem: str, result: Any, staging: Path, image
         os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the images from other users
         os.replace(staging, image_dir)
     _write_atomic(directory / f"{stem}.md", result.markdown)
+    if chunk_options is not None:
+        from app.chunking.chunker import chunk_document
+
+        _write_atomic(directory / f"{stem}.chunks.json", chunk_document(result, chunk_options).model_dump_json(indent=2)
+                      + "\n")
     _write_atomic(directory / f"{stem}.json", result.model_dump_json(indent=2) + "\n")
 
 

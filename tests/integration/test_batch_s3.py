@@ -227,3 +227,19 @@ def test_inputs_with_one_stem_get_one_result_each(s3, moto_endpoint: str, make_s
     assert from_png.pages[0].source == "ocr" and "recognition" in from_png.markdown
     assert document("solo.json").page_count == 2
     assert run().converted == [] and _keys(s3, "out/") == expected  # a re-run finds both results
+
+
+@pytest.mark.timeout(300)
+def test_batch_with_chunking_uploads_chunks_beside_each_result(s3, moto_endpoint: str, make_settings,
+                                                               tmp_path: Path) -> None:
+    from app.chunking.chunker import ChunkOptions, ChunkSet
+
+    s3.upload_file(str(pdfgen.text_pdf(tmp_path / "doc.pdf", pages=2)), BUCKET, "in/doc.pdf")
+    settings = make_settings(s3_endpoint=moto_endpoint, workers=1, **CREDS)
+    report = asyncio.run(run_batch(settings, parse_s3_url(f"s3://{BUCKET}/in"), parse_s3_url(f"s3://{BUCKET}/out/"),
+                                   options=ConvertOptions(mode="text"), chunk_options=ChunkOptions("hybrid", 48)))
+    assert report.converted == ["doc.pdf"]
+    assert _keys(s3, "out/") == {"doc.md", "doc.json", "doc.chunks.json"}
+    chunks = ChunkSet.model_validate_json(s3.get_object(Bucket=BUCKET, Key="out/doc.chunks.json")["Body"].read())
+    assert chunks.chunking == "hybrid" and chunks.chunks and all(c.tokens <= 48 for c in chunks.chunks)
+    assert {page for c in chunks.chunks for page in c.pages} == {1, 2}
