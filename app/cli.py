@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Command modules, each exposing `register(subparsers)` that adds its parser with `func=run`.
-COMMANDS = ("convert", "serve", "batch", "doctor")
+COMMANDS = ("convert", "serve", "batch", "doctor", "mcp")
 
 
 def build_parser() -> argparse.ArgumentParser:

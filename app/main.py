@@ -19,6 +19,7 @@ from app.api.limits import UploadSlots
 from app.api.openapi import install_openapi
 from app.api.routes import health, images, jobs, meta, ocr, pages, ui
 from app.lifecycle import Lifecycle
+from app.mcp_server.http import mount_mcp
 from app.observability.logging import RequestContextMiddleware
 from app.services import Services, build_services
 from app.settings import Settings, load_settings
@@ -30,7 +31,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services: Services = app.state.services
     lifecycle.start(services)
     try:
-        yield
+        async with app.state.mcp_session:  # /mcp's task group (app/mcp_server/http.py)
+            yield
     finally:
         await lifecycle.stop(services)
 
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(pages.router)
     app.include_router(ui.router)
+    app.state.mcp_session = mount_mcp(app)  # the MCP tools at /mcp, behind the same API key
     install_openapi(app, settings)  # statuses and bounds the routes enforce by hand (app/api/openapi.py)
     return app
 

@@ -184,12 +184,27 @@ async def _receive(request: Request, settings: Settings, request_id: str, bounda
     if collector.path is None or collector._file is not None:
         collector.abort()
         raise InvalidParameter("multipart field 'file' with the PDF is required")
-    try:  # an image upload becomes its PDF wrapper here, so both routes and jobs see a PDF (see image_input.py)
-        image_format = await asyncio.to_thread(sniff_file, collector.path)
+    upload = await received_file(collector.path, collector.size, collector.filename, settings)
+    upload.fields = collector.fields
+    return upload
+
+
+def scratch_upload(settings: Settings, request_id: str) -> Path:
+    """A new empty file in the uploads directory, for a document that arrives some other way than multipart
+    (MCP: base64 content, a URL, a local path); hand it to `received_file` once written."""
+    fd, tmp = tempfile.mkstemp(dir=uploads_dir(settings), prefix=f"{request_id}-", suffix=".pdf")
+    os.close(fd)
+    return Path(tmp)
+
+
+async def received_file(path: Path, size: int, filename: str | None, settings: Settings) -> Upload:
+    """The stored upload as an `Upload`: an image becomes its PDF wrapper here, so routes, jobs and MCP tools all
+    see a PDF (see image_input.py). The file is removed if that fails."""
+    try:
+        image_format = await asyncio.to_thread(sniff_file, path)
         if image_format is not None:
-            await asyncio.to_thread(ensure_pdf, collector.path, settings)
+            await asyncio.to_thread(ensure_pdf, path, settings)
     except BaseException:
-        collector.abort()
+        path.unlink(missing_ok=True)
         raise
-    return Upload(path=collector.path, size=collector.size, filename=collector.filename, fields=collector.fields,
-                  image_format=image_format)
+    return Upload(path=path, size=size, filename=filename, image_format=image_format)

@@ -44,6 +44,8 @@ class Metrics:
             "With a shared job database: unfinished pages of every replica's jobs, divided by the live replicas",
             registry=r,
         )
+        self.mcp_calls = Counter("mcp_tool_calls_total", "MCP tool calls, by tool and outcome (ok or error type)",
+                                 ["tool", "outcome"], registry=r)
         self.s3_uploads = Counter("s3_uploads_total", "Result uploads to S3", ["outcome"], registry=r)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
