@@ -43,13 +43,16 @@ from app.api.job_views import check_job_id, job_view, owner_for_key, running_job
 from app.api.upload import Upload, received_file, scratch_upload
 from app.chunking.chunker import ChunkOptions, chunk_document, parse_chunk_options
 from app.errors import AppError, Conflict, InvalidParameter, NotFound, UploadTooLarge
+from app.jobs import files
 from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED, Job
 from app.lifecycle import Lifecycle
+from app.pipeline.image_input import check_mode
 from app.pipeline.options import ConvertOptions, resolve_options
 from app.pipeline.result import DocumentResult
 from app.services import Services
+from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
 from app.storage.remote_file import fetch_to_file
 
 log = logging.getLogger(__name__)
@@ -219,6 +222,8 @@ async def _receive(b: Backend, source: _Source, request_id: str) -> Upload:
     given = [name for name in ("content_base64", "url", "path") if getattr(source, name)]
     if len(given) != 1:
         raise InvalidParameter("give exactly one of content_base64, url or path")
+    encoded = len(source.content_base64 or "")
+    require_free_space(settings, encoded * 3 // 4)  # 507 before writing, as for a multipart upload
     target = scratch_upload(settings, request_id)
     try:
         if source.content_base64:
@@ -237,6 +242,11 @@ async def _receive(b: Backend, source: _Source, request_id: str) -> Upload:
             assert source.path is not None
             size = await asyncio.to_thread(_copy_local, b, source.path, target)
             filename = source.filename or Path(source.path).name
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise as_insufficient_storage("the upload") from None
+        raise
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -295,10 +305,9 @@ async def _submit(b: Backend, ctx: Context, request_id: str, source: _Source, mo
                   pages: str | None) -> CallToolResult:
     options = _options(b, mode, pages)
     manager = _jobs(b)
+    files.check_free_space(b.services.settings)  # 507 below MIN_FREE_DISK_MB, as POST /jobs answers
     upload = await _receive(b, source, request_id)
     try:
-        from app.pipeline.image_input import check_mode
-
         check_mode(upload.image_format, options.mode)
     except BaseException:
         upload.discard()
