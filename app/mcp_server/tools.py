@@ -77,12 +77,18 @@ BackendGetter = Callable[[], Backend]
 
 def build_mcp_server(backend: BackendGetter, *, lifespan: Any = None) -> MCPServer:
     """The MCP server with its tools bound to `backend` (called per tool call: the app's state is read live)."""
+    # MCPServer configures the root logger when built (logging.basicConfig with its own handler); the service
+    # configures logging once, in its entrypoint, so that configuration is undone here.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     server = MCPServer(
         "paddleocr-vl", version=__version__, lifespan=lifespan,
         instructions="Convert PDFs and images (PNG, JPEG, TIFF, WebP, BMP) to Markdown, structured JSON or "
                      "retrieval chunks. Long documents run as jobs: convert_document waits and reports progress; "
                      "submit_job/get_job/get_job_result/cancel_job manage them explicitly.",
     )
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
     @server.tool(description="Convert one document. Give exactly one of content_base64 (with filename), url or "
                  "path. mode: auto | text | ocr | vl; pages: 1-based selection such as '1-3,7'; output: markdown "
