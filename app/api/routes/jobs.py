@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import JobsDep, LifecycleDep, RequestIdDep, SettingsDep
+from app.api.open_file import serve_file
 from app.api.job_views import OwnerDep, accepted, check_job_id, job_view, running_jobs
 from app.api.upload import receive_pdf_upload
 from app.errors import Conflict
@@ -106,14 +107,15 @@ async def get_result(
         raise Conflict(f"job {job.id} is {job.status}; its result exists once it has succeeded")
     if format is None:
         format = "markdown" if "text/markdown" in request.headers.get("accept", "") else "json"
+    # A DELETE may run at any point from here: every read below answers whole or 404 (app/api/open_file.py).
     json_path, md_path = await manager.result_paths(job)
     if format == "zip":
         from app.api.routes.images import job_bundle  # result.md, result.json and images/ in one download
 
         return await job_bundle(manager.settings, job.id)
     if format == "markdown":
-        return FileResponse(md_path, media_type="text/markdown; charset=utf-8")
-    return FileResponse(json_path, media_type="application/json")
+        return await serve_file(md_path, media_type="text/markdown; charset=utf-8", what=f"the result of job {job.id}")
+    return await serve_file(json_path, media_type="application/json", what=f"the result of job {job.id}")
 
 
 async def _events_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JobManager:
