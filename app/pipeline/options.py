@@ -22,7 +22,10 @@ _RANGE = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]*)\s*)?$", re.ASCII)
 # The same rule for a whole selection, as a JSON Schema pattern for the OpenAPI document (ECMA `\s` is wider than
 # ASCII, hence the explicit class).
 _SP = r"[ \t\n\r\f\v]*"
-PAGES_PATTERN = rf"^{_SP}([0-9]+{_SP}(-{_SP}[0-9]*{_SP})?,{_SP})*[0-9]+{_SP}(-{_SP}[0-9]*{_SP})?$|^{_SP}$"
+# Page numbers are 1-based: a number that is all zeros ("0", "00") is refused by the server, so not in the pattern.
+_PAGE = "0*[1-9][0-9]*"
+_PART = rf"{_PAGE}{_SP}(-{_SP}({_PAGE})?{_SP})?"
+PAGES_PATTERN = rf"^{_SP}({_PART},{_SP})*{_PART}$|^{_SP}$"
 _INTEGER = re.compile(r"^[0-9]+$", re.ASCII)
 ImagesMode = Literal["refer", "embed", "none"]
 IMAGES_MODES: tuple[str, ...] = get_args(ImagesMode)
