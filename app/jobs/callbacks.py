@@ -14,9 +14,10 @@
 - Delivery state lives in the job's row (`callback: {state, attempts, last_error}`, shown in the job's status):
   `pending` until a 2xx answer (`delivered`) or CALLBACK_MAX_ATTEMPTS failures (`failed`); errors and non-2xx
   answers are retried after CALLBACK_BACKOFF_S, doubling. A delivery that cannot even be attempted (a URL stored
-  before this check existed, say) ends `failed` with the reason, never `pending` forever. The state is written before each wait, and a restart
-  resumes every finished job whose callback is still pending, so delivery is at least once: a receiver may see
-  a job twice (the job id makes that detectable), never zero times while attempts remain.
+  before this check existed, say) ends `failed` with the reason, never `pending` forever. The state is written
+  before each wait, and a restart resumes every finished job whose callback is still pending, so delivery is at
+  least once: a receiver may see a job twice (`webhook-id` makes that detectable), never zero times while
+  attempts remain.
 """
 
 from __future__ import annotations
@@ -81,11 +82,9 @@ def validate_callback_url(url: str | None, settings: Settings) -> str | None:
         raise InvalidParameter("callback_url: must be an absolute http(s) URL")
     if parsed.userinfo:
         raise InvalidParameter("callback_url: credentials in the URL are not accepted")
-    if parsed.fragment:
-        raise InvalidParameter("callback_url: a fragment (#...) is never sent; leave it out")
     if not host_allowed(parsed, settings):
         raise InvalidParameter(f"callback_url: host {parsed.host!r} is not in CALLBACK_ALLOWED_HOSTS")
-    return str(parsed)
+    return str(parsed.copy_with(fragment=None))  # a fragment is never sent: what is stored is what is POSTed
 
 
 def signing_key(secret: str) -> bytes:

@@ -98,8 +98,11 @@ def check_page_syntax(spec: str | None) -> None:
     """Refuse a selection that cannot be read, before the page count is known (the rest: `parse_page_ranges`).
     An empty selection means every page."""
     for part in spec.split(",") if spec and spec.strip() else ():
-        if not _RANGE.match(part):
+        match = _RANGE.match(part)
+        if not match:
             raise OptionError("pages", f"cannot read {part.strip()!r}; use a form like '1-3,7' or '5-'")
+        if int(match.group(1)) == 0 or (match.group(2) and int(match.group(2)) == 0):  # as PAGES_PATTERN says
+            raise OptionError("pages", f"{part.strip()!r}: pages are numbered from 1")
 
 
 def resolve_options(
