@@ -1,6 +1,8 @@
-"""DELETE racing the readers of a job, on a real server: every read of the result (JSON, Markdown, zip), of a
-page image and of a crop answers whole (a complete body of its Content-Length that parses) or 404, never a 5xx
-and never a body cut short. 60 rounds, each a fresh finished job deleted while the reads are in flight."""
+"""DELETE racing the readers of a job, on a real server: every read of the result (JSON, Markdown, zip) and of a
+page image answers whole (a complete body of its Content-Length that parses) or 404, never a 5xx and never a
+body cut short. 60 rounds, each a fresh finished job deleted while the reads are in flight; then the same with S3
+(moto), the local result removed first so that every read fetches it from S3 as another replica would, with
+LOG_LEVEL=DEBUG (the S3 key id must not reach the log). No job directory may be left behind either way."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import asyncio
 import io
 import json
 import random
+import shutil
 import zipfile
 
 import httpx
@@ -25,9 +28,22 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    server = ServerProcess(tmp_path_factory.mktemp("races"), {"LOG_LEVEL": "WARNING"}).start()
+S3_KEY_ID = "AKIARACETESTKEY00001"
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    env = {"LOG_LEVEL": "WARNING"}
+    if request.param == "s3":
+        import boto3
+
+        endpoint = request.getfixturevalue("moto_s3")
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="races")
+        env = {"LOG_LEVEL": "DEBUG", "S3_ENDPOINT": endpoint, "S3_BUCKET": "races", "S3_ACCESS_KEY": S3_KEY_ID,
+               "S3_SECRET_KEY": "race-secret-key"}
+    server = ServerProcess(tmp_path_factory.mktemp("races"), env).start()
+    server.s3 = request.param == "s3"  # type: ignore[attr-defined]
     try:
         server.wait_ready()
         yield server
@@ -68,6 +84,11 @@ async def test_reads_racing_delete_answer_whole_or_404(server, tmp_path):
                     break
                 await asyncio.sleep(0.05)
             assert status == "succeeded"
+            if server.s3:  # as on a replica that did not run the job: the result comes from S3
+                job_dir = server.output_dir / "jobs" / job_id
+                for name in ("result.json", "result.md"):
+                    (job_dir / name).unlink()
+                shutil.rmtree(job_dir / "images", ignore_errors=True)
 
             async def read(kind: str) -> None:
                 path, params = reads[kind]
@@ -97,3 +118,5 @@ async def test_reads_racing_delete_answer_whole_or_404(server, tmp_path):
     assert seen == {200, 404}, outcomes
     leftovers = [p.name for p in (server.output_dir / "jobs").iterdir()]
     assert leftovers == [], leftovers  # no directory left behind by a delete or a read
+    if server.s3:
+        assert S3_KEY_ID not in server.log() and "race-secret-key" not in server.log()
