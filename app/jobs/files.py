@@ -154,11 +154,15 @@ def s3_fetch_result(s3: S3Uploader, settings: Settings, job_id: str) -> Path:
             if _s3_missing(exc):
                 raise FileNotFoundError(f"job {job_id} has no result in S3") from None
             raise
-        (directory / "images").mkdir(parents=True, exist_ok=True)
-        for image in (staging / "images").iterdir():
-            os.replace(image, directory / "images" / image.name)
-        for name in (RESULT_MD, RESULT_JSON):
-            os.replace(staging / name, directory / name)
+        try:
+            (directory / "images").mkdir(parents=True, exist_ok=True)
+            for image in (staging / "images").iterdir():
+                os.replace(image, directory / "images" / image.name)
+            for name in (RESULT_MD, RESULT_JSON):
+                os.replace(staging / name, directory / name)
+        except (FileExistsError, FileNotFoundError, NotADirectoryError):  # the directory went (a DELETE)
+            raise FileNotFoundError(f"job {job_id}'s directory was removed while its result was put in place") \
+                from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory

@@ -149,10 +149,15 @@ class JobManager:
         if not await asyncio.to_thread((directory / files.RESULT_JSON).exists) and self.s3 is not None:
             try:
                 directory = await asyncio.to_thread(files.s3_fetch_result, self.s3, self.settings, job.id)
+                fetched = True
             except FileNotFoundError:  # deleted meanwhile (by a DELETE here or on another replica)
-                raise NotFound(f"no job {job.id}") from None
+                fetched = False
             if await self.store.get(job.id) is None:  # deleted while we fetched: leave nothing behind
                 await asyncio.to_thread(files.remove_job_dir, self.settings, job.id)
+                fetched = False
+            # (A row still there while its result is gone: a DELETE under way, which removes the directory again
+            # once the row is gone, see cancel_or_delete.)
+            if not fetched:
                 raise NotFound(f"no job {job.id}")
         return directory / files.RESULT_JSON, directory / files.RESULT_MD
 
