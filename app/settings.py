@@ -7,6 +7,8 @@ A bad value fails at boot with one line naming the variable (see `load_settings`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from functools import cached_property
 from pathlib import Path
@@ -86,7 +88,10 @@ class Settings(BaseSettings):
     callback_allowed_hosts: str | None = Field(
         None, description="Comma-separated hosts a job's callback_url may name (host or host:port); empty = off"
     )
-    callback_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key of the X-Signature-256 header")
+    callback_secret: SecretStr | None = Field(
+        None, description="Webhook signing key: Standard Webhooks headers and X-Signature-256; `whsec_<base64>` "
+        "(Standard Webhooks' form, its decoded bytes are the key) or any other string (its UTF-8 bytes)"
+    )
     callback_max_attempts: int = Field(6, ge=1, description="Deliveries tried per callback before giving up")
     callback_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each attempt")
     callback_timeout_s: float = Field(10.0, gt=0)
@@ -194,6 +199,14 @@ class Settings(BaseSettings):
             raise ValueError(f"DEFAULT_DPI {self.default_dpi} exceeds MAX_DPI {self.max_dpi}")
         if (self.callback_allowed_hosts or "").strip() and self.callback_secret is None:
             raise ValueError("CALLBACK_ALLOWED_HOSTS is set but CALLBACK_SECRET is missing: webhooks are signed")
+        secret = self.callback_secret.get_secret_value() if self.callback_secret else ""
+        if secret.startswith("whsec_"):
+            try:
+                if not base64.b64decode(secret[len("whsec_"):], validate=True):
+                    raise ValueError
+            except (binascii.Error, ValueError):
+                raise ValueError("CALLBACK_SECRET starts with whsec_ but is not followed by base64 (a Standard "
+                                 "Webhooks secret is whsec_ + base64 of random bytes)") from None
         if self.vl_dpi > self.max_dpi:
             raise ValueError(f"VL_DPI {self.vl_dpi} exceeds MAX_DPI {self.max_dpi}")
         if self.jobs_database_url and not self.s3_configured:

@@ -679,3 +679,36 @@ def rtl_table_pdf(path: str | os.PathLike[str]) -> Path:
             _right(doc, right, y, value)
         y += 14
     return _write(doc, path)
+
+
+HOSTILE_LINES = (
+    "<script>alert(1)</script>",
+    '<img src=x onerror="alert(2)">',
+    '<iframe src="https://evil.example/"></iframe>',
+    "[click me](javascript:alert(3)) and ![pic](javascript:alert(4))",
+    "[ref]: javascript:alert(5)",
+    "Fish &amp; chips, AT&T, 3 < 4 > 2",
+)
+
+
+def hostile_text_pdf(path: str | os.PathLike[str]) -> Path:
+    """A born-digital page whose text is HTML and Markdown link syntax (HOSTILE_LINES), as paragraphs, a heading
+    and a table: what the page says must reach the Markdown as text, never as markup."""
+    doc = FPDF(unit="pt", format="letter")
+    doc.add_page()
+    doc.set_font("Helvetica", "B", 20)
+    doc.set_xy(72, 72)
+    doc.cell(0, 24, "<b>Heading</b> [x](javascript:alert(0))")
+    doc.set_font("Helvetica", "", 11)
+    y = 130.0
+    for line in HOSTILE_LINES:
+        doc.set_xy(72, y)
+        doc.cell(0, 14, line)
+        y += 30
+    y += 20
+    for row in (("Name", "Value"), ("<script>x</script>", "[a](javascript:b)"), ("<b>bold</b>", "1 & 2")):
+        for col, cell in enumerate(row):
+            doc.set_xy(72 + col * 200, y)
+            doc.cell(200, 20, cell, border=1)
+        y += 20
+    return _write(doc, path)

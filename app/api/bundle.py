@@ -17,6 +17,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse
 
+from app.jobs.files import same_directory
 from app.pipeline.figures import IMAGES_DIRNAME
 from app.storage.images import image_files
 from app.storage.local import RESULT_JSON, RESULT_MD
@@ -29,14 +30,18 @@ def wants_zip(request: Request) -> bool:
 
 
 def write_bundle(result_dir: Path, dest: Path) -> None:
-    """Write the zip of `result_dir`'s result files and images to `dest` (blocking)."""
+    """Write the zip of `result_dir`'s result files and images to `dest` (blocking). FileNotFoundError when the
+    directory is removed (a job's DELETE) before or while the archive is written: a deleted job's directory is
+    renamed away in one step first (app/jobs/files.py), so a directory still in place at the end, the same one
+    as at the start, means every file was read from a complete result."""
+    before = os.stat(result_dir)
     with zipfile.ZipFile(dest, "w") as archive:
         for name in (RESULT_MD, RESULT_JSON):
-            path = result_dir / name
-            if path.is_file():
-                archive.write(path, name, compress_type=zipfile.ZIP_DEFLATED)
+            archive.write(result_dir / name, name, compress_type=zipfile.ZIP_DEFLATED)
         for image in image_files(result_dir / IMAGES_DIRNAME):
             archive.write(image, f"{IMAGES_DIRNAME}/{image.name}", compress_type=zipfile.ZIP_STORED)
+    if not same_directory(result_dir, before):
+        raise FileNotFoundError(f"{result_dir} was removed while it was archived")
 
 
 async def zip_response(result_dir: Path, *, filename: str, scratch_dir: Path) -> FileResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,8 +90,32 @@ def write_result(settings: Settings, job_id: str, result: DocumentResult) -> tup
     return directory / RESULT_JSON, directory / RESULT_MD
 
 
+# Deleted job directories are first renamed to `.deleting-<id>-<random>` (one atomic step), then removed. A reader
+# that opened a file before the rename keeps reading a whole file (POSIX keeps an unlinked, open inode), one that
+# comes after finds nothing (404), and a reader of several files (the zip) sees the directory change under it.
+DELETING_PREFIX = ".deleting-"
+
+
 def remove_job_dir(settings: Settings, job_id: str) -> None:
-    shutil.rmtree(job_dir(settings, job_id), ignore_errors=True)
+    """Delete the job's directory: rename it out of the way atomically, then remove the renamed tree."""
+    directory = job_dir(settings, job_id)
+    trash = directory.with_name(f"{DELETING_PREFIX}{job_id}-{secrets.token_hex(4)}")
+    try:
+        os.rename(directory, trash)
+    except FileNotFoundError:
+        return
+    except OSError:  # not renameable (a mount point in a test, say): remove it where it is
+        trash = directory
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def same_directory(path: Path, before: os.stat_result) -> bool:
+    """Whether `path` is still the directory `before` was taken of (not deleted, not replaced meanwhile)."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino)
 
 
 # --- S3 ---------------------------------------------------------------------------------------------------------
@@ -111,18 +136,44 @@ def s3_upload_result(s3: S3Uploader, settings: Settings, job_id: str) -> dict[st
 
 def s3_fetch_result(s3: S3Uploader, settings: Settings, job_id: str) -> Path:
     """Bring a job's result (result.json, result.md, images/) from S3 into this replica's job directory, for a job
-    another replica completed. result.json comes last (temp + rename), so its presence means the rest is there.
+    another replica completed. Everything is downloaded into a private `.fetch-` directory first, whose result
+    files are then moved into the job's directory, result.json last, so its presence means the rest is there.
+    FileNotFoundError when S3 has no result (the job was deleted meanwhile): nothing is left behind then.
     Returns the job directory."""
     directory = job_dir(settings, job_id)
-    (directory / "images").mkdir(parents=True, exist_ok=True)
+    staging = directory.with_name(f".fetch-{job_id}-{secrets.token_hex(4)}")
     prefix = s3_job_prefix(settings, job_id)
-    for key in sorted(s3.list_keys(prefix + "images/")):
-        s3.download_file(key, directory / "images" / key.rsplit("/", 1)[1])
-    for name in (RESULT_MD, RESULT_JSON):
-        partial = directory / f".{name}.part"
-        s3.download_file(prefix + name, partial)
-        os.replace(partial, directory / name)
+    try:
+        (staging / "images").mkdir(parents=True)
+        try:
+            for key in sorted(s3.list_keys(prefix + "images/")):
+                s3.download_file(key, staging / "images" / key.rsplit("/", 1)[1])
+            for name in (RESULT_MD, RESULT_JSON):
+                s3.download_file(prefix + name, staging / name)
+        except Exception as exc:
+            if _s3_missing(exc):
+                raise FileNotFoundError(f"job {job_id} has no result in S3") from None
+            raise
+        try:
+            (directory / "images").mkdir(parents=True, exist_ok=True)
+            for image in (staging / "images").iterdir():
+                os.replace(image, directory / "images" / image.name)
+            for name in (RESULT_MD, RESULT_JSON):
+                os.replace(staging / name, directory / name)
+        except (FileExistsError, FileNotFoundError, NotADirectoryError):  # the directory went (a DELETE)
+            raise FileNotFoundError(f"job {job_id}'s directory was removed while its result was put in place") \
+                from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return directory
+
+
+def _s3_missing(exc: BaseException) -> bool:
+    """An S3 answer saying the object is not there (HeadObject/GetObject 404)."""
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey",
+                                                                                          "NotFound")
 
 
 def s3_delete_job(s3: S3Uploader, settings: Settings, job_id: str) -> int:

@@ -136,6 +136,9 @@ class JobManager:
         await self.runner.wait(job.id, self.settings.shutdown_grace_s)
         await delete_job_files(self.settings, self.s3, job.id)
         await self.store.delete(job.id)
+        # Once more now the row is gone: a reader fetching the result from S3 may have put it back meanwhile (it
+        # removes its copy itself if it finds the row gone, see result_paths).
+        await asyncio.to_thread(files.remove_job_dir, self.settings, job.id)
         log.info("job %s deleted", job.id)
         return None
 
@@ -144,7 +147,18 @@ class JobManager:
         (shared database) is fetched from S3 the first time."""
         directory = files.job_dir(self.settings, job.id)
         if not await asyncio.to_thread((directory / files.RESULT_JSON).exists) and self.s3 is not None:
-            directory = await asyncio.to_thread(files.s3_fetch_result, self.s3, self.settings, job.id)
+            try:
+                directory = await asyncio.to_thread(files.s3_fetch_result, self.s3, self.settings, job.id)
+                fetched = True
+            except FileNotFoundError:  # deleted meanwhile (by a DELETE here or on another replica)
+                fetched = False
+            if await self.store.get(job.id) is None:  # deleted while we fetched: leave nothing behind
+                await asyncio.to_thread(files.remove_job_dir, self.settings, job.id)
+                fetched = False
+            # (A row still there while its result is gone: a DELETE under way, which removes the directory again
+            # once the row is gone, see cancel_or_delete.)
+            if not fetched:
+                raise NotFound(f"no job {job.id}")
         return directory / files.RESULT_JSON, directory / files.RESULT_MD
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from app.jobs.store import Job, JobStore
 from app.pipeline.result import DocumentResult, PageResult
 from app.settings import Settings
 from app.storage import images as image_store
+from app.storage.disk import as_insufficient_storage, is_disk_full
 
 if TYPE_CHECKING:
     from app.jobs.callbacks import CallbackDispatcher
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 # Jobs converting at once, per pool worker. Enough for round-robin fairness between big and small jobs while
 # bounding how many documents the pool tracks; the rest wait as `queued` (durably, unlike requests).
 RUNNING_JOBS_PER_WORKER = 4
+# Retrying the write of a failed job's end (a full disk): soon at first, then at most this often.
+_FINISH_RETRY_FIRST_S = 0.5
+_FINISH_RETRY_MAX_S = 10.0
 
 
 def merge_pages(pages: list[PageResult], page_count: int) -> DocumentResult:
@@ -132,7 +137,13 @@ class JobRunner:
         async with self._slots:
             if cancel.is_set():
                 return
-            job = await self.store.mark_running(job_id)
+            try:
+                job = await self.store.mark_running(job_id)
+            except Exception as exc:  # a full disk, say: the job must still end, not wait for a restart
+                if self._stopping:
+                    return
+                await self._record_failure(job_id, exc)
+                job = None
             if job is None:
                 return
             self.publish_status(job)
@@ -166,22 +177,44 @@ class JobRunner:
                 # Cancelled by stop(), or the pool refusing/failing pages as it shuts down: not the job's fault.
                 log.info("job %s paused by shutdown (%s); resumes on restart", job.id, type(exc).__name__)
                 return
-            await self._record_failure(job, exc)
+            await self._record_failure(job.id, exc)
         final = await self.store.get(job.id)
         if final is not None:
             self.publish_status(final)
 
-    async def _record_failure(self, job: Job, exc: Exception) -> None:
+    async def _record_failure(self, job_id: str, exc: Exception) -> None:
+        if is_disk_full(exc):  # a page checkpoint, a crop or the result met ENOSPC / SQLITE_FULL
+            exc = as_insufficient_storage(f"the pages or the result of job {job_id}")
+            # The job's crops serve nothing now; removing them gives the status write below room.
+            await asyncio.to_thread(shutil.rmtree, files.job_images_dir(self.settings, job_id), True)
         if isinstance(exc, Cancelled):
-            await self.store.finish(job.id, "cancelled", error_type=Cancelled.type,
-                                    error_message="cancelled by the client")
+            await self._finish_failed(job_id, "cancelled", Cancelled.type, "cancelled by the client")
         elif isinstance(exc, AppError):
-            log.warning("job %s failed: %s", job.id, exc.message)
-            await self.store.finish(job.id, "failed", error_type=exc.type, error_message=exc.message)
+            log.warning("job %s failed: %s", job_id, exc.message)
+            await self._finish_failed(job_id, "failed", exc.type, exc.message)
         else:
-            log.exception("job %s failed with an internal error", job.id)
-            await self.store.finish(job.id, "failed", error_type="internal_error",
-                                    error_message="internal error while converting the document")
+            log.error("job %s failed with an internal error", job_id, exc_info=exc)
+            await self._finish_failed(job_id, "failed", "internal_error",
+                                      "internal error while converting the document")
+
+    async def _finish_failed(self, job_id: str, status: str, error_type: str, error_message: str) -> None:
+        """Record a job's failed end, retrying until the store takes it: on a full disk the status write can
+        fail too, and a job left `running` with nothing working on it would wait for a restart. The job ends as
+        soon as space returns; only a shutdown stops the retries (the job then resumes at the next start)."""
+        delay = _FINISH_RETRY_FIRST_S
+        while True:
+            try:
+                await self.store.finish(job_id, status, error_type=error_type, error_message=error_message)
+                return
+            except Exception as exc:
+                if self._stopping:
+                    log.warning("job %s: could not record its end before shutdown (%s); resumes on restart",
+                                job_id, type(exc).__name__)
+                    return
+                log.warning("job %s: recording its end failed (%s: %s); retrying in %.0f s", job_id,
+                            type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _FINISH_RETRY_MAX_S)
 
     async def _convert(self, job: Job, cancel: asyncio.Event) -> DocumentResult:
         done = await self.store.done_page_indices(job.id)

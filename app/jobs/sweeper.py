@@ -35,6 +35,8 @@ async def sweep_once(settings: Settings, store: JobStore, *, s3: S3Uploader | No
             log.exception("sweep: could not delete the files of job %s", job.id)
             continue
         await store.delete(job.id)
+        # Again once the row is gone: a reader fetching the result from S3 meanwhile may have put a copy back.
+        await asyncio.to_thread(files.remove_job_dir, settings, job.id)
         removed.append(job.id)
     removed += await _sweep_orphans(settings, store, cutoff)
     await asyncio.to_thread(sweep_staging, settings, cutoff)  # crops of requests a crash interrupted

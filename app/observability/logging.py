@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 import uuid
@@ -34,10 +35,45 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# What must never reach a log line, whoever logs it and at whatever level: the query of a URL (webhook URLs carry
+# tokens there; httpx logs every request's URL at INFO) and AWS credentials (botocore's DEBUG lines show the
+# signing key id in `Credential=...` and the request headers).
+_URL_QUERY = re.compile(r"""(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'"<>]*)\?[^\s#'"<>]*""")
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b")
+_CREDENTIAL = re.compile(r"(Credential=)[^/\s,'\"]+")
+_SECRETISH = re.compile(r"""((?:aws_access_key_id|aws_secret_access_key|aws_session_token|x-amz-security-token|"""
+                        r"""authorization)['"]?\s*[:=]\s*(?:b?['"])?)[^'",}\s]+""", re.IGNORECASE)
+# Libraries whose DEBUG output dumps whole requests (headers included): capped at INFO whatever LOG_LEVEL says.
+_CHATTY = ("botocore", "boto3", "s3transfer", "urllib3", "httpcore")
+
+
+def redact(message: str) -> str:
+    """`message` without URL queries (`?<redacted>`) and AWS key ids / credentials."""
+    message = _URL_QUERY.sub(r"\1?<redacted>", message)
+    message = _CREDENTIAL.sub(r"\1<redacted>", message)
+    message = _SECRETISH.sub(r"\1<redacted>", message)
+    return _AWS_KEY_ID.sub("<redacted>", message)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrite every record's message through `redact` (the record is formatted once, here, with its args)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it to the formatter's own error report
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
 def configure_logging(settings: Settings) -> None:
     """Route every logger (ours, uvicorn's) to one stderr handler, JSON unless LOG_JSON=false."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactingFilter())
     if settings.log_json:
         handler.setFormatter(
             JsonFormatter(
@@ -51,6 +87,8 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     # uvicorn's own loggers propagate to ours; its access log is replaced by the request middleware's line,
     # which carries the request id and leaves probe paths out.
     for name in ("uvicorn", "uvicorn.error"):

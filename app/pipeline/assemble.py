@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from app.pipeline.furniture import furniture_kind, mark_edge_rows, mark_folios
 from app.pipeline.layout.base import area, intersection
+from app.pipeline.mdtext import escape_text
 from app.pipeline.primitives import Region, TextLine
 from app.pipeline.reading_order import reading_order
 from app.pipeline.result import FURNITURE, BBox, Block, BlockType, PageResult, PageSource
@@ -213,9 +214,9 @@ def _preset_item(region: Region) -> _Item:
         item.markdown = region.html  # the table itself; `text` is only its flattened cells
     elif region.label == "title" and text and not text.startswith("#"):
         item.level = 2
-        item.markdown = f"## {text}"
+        item.markdown = f"## {escape_text(text)}"
     elif region.label == "formula" and text and not text.startswith("$"):
-        item.markdown = f"$$\n{text}\n$$"
+        item.markdown = f"$$\n{escape_text(text)}\n$$"
     elif region.label in ("figure", "chart"):
         item.markdown = _figure_markdown(item)
     return item
@@ -237,7 +238,7 @@ def _region_items(
         paragraphs = [join_lines([ln.text for ln in _row_order(g)]) for g in groups]
         item = _Item(type=label, bbox=region.bbox, text="\n".join(paragraphs), score=score, lines=members,
                      order=region.order)
-        item.markdown = _figure_markdown(item, "\n\n".join(paragraphs))
+        item.markdown = _figure_markdown(item, "\n\n".join(escape_text(p) for p in paragraphs))
         return [item]
     if not members:
         return []  # a text-like region with nothing in it says nothing
@@ -250,7 +251,8 @@ def _region_items(
                           markdown=html if table.spans else md)]
         label = "text"  # one row or one column: not worth a grid
     if label == "formula":
-        return [_Item(type="formula", bbox=region.bbox, text=text, score=score, markdown=f"$$\n{text}\n$$")]
+        return [_Item(type="formula", bbox=region.bbox, text=text, score=score,
+                      markdown=f"$$\n{escape_text(text)}\n$$")]
     if label in ("header", "footer"):
         top, bottom = region.bbox[3] <= HEADER_ZONE * height, region.bbox[1] >= FOOTER_ZONE * height
         if (label == "header" and top) or (label == "footer" and bottom):
@@ -262,7 +264,7 @@ def _region_items(
         if len(members) <= 4 and len(text) <= 300:
             level = heading_level(members, stats, layout_title=True)
             return [_Item(type="title", bbox=region.bbox, text=text, score=score, level=level,
-                          markdown="#" * (level or 2) + " " + text)]
+                          markdown="#" * (level or 2) + " " + escape_text(text))]
         label = "text"
     if label == "caption":
         return [_Item(type="caption", bbox=region.bbox, text=text, score=score)]
@@ -308,7 +310,7 @@ def _paragraph_item(
     level = heading_level(group, stats) if headings else None
     if level is not None:
         return _Item(type="title", bbox=box, text=text, score=score, level=level, lines=group,
-                     markdown="#" * level + " " + text)
+                     markdown="#" * level + " " + escape_text(text))
     if is_list_item(group[0].text):
         return _Item(type="list", bbox=box, text=text, score=score, lines=group, markdown=_list_line(text))
     return _Item(type=label, bbox=box, text=text, score=score, lines=group)
@@ -348,7 +350,7 @@ def _row_order(lines: list[TextLine]) -> list[TextLine]:
 
 def _list_line(text: str) -> str:
     match = BULLET.match(text)
-    return "- " + (text[match.end():] if match else text)
+    return "- " + escape_text(text[match.end():] if match else text)
 
 
 def _merge_lists(items: list[_Item]) -> list[_Item]:
@@ -358,7 +360,7 @@ def _merge_lists(items: list[_Item]) -> list[_Item]:
         prev = merged[-1] if merged else None
         if prev is not None and prev.type == "list" and item.type == "list":
             prev.text += "\n" + item.text
-            prev.markdown = (prev.markdown or "") + "\n" + (item.markdown or item.text)
+            prev.markdown = (prev.markdown or "") + "\n" + (item.markdown or escape_text(item.text))
             prev.bbox = union([prev.bbox, item.bbox])
             prev.lines += item.lines
             continue
@@ -371,14 +373,15 @@ def _figure_markdown(item: _Item, body: str | None = None) -> str:
     """An image placeholder carrying the figure's box (PDF points), then whatever text the figure holds."""
     x0, y0, x1, y1 = (round(v) for v in item.bbox)
     md = f"![{item.type}](#bbox={x0},{y0},{x1},{y1})"
-    body = item.text if body is None else body
+    body = escape_text(item.text) if body is None else body
     return f"{md}\n\n{body}" if body else md
 
 
 def _markdown(item: _Item) -> str:
+    """The item's Markdown: what the assembler wrote for it, else its text made literal (app/pipeline/mdtext.py)."""
     if item.markdown is not None:
         return item.markdown.strip()
-    return item.text.strip()
+    return escape_text(item.text.strip())
 
 
 def _mid_y(box: BBox) -> float:

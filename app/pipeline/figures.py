@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.pipeline.mdtext import escape_text
 from app.pipeline.result import Block, PageResult
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ def alt_text(blocks: list[Block], block: Block, number: int) -> str:
             candidates.append((not captionlike, gap, other))
     if candidates:
         text = " ".join(min(candidates, key=lambda c: c[:2])[2].text.split())
-        text = text.replace("[", "(").replace("]", ")")
+        text = escape_text(text.replace("[", "(").replace("]", ")"))  # alt text is document text too
         return text if len(text) <= _MAX_ALT else text[: _MAX_ALT - 1].rstrip() + "…"
     return f"{ALT_WORDS.get(block.type, 'Figure')} {number}"
 

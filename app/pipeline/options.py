@@ -22,7 +22,10 @@ _RANGE = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]*)\s*)?$", re.ASCII)
 # The same rule for a whole selection, as a JSON Schema pattern for the OpenAPI document (ECMA `\s` is wider than
 # ASCII, hence the explicit class).
 _SP = r"[ \t\n\r\f\v]*"
-PAGES_PATTERN = rf"^{_SP}([0-9]+{_SP}(-{_SP}[0-9]*{_SP})?,{_SP})*[0-9]+{_SP}(-{_SP}[0-9]*{_SP})?$|^{_SP}$"
+# Page numbers are 1-based: a number that is all zeros ("0", "00") is refused by the server, so not in the pattern.
+_PAGE = "0*[1-9][0-9]*"
+_PART = rf"{_PAGE}{_SP}(-{_SP}({_PAGE})?{_SP})?"
+PAGES_PATTERN = rf"^{_SP}({_PART},{_SP})*{_PART}$|^{_SP}$"
 _INTEGER = re.compile(r"^[0-9]+$", re.ASCII)
 ImagesMode = Literal["refer", "embed", "none"]
 IMAGES_MODES: tuple[str, ...] = get_args(ImagesMode)
@@ -95,8 +98,11 @@ def check_page_syntax(spec: str | None) -> None:
     """Refuse a selection that cannot be read, before the page count is known (the rest: `parse_page_ranges`).
     An empty selection means every page."""
     for part in spec.split(",") if spec and spec.strip() else ():
-        if not _RANGE.match(part):
+        match = _RANGE.match(part)
+        if not match:
             raise OptionError("pages", f"cannot read {part.strip()!r}; use a form like '1-3,7' or '5-'")
+        if int(match.group(1)) == 0 or (match.group(2) and int(match.group(2)) == 0):  # as PAGES_PATTERN says
+            raise OptionError("pages", f"{part.strip()!r}: pages are numbered from 1")
 
 
 def resolve_options(

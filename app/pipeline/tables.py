@@ -17,6 +17,7 @@ import html
 import re
 from dataclasses import dataclass, field
 
+from app.pipeline.mdtext import escape_text
 from app.pipeline.primitives import TextLine
 from app.pipeline.result import BBox
 
@@ -125,7 +126,7 @@ def split_cells(lines: list[TextLine], words: list[TextLine], cuts: list[float] 
 
 
 def _md_cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").split())
+    return " ".join(escape_text(text).replace("|", "\\|").split())
 
 
 def _center(box: BBox) -> tuple[float, float]:

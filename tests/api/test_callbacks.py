@@ -4,6 +4,7 @@ delivery state in the job's status, refused hosts, and delivery resumed after a 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -221,4 +222,111 @@ async def test_a_job_database_from_before_webhooks_gains_the_columns(make_settin
         await store.set_callback(old.id, {"state": "delivered", "attempts": 1, "last_error": None})
         assert (await store.get(old.id)).callback == {"state": "delivered", "attempts": 1, "last_error": None}
     finally:
+        await store.close()
+
+
+WHSEC = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+async def test_deliveries_verify_with_the_standard_webhooks_library_and_old_ones_are_refused(make_settings, tmp_path):
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    receiver = start_receiver(fail_with=[500])
+    settings = make_settings(workers=1, callback_allowed_hosts=f"127.0.0.1:{receiver.port}", callback_secret=WHSEC,
+                             callback_backoff_s=0.05)
+    pdf = pdfgen.text_pdf(tmp_path / "a.pdf", pages=1)
+    try:
+        async with running(create_app(settings)) as client:
+            await wait_ready(client)
+            response = await client.post("/jobs", files=_submit_files(pdf),
+                                         data={"mode": "text", "callback_url": receiver.url("/hook")})
+            job_id = response.json()["job_id"]
+            await _job_state(client, job_id, lambda s: s.get("callback", {}).get("state") == "delivered",
+                             "the callback to be delivered")
+        first, second = receiver.wait_for(2, timeout_s=5)
+        verified = Webhook(WHSEC).verify(second.body, dict(second.headers))
+        assert verified["job_id"] == job_id and verified["status"] == "succeeded"
+        # One message, retried: the same id (receivers deduplicate on it), each attempt signed at its own time.
+        assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"msg_{job_id}"
+        assert second.headers["x-signature-256"] == sign(second.body, WHSEC)  # the older header stays
+        # A replay: the same bytes and headers, sent again later than the receiver's tolerance, are refused.
+        replay = dict(second.headers, **{"webhook-timestamp": str(int(second.headers["webhook-timestamp"]) - 600)})
+        with pytest.raises(WebhookVerificationError):
+            Webhook(WHSEC).verify(second.body, replay)
+        with pytest.raises(WebhookVerificationError):  # and a body changed in transit
+            Webhook(WHSEC).verify(second.body.replace(b"succeeded", b"failed"), dict(second.headers))
+    finally:
+        receiver.close()
+
+
+def test_a_plain_secret_signs_with_its_utf8_bytes_as_the_standard_webhooks_key():
+    import time
+
+    from standardwebhooks.webhooks import Webhook
+
+    from app.jobs.callbacks import standard_webhook_headers
+
+    body = b'{"job_id":"j1"}'
+    headers = standard_webhook_headers("msg_j1", int(time.time()), body, SECRET)
+    assert Webhook(SECRET.encode()).verify(body, headers) == {"job_id": "j1"}
+
+
+def test_a_whsec_secret_that_is_not_base64_fails_at_boot():
+    with pytest.raises(ValueError, match="whsec_"):
+        Settings(_env_file=None, callback_allowed_hosts="a.example",  # type: ignore[call-arg]
+                 callback_secret="whsec_not base64!")
+
+
+async def test_control_characters_in_a_callback_url_are_a_422(make_settings, tmp_path):
+    pdf = pdfgen.text_pdf(tmp_path / "a.pdf")
+    settings = make_settings(workers=1, callback_allowed_hosts="127.0.0.1", callback_secret=SECRET)
+    async with running(create_app(settings)) as client:
+        await wait_ready(client)
+        for url in ("http://127.0.0.1:9\t/x", "http://127.0.0.1:9/x\r\nX-Injected: 1", "http://127.0.0.1/\nx",
+                    "http://127.0.0.1/x\x00"):
+            for where in ("data", "params"):
+                fields = {"callback_url": url}
+                response = await client.post("/jobs", files=_submit_files(pdf),
+                                             **({"data": {"mode": "text", **fields}} if where == "data"
+                                                else {"data": {"mode": "text"}, "params": fields}))
+                assert response.status_code == 422, (url, where, response.text)
+                assert response.json()["error"]["type"] == "invalid_parameter"
+                assert "callback_url" in response.json()["error"]["message"]
+        assert (await client.get("/jobs")).json()["jobs"] == []
+
+
+def test_callback_urls_are_stored_in_the_senders_normal_form():
+    settings = Settings(_env_file=None, callback_allowed_hosts="a.example",  # type: ignore[call-arg]
+                        callback_secret=SECRET)
+    assert validate_callback_url("HTTP://A.example/a b?q=1", settings) == "http://a.example/a%20b?q=1"
+    assert validate_callback_url("http://a.example/x?y=1#frag", settings) == "http://a.example/x?y=1"
+
+
+async def test_a_stored_url_the_sender_cannot_use_ends_failed_with_the_reason(make_settings):
+    # A row written before URLs were checked this way (the tab URL of the issue): failed, with why, at once.
+    from app.jobs.callbacks import CallbackDispatcher
+    from app.jobs.sqlite_store import SqliteJobStore
+    from app.jobs.store import Job
+    from app.pipeline.options import ConvertOptions
+
+    settings = make_settings(callback_allowed_hosts="127.0.0.1", callback_secret=SECRET)
+    store = SqliteJobStore(settings.output_dir / "jobs.db")
+    await store.open()
+    job = Job(id="jcallback0002", owner="", status="succeeded", options=ConvertOptions(), upload_sha256="0",
+              page_count=1, page_indices=[0], created_at=0.0, finished_at=1.0,
+              callback_url="http://127.0.0.1:9\t/x", callback={"state": "pending", "attempts": 0, "last_error": None})
+    await store.insert(job)
+    dispatcher = CallbackDispatcher(settings, store)
+    await dispatcher.start()
+    try:
+        async def settled() -> bool:
+            return ((await store.get(job.id)).callback or {}).get("state") != "pending"
+
+        await wait_for(settled, 10, "the delivery to settle")
+        state = (await store.get(job.id)).callback
+        assert state["state"] == "failed" and state["attempts"] == 0
+        assert "not a usable URL" in state["last_error"] and "non-printable" in state["last_error"]
+        assert await store.pending_callbacks() == []
+    finally:
+        await dispatcher.stop()
         await store.close()

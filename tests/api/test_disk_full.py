@@ -106,3 +106,65 @@ async def test_any_write_that_meets_a_full_disk_is_a_507_not_a_500(make_settings
             for path in ("/test-only/sqlite", "/test-only/file"):
                 error = assert_error(await client.post(path), 507, "insufficient_storage")
                 assert "full" in error["message"]
+
+
+async def test_a_disk_that_fills_up_mid_job_ends_every_job(make_settings, tmp_path):
+    """The disk fills while jobs checkpoint their pages (SQLite's "database or disk is full", ENOSPC on crops and
+    results): each job ends, `failed` with `insufficient_storage` or `succeeded`, none stays `running` with nothing
+    working on it, and once space returns, without a restart, the service takes and finishes new jobs."""
+    import time
+
+    from app.jobs.store import FINISHED
+    from tests.api.conftest import wait_for
+
+    pdf = pdfgen.text_pdf(tmp_path / "long.pdf", pages=300)
+    with small_filesystem(tmp_path / "out", size_mb=32) as out:
+        settings = make_settings(workers=1, output_dir=out, min_free_disk_mb=1, max_upload_mb=5)
+        async with running(create_app(settings), timeout=300) as client:
+            await wait_ready(client)
+            files = {"file": ("long.pdf", pdf.read_bytes(), "application/pdf")}
+            ids = []
+            for _ in range(3):
+                response = await client.post("/jobs", data={"mode": "text"}, files=files)
+                assert response.status_code == 202, response.text
+                ids.append(response.json()["job_id"])
+            filler = fill(out, leave_bytes=0)  # mid-job: the first job is converting, the others queued or so
+
+            async def views() -> list[dict]:
+                return [(await client.get(f"/jobs/{job_id}")).json() for job_id in ids]
+
+            # While the disk stays full nothing moves any more (no job finishes a page it cannot store).
+            last: list[tuple] = []
+            stable_since = time.monotonic()
+
+            async def settled() -> bool:
+                nonlocal last, stable_since
+                now = [(v["status"], v["pages_done"]) for v in await views()]
+                if now != last:
+                    last, stable_since = now, time.monotonic()
+                return time.monotonic() - stable_since > 3
+
+            await wait_for(settled, 120, "the jobs to stop progressing on the full disk")
+            filler.unlink()  # space returns
+
+            async def all_ended() -> bool:
+                return all(v["status"] in FINISHED for v in await views())
+
+            await wait_for(all_ended, 60, "every job to end once space returned (no restart)")
+            ended = await views()
+            assert all(v["status"] in ("succeeded", "failed") for v in ended), ended
+            failed = [v for v in ended if v["status"] == "failed"]
+            assert failed, f"no job met the full disk: {ended}"
+            assert {v["error"]["type"] for v in failed} == {"insufficient_storage"}, failed
+            assert all("full" in v["error"]["message"] for v in failed)
+            for view in failed:  # the 409 of a job without a result, not a 500
+                assert (await client.get(f"/jobs/{view['job_id']}/result")).status_code == 409
+
+            small = {"file": ("one.pdf", pdfgen.text_pdf(tmp_path / "one.pdf").read_bytes(), "application/pdf")}
+            job_id = (await client.post("/jobs", data={"mode": "text"}, files=small)).json()["job_id"]
+
+            async def done() -> bool:
+                return (await client.get(f"/jobs/{job_id}")).json()["status"] in FINISHED
+
+            await wait_for(done, 60, "a job submitted after recovery")
+            assert (await client.get(f"/jobs/{job_id}")).json()["status"] == "succeeded"

@@ -67,3 +67,23 @@ def test_an_option_error_survives_the_trip_from_a_worker_process() -> None:
     copy = pickle.loads(pickle.dumps(OptionError("pages", "goes past the last page (3)")))
     assert (copy.option, copy.problem, copy.message) == ("pages", "goes past the last page (3)",
                                                          "pages: goes past the last page (3)")
+
+
+@pytest.mark.parametrize(("value", "accepted"), [
+    ("1", True), ("1-3,7", True), ("5-", True), (" 2 - 4 , 9 ", True), ("01", True), ("", True),
+    ("0", False), ("00", False), ("0-2", False), ("1-0", False), ("1,0", False), ("x", False), ("1;2", False),
+])
+def test_the_published_pages_pattern_is_what_the_server_accepts(make_settings, value, accepted) -> None:
+    # The syntax check (before the page count is known) and the OpenAPI pattern agree, also on page 0.
+    import re
+
+    from app.pipeline.options import PAGES_PATTERN
+
+    assert bool(re.match(PAGES_PATTERN, value)) is accepted
+    options_from_fields(make_settings(), {"pages": "1"}, {"pages": "1"})
+    if accepted:
+        options_from_fields(make_settings(), {"pages": "1"}, {"pages": value})  # overridden, but checked
+    else:
+        with pytest.raises(OptionError) as err:
+            options_from_fields(make_settings(), {"pages": "1"}, {"pages": value})
+        assert err.value.option == "pages"

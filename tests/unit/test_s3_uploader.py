@@ -46,3 +46,25 @@ def test_batch_reads_and_writes_buckets_of_its_own(uploader: S3Uploader, tmp_pat
     assert list(uploader.list_keys("in/", bucket="inputs")) == ["in/a.pdf"]
     uploader.download_file("in/a.pdf", tmp_path / "a.pdf", bucket="inputs")
     assert (tmp_path / "a.pdf").read_bytes() == b"%PDF-1.7 a"
+
+
+def test_fetching_a_result_s3_no_longer_has_leaves_nothing_behind(uploader: S3Uploader) -> None:
+    # The job was deleted (its objects gone) while another replica came to fetch it: FileNotFoundError (the route
+    # answers 404), no `jobs/<id>/images/` nor staging directory left on this replica's disk.
+    from app.jobs import files
+
+    settings = uploader.settings
+    job_id = "jfetch000001"
+    uploader.client.create_bucket(Bucket=uploader.bucket)
+    uploader.put_bytes(uploader.key_for(job_id, "images/p1-fig1.png"), b"png", "image/png")  # result.* already gone
+    with pytest.raises(FileNotFoundError):
+        files.s3_fetch_result(uploader, settings, job_id)
+    root = files.jobs_root(settings)
+    assert not root.exists() or list(root.iterdir()) == []
+
+    for name, body in (("result.md", b"# t"), ("result.json", b"{}")):
+        uploader.put_bytes(uploader.key_for(job_id, name), body, "text/plain")
+    directory = files.s3_fetch_result(uploader, settings, job_id)
+    assert sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")) == [
+        "images", "images/p1-fig1.png", "result.json", "result.md"]
+    assert [p.name for p in root.iterdir()] == [job_id]  # the staging directory is gone

@@ -68,7 +68,7 @@ def test_joined_cells_of_one_text_line_are_split_back_into_columns():
 
 def test_markdown_and_html_render_every_cell_and_escape_markup():
     table = Table(rows=[["a|b", "<c>"], ["1", "2"]])
-    assert table.markdown().splitlines() == ["| a\\|b | <c> |", "|---|---|", "| 1 | 2 |"]
+    assert table.markdown().splitlines() == ["| a\\|b | &lt;c&gt; |", "|---|---|", "| 1 | 2 |"]  # app/pipeline/mdtext.py
     assert table.html() == "<table><tr><th>a|b</th><th>&lt;c&gt;</th></tr><tr><td>1</td><td>2</td></tr></table>"
 
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from app.api.bundle import zip_response
 from app.api.deps import JobsDep, SettingsDep
 from app.api.job_views import OwnerDep, owned_job
+from app.api.open_file import serve_file
 from app.api.upload import uploads_dir
 from app.errors import NotFound
 from app.jobs import files
+from app.settings import Settings
 from app.storage.images import MEDIA_TYPES
 
 router = APIRouter(tags=["jobs"])
@@ -28,17 +30,24 @@ IMAGE_NAME = re.compile(r"^p\d{1,6}-(?:fig|chart|table|formula)\d{1,4}\.(?:png|j
     summary="One figure or table crop of a job",
     description="The names are those the result links (`images/<name>`). 404 for another key's job or an "
     "unknown name.",
-    response_class=FileResponse,
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}},
 )
-async def get_image(job_id: str, name: str, jobs: JobsDep, owner: OwnerDep, settings: SettingsDep) -> FileResponse:
+async def get_image(job_id: str, name: str, jobs: JobsDep, owner: OwnerDep, settings: SettingsDep) -> Response:
     job = await owned_job(job_id, jobs, owner)
-    path = files.job_images_dir(settings, job.id) / name
-    if not IMAGE_NAME.match(name) or not path.is_file():
+    if not IMAGE_NAME.match(name):
         raise NotFound(f"job {job.id} has no image {name!r}")
-    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers={"Cache-Control": "private, max-age=3600"})
+    path = files.job_images_dir(settings, job.id) / name
+    # Opened before anything is sent: a DELETE meanwhile gives a whole image or a 404 (app/api/open_file.py).
+    return await serve_file(path, media_type=MEDIA_TYPES[path.suffix], what=f"image {name!r} of job {job.id}",
+                            headers={"Cache-Control": "private, max-age=3600"})
 
 
-async def job_bundle(settings: object, job_id: str) -> FileResponse:
-    """The zip of a succeeded job's result (the caller has checked the job's owner and status)."""
-    return await zip_response(files.job_dir(settings, job_id), filename=f"{job_id}.zip",  # type: ignore[arg-type]
-                              scratch_dir=uploads_dir(settings))  # type: ignore[arg-type]
+async def job_bundle(settings: Settings, job_id: str) -> Response:
+    """The zip of a succeeded job's result (the caller has checked the job's owner and status); 404 when the job
+    is deleted before or while the archive is written."""
+    try:
+        return await zip_response(files.job_dir(settings, job_id), filename=f"{job_id}.zip",
+                                  scratch_dir=uploads_dir(settings))
+    except FileNotFoundError:
+        raise NotFound(f"no job {job_id}") from None

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.api.deps import JobsDep, LifecycleDep, RequestIdDep, SettingsDep
+from app.api.open_file import open_for_serving, serve_file
 from app.api.job_views import OwnerDep, accepted, check_job_id, job_view, running_jobs
 from app.api.upload import receive_pdf_upload
 from app.chunking.chunker import ChunkOptions, chunk_document, parse_chunk_options
@@ -113,17 +114,18 @@ async def get_result(
         raise Conflict(f"job {job.id} is {job.status}; its result exists once it has succeeded")
     if format is None:
         format = "markdown" if "text/markdown" in request.headers.get("accept", "") else "json"
+    # A DELETE may run at any point from here: every read below answers whole or 404 (app/api/open_file.py).
     json_path, md_path = await manager.result_paths(job)
     if format == "zip":
         from app.api.routes.images import job_bundle  # result.md, result.json and images/ in one download
 
         return await job_bundle(manager.settings, job.id)
     if format == "markdown":
-        return FileResponse(md_path, media_type="text/markdown; charset=utf-8")
+        return await serve_file(md_path, media_type="text/markdown; charset=utf-8", what=f"the result of job {job.id}")
     if chunk_options is not None:
-        body = await asyncio.to_thread(chunks_of_result_file, json_path, chunk_options)
+        body = await asyncio.to_thread(chunks_of_result_file, json_path, chunk_options, f"the result of job {job.id}")
         return Response(body, media_type="application/json")
-    return FileResponse(json_path, media_type="application/json")
+    return await serve_file(json_path, media_type="application/json", what=f"the result of job {job.id}")
 
 
 async def _events_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JobManager:
@@ -183,9 +185,11 @@ async def job_events(
                 return
 
 
-def chunks_of_result_file(json_path: Path, options: ChunkOptions) -> bytes:
-    """A stored result.json cut into chunks (in a thread: parsing and tokenizing are CPU work)."""
-    result = DocumentResult.model_validate_json(json_path.read_bytes())
+def chunks_of_result_file(json_path: Path, options: ChunkOptions, what: str) -> bytes:
+    """A stored result.json cut into chunks (in a thread: parsing and tokenizing are CPU work); NotFound when a
+    DELETE removed it first."""
+    with open_for_serving(json_path, what) as fh:
+        result = DocumentResult.model_validate_json(fh.read())
     return chunk_document(result, options).model_dump_json().encode("utf-8")
 
 

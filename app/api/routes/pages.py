@@ -18,7 +18,7 @@ from fastapi.responses import Response
 
 from app.api.deps import JobsDep, SettingsDep
 from app.api.job_views import OwnerDep, owned_job
-from app.errors import AppError, NotFound, Overloaded
+from app.errors import NotFound, Overloaded
 from app.jobs import files
 from app.pipeline.page_image import page_png
 
@@ -64,8 +64,10 @@ async def page_image(
     future.add_done_callback(lambda _f: _renders.release())
     try:
         png = await asyncio.wrap_future(future)
-    except AppError:
-        if not pdf_path.exists():  # the job was deleted while its page was being rendered
+    except Exception:
+        # The job was deleted before or while its page was rendered (its directory renamed away, then removed):
+        # pdfium, the header check or the stat fail in various ways, all of which mean 404 here.
+        if not await asyncio.to_thread(pdf_path.exists):
             raise NotFound(f"no job {job_id}") from None
         raise
     # A job's input never changes; the key-scoped URL may be cached by this browser only.
