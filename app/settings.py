@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     callback_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each attempt")
     callback_timeout_s: float = Field(10.0, gt=0)
 
+    # --- files named by URL (PaddleX's `file` field; MCP) ------------------------------------------------------
+    file_url_allowed_hosts: str | None = Field(
+        None, description="Comma-separated hosts a `file` URL may name (host or host:port); empty = URLs refused"
+    )
+    file_url_timeout_s: float = Field(30.0, gt=0, description="A whole download must arrive within this")
+
     # --- pipeline ----------------------------------------------------------------------------------------------
     default_mode: Mode = "auto"
     workers: int = Field(default_factory=_default_workers, ge=1, description="Page worker processes")

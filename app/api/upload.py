@@ -184,12 +184,48 @@ async def _receive(request: Request, settings: Settings, request_id: str, bounda
     if collector.path is None or collector._file is not None:
         collector.abort()
         raise InvalidParameter("multipart field 'file' with the PDF is required")
-    try:  # an image upload becomes its PDF wrapper here, so both routes and jobs see a PDF (see image_input.py)
-        image_format = await asyncio.to_thread(sniff_file, collector.path)
+    return await stored_upload(collector.path, collector.size, settings, filename=collector.filename,
+                               fields=collector.fields)
+
+
+def new_upload_path(settings: Settings, request_id: str) -> Path:
+    """A fresh, empty temp file under uploads_dir for one request's file (the caller removes it on failure)."""
+    fd, tmp = tempfile.mkstemp(dir=uploads_dir(settings), prefix=f"{request_id}-", suffix=".pdf")
+    os.close(fd)
+    return Path(tmp)
+
+
+async def stored_upload(path: Path, size: int, settings: Settings, *, filename: str | None = None,
+                        fields: dict[str, str] | None = None) -> Upload:
+    """A file the request stored at `path` as an `Upload`: an image becomes its PDF wrapper here, so every route
+    and job sees a PDF (see image_input.py). The file is removed when this fails."""
+    try:
+        image_format = await asyncio.to_thread(sniff_file, path)
         if image_format is not None:
-            await asyncio.to_thread(ensure_pdf, collector.path, settings)
+            await asyncio.to_thread(ensure_pdf, path, settings)
     except BaseException:
-        collector.abort()
+        path.unlink(missing_ok=True)
         raise
-    return Upload(path=collector.path, size=collector.size, filename=collector.filename, fields=collector.fields,
-                  image_format=image_format)
+    return Upload(path=path, size=size, filename=filename, fields=dict(fields or {}), image_format=image_format)
+
+
+async def receive_json_body(request: Request, settings: Settings, limit_bytes: int) -> bytes:
+    """The whole body of a JSON request whose file travels inside it (base64), under the same upload slots, pace
+    and deadline as a multipart upload; 413 past `limit_bytes`. Held in memory: JSON cannot be parsed in pieces,
+    and MAX_CONCURRENT_UPLOADS bounds how many such bodies exist at once."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit_bytes:
+        raise UploadTooLarge(f"request body exceeds the limit for MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    slots: UploadSlots = request.app.state.uploads
+    with slots.slot():
+        body = bytearray()
+        try:
+            async with aclosing(paced(request.stream(), settings)) as chunks:
+                async for chunk in chunks:
+                    body += chunk
+                    if len(body) > limit_bytes:
+                        raise UploadTooLarge(
+                            f"request body exceeds the limit for MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+        except ClientDisconnect:
+            raise AppError("client disconnected during the upload") from None
+        return bytes(body)

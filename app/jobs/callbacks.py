@@ -26,6 +26,7 @@ import httpx
 
 from app import __version__
 from app.errors import InvalidParameter
+from app.hosts import parse_hosts, url_host_allowed
 from app.jobs.store import Job, JobStore
 from app.settings import Settings
 
@@ -38,18 +39,11 @@ _MAX_ERROR_CHARS = 300
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str]:
-    return frozenset(h.strip().lower() for h in (settings.callback_allowed_hosts or "").split(",") if h.strip())
+    return parse_hosts(settings.callback_allowed_hosts)
 
 
 def host_allowed(url: str, settings: Settings) -> bool:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return False
-    allowed = allowed_hosts(settings)
-    return bool(host) and (host in allowed or f"{host}:{port}" in allowed)
+    return url_host_allowed(url, allowed_hosts(settings))
 
 
 def validate_callback_url(url: str | None, settings: Settings) -> str | None:
