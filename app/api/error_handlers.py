@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.types import Scope
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -56,11 +57,12 @@ def error_response(
 ErrorShape = Callable[[int, str, str, Scope], dict[str, Any]]
 
 
-def register_error_shape(app: FastAPI, paths: Iterable[str], shape: ErrorShape) -> None:
-    """Errors on `paths` (exact paths) get `shape`'s body instead of `{"error": {...}}`, the same status."""
-    shapes: dict[str, ErrorShape] = getattr(app.state, "error_shapes", {})
-    shapes.update(dict.fromkeys(paths, shape))
-    app.state.error_shapes = shapes
+def register_error_shape(app: FastAPI, paths: Iterable[str], shape: ErrorShape, body: type[BaseModel]) -> None:
+    """Errors on `paths` (exact paths) get `shape`'s body instead of `{"error": {...}}`, the same status; `body`
+    is that body's model, for the OpenAPI document (app/api/openapi.py)."""
+    paths = tuple(paths)
+    app.state.error_shapes = {**getattr(app.state, "error_shapes", {}), **dict.fromkeys(paths, shape)}
+    app.state.error_bodies = {**getattr(app.state, "error_bodies", {}), **dict.fromkeys(paths, body)}
 
 
 def shaped_error_response(scope: Scope, status: int, type_: str, message: str, *,

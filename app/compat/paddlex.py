@@ -16,7 +16,7 @@ import json
 from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.errors import InvalidParameter
 from app.pipeline.image_input import ACCEPTED
@@ -87,8 +87,40 @@ class LayoutParsingRequest(BaseModel):
         return self
 
 
+class PrunedBlock(BaseModel):
+    """One entry of `parsing_res_list` as far as restructuring reads it; other keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    block_label: str = "text"
+    block_content: str | None = ""
+    block_bbox: list[float] | None = None
+
+
+class LayoutBoxes(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    boxes: list[dict[str, Any]] = []
+
+
+class PrunedSettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    markdown_ignore_labels: list[str] = list(DEFAULT_MARKDOWN_IGNORE_LABELS)
+
+
+class PrunedResult(BaseModel):
+    """A page's `prunedResult` as /restructure-pages reads it (one /layout-parsing answered, ours or PaddleX's)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    parsing_res_list: list[PrunedBlock] = []
+    model_settings: PrunedSettings = PrunedSettings()
+    layout_det_res: LayoutBoxes | None = None
+
+
 class RestructurePage(BaseModel):
-    prunedResult: dict[str, Any]
+    prunedResult: PrunedResult
     markdownImages: dict[str, str] | None = None
 
 
@@ -209,6 +241,19 @@ def data_info(file_type: int, image_format: str | None, page_sizes_px: list[tupl
 
 
 # --- the envelope ----------------------------------------------------------------------------------------------
+class ErrorEnvelope(BaseModel):
+    """PaddleX's error body (its `AIStudioNoResultResponse`)."""
+
+    logId: str
+    errorCode: int
+    errorMsg: str
+
+
+SUCCESS_SCHEMA = {"type": "object", "required": ["logId", "errorCode", "errorMsg", "result"],
+                  "properties": {"logId": {"type": "string"}, "errorCode": {"const": 0},
+                                 "errorMsg": {"const": "Success"}, "result": {"type": "object"}}}
+
+
 def success(log_id: str, result: dict[str, Any]) -> dict[str, Any]:
     return {"logId": log_id, "errorCode": 0, "errorMsg": "Success", "result": result}
 

@@ -167,7 +167,7 @@ def restructure(pages: Sequence[dict[str, Any]], *, merge_tables: bool, concaten
         return pages
     joined = dict(pages[0])
     joined["parsing_res_list"] = [b for p in pages for b in p.get("parsing_res_list", [])]
-    joined["layout_det_res"] = {"boxes": [box for p in pages for box in p.get("layout_det_res", {}).get("boxes", [])]}
+    joined["layout_det_res"] = {"boxes": [box for p in pages for box in (p.get("layout_det_res") or {}).get("boxes", [])]}
     return [joined]
 
 

@@ -28,7 +28,7 @@ from app.api.sync_convert import Converted, SyncConverterDep
 from app.api.upload import new_upload_path, receive_json_body, stored_upload
 from app.compat import paddlex
 from app.compat import paddlex_pages as pages
-from app.errors import AppError, InvalidParameter
+from app.errors import AppError, InvalidParameter, NotAPdf
 from app.pipeline.image_input import sniff_file
 from app.pipeline.options import resolve_options
 from app.pipeline.page_image import page_rgb
@@ -41,15 +41,15 @@ router = APIRouter(tags=["paddlex"])
 
 LAYOUT_PARSING = "/layout-parsing"
 RESTRUCTURE_PAGES = "/restructure-pages"
-# PaddleX answers an input it cannot read with 422; our 415 (neither PDF nor image) is that case.
-_STATUS = {415: 422}
+_OK = {200: {"description": "PaddleX's success envelope", "content": {"application/json": {
+    "schema": paddlex.SUCCESS_SCHEMA}}}}
 _JSON_SLACK_BYTES = 64 * 1024  # the other fields of the request body
 
 
 def install(app: FastAPI) -> None:
     """Mount the routes and make every error on their paths PaddleX-shaped."""
     app.include_router(router)
-    register_error_shape(app, (LAYOUT_PARSING, RESTRUCTURE_PAGES), _envelope)
+    register_error_shape(app, (LAYOUT_PARSING, RESTRUCTURE_PAGES), _envelope, paddlex.ErrorEnvelope)
 
 
 def _envelope(status: int, _type: str, message: str, scope: Scope) -> dict[str, Any]:
@@ -74,7 +74,7 @@ async def _answer(request: Request, log_id: str, build: Any, *args: Any) -> JSON
 
 
 @router.post(LAYOUT_PARSING, summary="PaddleX serving API: parse a PDF or image (PaddleOCR-VL contract)",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+             responses=_OK, openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": paddlex.LayoutParsingRequest.model_json_schema()}}}})
 async def layout_parsing(request: Request, settings: SettingsDep, converter: SyncConverterDep,
                          request_id: RequestIdDep, vl: VlDep) -> JSONResponse:
@@ -105,12 +105,15 @@ async def layout_parsing(request: Request, settings: SettingsDep, converter: Syn
     sampling = paddlex.sampling_overrides(req)
     use_vl = fields["mode"] == "vl" and vl is not None
     request_vl = vl.with_sampling(sampling) if use_vl and sampling and vl is not None else None
-    async with converter.converting(upload, lambda: resolve_options(settings, **fields), hand_off=False,
-                                    vl=request_vl) as outcome:
-        assert isinstance(outcome, Converted)  # hand_off=False: never a 202
-        ignored = paddlex.ignored_fields(req, vl=use_vl)
-        return await _answer(request, log_id, _layout_parsing_result, outcome, req, settings, file_type,
-                             image_format, frame_sizes, ignored)
+    try:
+        async with converter.converting(upload, lambda: resolve_options(settings, **fields), hand_off=False,
+                                        vl=request_vl) as outcome:
+            assert isinstance(outcome, Converted)  # hand_off=False: never a 202
+            ignored = paddlex.ignored_fields(req, vl=use_vl)
+            return await _answer(request, log_id, _layout_parsing_result, outcome, req, settings, file_type,
+                                 image_format, frame_sizes, ignored)
+    except NotAPdf as exc:  # PaddleX answers a file it cannot read with 422 ("Invalid input file")
+        raise InvalidParameter(exc.message) from None
 
 
 def _write_base64(value: str, path: Path) -> int:
@@ -183,7 +186,7 @@ def _b64(data: bytes) -> str:
 
 
 @router.post(RESTRUCTURE_PAGES, summary="PaddleX serving API: join pages /layout-parsing answered",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+             responses=_OK, openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": paddlex.RestructurePagesRequest.model_json_schema()}}}})
 async def restructure_pages(request: Request, settings: SettingsDep, request_id: RequestIdDep) -> JSONResponse:
     body = await receive_json_body(request, settings, _body_limit(settings))
@@ -198,7 +201,7 @@ async def restructure_pages(request: Request, settings: SettingsDep, request_id:
 
 
 def _restructured(req: paddlex.RestructurePagesRequest) -> dict[str, Any]:
-    pruned = pages.restructure([p.prunedResult for p in req.pages], merge_tables=req.mergeTables,
+    pruned = pages.restructure([p.prunedResult.model_dump() for p in req.pages], merge_tables=req.mergeTables,
                                concatenate=req.concatenatePages)
     entries = []
     for index, entry in enumerate(pruned):
