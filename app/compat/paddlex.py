@@ -34,7 +34,10 @@ OUTPUT_IMAGE_MAX_PX = 2000  # PaddleX's default max_output_img_size: visualisati
 
 
 class LayoutParsingRequest(BaseModel):
-    """The body of `POST /layout-parsing`. Unknown fields are ignored, as PaddleX's own model does."""
+    """The body of `POST /layout-parsing`. Unknown fields are ignored, as PaddleX's own model does; JSON types
+    are strict (`0` is not `false`), as the OpenAPI document says."""
+
+    model_config = ConfigDict(strict=True)
 
     file: str = Field(description="The file as base64, or an http(s) URL on a host in FILE_URL_ALLOWED_HOSTS")
     fileType: FileType | None = Field(None, description="0 = PDF, 1 = image; guessed from the bytes when absent")
@@ -90,7 +93,7 @@ class LayoutParsingRequest(BaseModel):
 class PrunedBlock(BaseModel):
     """One entry of `parsing_res_list` as far as restructuring reads it; other keys are kept as they are."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     block_label: str = "text"
     block_content: str | None = ""
@@ -98,13 +101,13 @@ class PrunedBlock(BaseModel):
 
 
 class LayoutBoxes(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     boxes: list[dict[str, Any]] = []
 
 
 class PrunedSettings(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     markdown_ignore_labels: list[str] = list(DEFAULT_MARKDOWN_IGNORE_LABELS)
 
@@ -112,7 +115,7 @@ class PrunedSettings(BaseModel):
 class PrunedResult(BaseModel):
     """A page's `prunedResult` as /restructure-pages reads it (one /layout-parsing answered, ours or PaddleX's)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     parsing_res_list: list[PrunedBlock] = []
     model_settings: PrunedSettings = PrunedSettings()
@@ -120,12 +123,16 @@ class PrunedResult(BaseModel):
 
 
 class RestructurePage(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     prunedResult: PrunedResult
     markdownImages: dict[str, str] | None = None
 
 
 class RestructurePagesRequest(BaseModel):
     """The body of `POST /restructure-pages`: pages a `/layout-parsing` answered, joined into one document."""
+
+    model_config = ConfigDict(strict=True)
 
     pages: list[RestructurePage]
     mergeTables: bool = True

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from PIL import Image
+from pydantic import BaseModel
 from starlette.types import Scope
 
 from app.api.deps import RequestIdDep, SettingsDep, VlDep
@@ -44,6 +45,25 @@ RESTRUCTURE_PAGES = "/restructure-pages"
 _OK = {200: {"description": "PaddleX's success envelope", "content": {"application/json": {
     "schema": paddlex.SUCCESS_SCHEMA}}}}
 _JSON_SLACK_BYTES = 64 * 1024  # the other fields of the request body
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON Schema with its `$defs` written in place: the body is read by hand (its size is bounded
+    while it streams), so FastAPI does not register these models, and a `#/$defs/...` reference would point
+    nowhere inside the OpenAPI document."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return inline(schema)
 
 
 def install(app: FastAPI) -> None:
@@ -75,7 +95,7 @@ async def _answer(request: Request, log_id: str, build: Any, *args: Any) -> JSON
 
 @router.post(LAYOUT_PARSING, summary="PaddleX serving API: parse a PDF or image (PaddleOCR-VL contract)",
              responses=_OK, openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": paddlex.LayoutParsingRequest.model_json_schema()}}}})
+                 "schema": _inline_schema(paddlex.LayoutParsingRequest)}}}})
 async def layout_parsing(request: Request, settings: SettingsDep, converter: SyncConverterDep,
                          request_id: RequestIdDep, vl: VlDep) -> JSONResponse:
     converter.refuse_early()
@@ -187,7 +207,7 @@ def _b64(data: bytes) -> str:
 
 @router.post(RESTRUCTURE_PAGES, summary="PaddleX serving API: join pages /layout-parsing answered",
              responses=_OK, openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": paddlex.RestructurePagesRequest.model_json_schema()}}}})
+                 "schema": _inline_schema(paddlex.RestructurePagesRequest)}}}})
 async def restructure_pages(request: Request, settings: SettingsDep, request_id: RequestIdDep) -> JSONResponse:
     body = await receive_json_body(request, settings, _body_limit(settings))
     req = paddlex.parse_request(body, paddlex.RestructurePagesRequest)
