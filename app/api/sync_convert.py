@@ -33,6 +33,7 @@ from app.api.limits import refuse_when_saturated
 from app.api.upload import Upload
 from app.errors import AppError, NotReady
 from app.jobs.manager import JobHandoff, JobManager
+from app.lifecycle import Lifecycle
 from app.observability.metrics import Metrics
 from app.pipeline.document import convert_document
 from app.pipeline.image_input import check_mode
@@ -46,7 +47,6 @@ from app.storage.results import StoredResult, store_result
 from app.storage.s3 import S3Uploader
 from app.vlm.client import VlmClient
 from app.vlm.recognizer import VlRecognizer
-from app.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 

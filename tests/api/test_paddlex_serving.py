@@ -55,9 +55,9 @@ def b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-async def parse(client: httpx.AsyncClient, payload: dict) -> httpx.Response:
+async def parse(client: httpx.AsyncClient, payload: dict, headers: dict | None = None) -> httpx.Response:
     validate_request(payload)  # we speak PaddleX's request contract, not our reading of it
-    return await client.post("/layout-parsing", json=payload)
+    return await client.post("/layout-parsing", json=payload, headers=headers)
 
 
 def decoded_image(data: str) -> Image.Image:
@@ -67,11 +67,15 @@ def decoded_image(data: str) -> Image.Image:
 async def test_a_pdf_answers_every_page_in_paddlex_shape_with_crops_and_visualisations(client, files):
     payload = {"file": b64(files["pdf"]), "fileType": 0, "logId": "log-pdf", "useDocOrientationClassify": True,
                "layoutThreshold": 0.4, "temperature": 0.2, "prettifyMarkdown": False}
-    response = await parse(client, payload)
+    response = await parse(client, payload, headers={"X-Request-ID": "req-px"})
     assert response.status_code == 200, response.text
     body = response.json()
     validate_success(body)
     assert (body["logId"], body["errorCode"], body["errorMsg"]) == ("log-pdf", 0, "Success")
+    # the same path as /ocr/pdf: the result and its crops are stored under OUTPUT_DIR (and go to S3 when set)
+    stored = client.app.state.settings.output_dir / "req-px"
+    assert len(json.loads((stored / "result.json").read_text())["pages"]) == 2
+    assert sorted(p.name for p in (stored / "images").iterdir()) == ["p1-fig1.png", "p2-fig1.jpg"]
     result = body["result"]
     info = result["dataInfo"]
     assert info["type"] == "pdf" and info["numPages"] == 2 and len(result["layoutParsingResults"]) == 2
