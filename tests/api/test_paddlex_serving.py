@@ -199,3 +199,11 @@ async def test_api_key_and_readiness_errors_keep_the_envelope(make_settings, fil
         assert validate_failure(starting.json()).errorCode == 503
         ours = await client.post("/ocr/pdf", headers={"Authorization": "token sesame"})
         assert ours.status_code == 503 and json.loads(ours.text)["error"]["type"] == "not_ready"  # our own shape
+
+
+async def test_a_file_over_max_upload_mb_is_413_in_the_envelope(client):
+    big = base64.b64encode(b"%PDF-1.7\n" + bytes(5 * 1024 * 1024)).decode()  # MAX_UPLOAD_MB=5 in this module
+    response = await client.post("/layout-parsing", json={"file": big, "fileType": 0})
+    assert response.status_code == 413, response.text[:300]
+    assert "MAX_UPLOAD_MB=5" in validate_failure(response.json()).errorMsg
+    assert list((client.app.state.settings.output_dir / ".uploads").iterdir()) == []

@@ -29,11 +29,12 @@ from app.api.sync_convert import Converted, SyncConverterDep
 from app.api.upload import new_upload_path, receive_json_body, stored_upload
 from app.compat import paddlex
 from app.compat import paddlex_pages as pages
-from app.errors import AppError, InvalidParameter, NotAPdf
+from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
 from app.pipeline.image_input import sniff_file
 from app.pipeline.options import resolve_options
 from app.pipeline.page_image import page_rgb
 from app.settings import Settings
+from app.storage.disk import require_free_space
 from app.storage.remote_file import download, is_url
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ async def layout_parsing(request: Request, settings: SettingsDep, converter: Syn
         if is_url(req.file):
             size = await download(req.file, path, settings)
         else:
-            size = await asyncio.to_thread(_write_base64, req.file, path)
+            size = await asyncio.to_thread(_write_base64, req.file, path, settings)
         req.file = ""  # the base64 text can go now
         image_format = await asyncio.to_thread(sniff_file, path)
         file_type = paddlex.check_file_type(req.fileType, image_format, await asyncio.to_thread(_head, path))
@@ -136,8 +137,11 @@ async def layout_parsing(request: Request, settings: SettingsDep, converter: Syn
         raise InvalidParameter(exc.message) from None
 
 
-def _write_base64(value: str, path: Path) -> int:
+def _write_base64(value: str, path: Path, settings: Settings) -> int:
     data = paddlex.decode_file(value)
+    if len(data) > settings.max_upload_bytes:
+        raise UploadTooLarge(f"file exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    require_free_space(settings, len(data))  # 507 before writing, as for a multipart upload
     path.write_bytes(data)
     return len(data)
 
