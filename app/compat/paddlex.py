@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import warnings
 from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
@@ -220,20 +221,24 @@ def check_file_type(declared: int | None, sniffed: str | None, head: bytes) -> i
     return actual
 
 
-def image_frame_sizes(path: Any) -> list[tuple[int, int]]:
-    """Width and height in pixels of every frame of an image file, as displayed (EXIF orientation applied).
-    Only headers are read; the file was already accepted by the image checks (image_input.sniff_file)."""
+def image_frame_sizes(path: Any, image_format: str) -> list[tuple[int, int]] | None:
+    """Width and height in pixels of every page an image file becomes (every frame of a TIFF, else the first),
+    as displayed (EXIF orientation applied); headers only. None when Pillow cannot tell: the image checks
+    (image_input.ensure_pdf) then answer with their own typed error."""
     sizes: list[tuple[int, int]] = []
     try:
-        with Image.open(path) as image:
-            for index in range(getattr(image, "n_frames", 1)):
-                image.seek(index)
-                width, height = image.size
-                if image.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated a quarter turn when displayed
-                    width, height = height, width
-                sizes.append((width, height))
-    except (UnidentifiedImageError, OSError):
-        raise InvalidParameter("file: the image cannot be read") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own pixel limit applies later
+            with Image.open(path) as image:
+                frames = getattr(image, "n_frames", 1) if image_format == "TIFF" else 1
+                for index in range(frames):
+                    image.seek(index)
+                    width, height = image.size
+                    if image.getexif().get(0x0112) in (5, 6, 7, 8):  # displayed turned a quarter
+                        width, height = height, width
+                    sizes.append((width, height))
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError):
+        return None
     return sizes
 
 

@@ -207,3 +207,16 @@ async def test_a_file_over_max_upload_mb_is_413_in_the_envelope(client):
     assert response.status_code == 413, response.text[:300]
     assert "MAX_UPLOAD_MB=5" in validate_failure(response.json()).errorMsg
     assert list((client.app.state.settings.output_dir / ".uploads").iterdir()) == []
+
+
+async def test_hostile_images_get_the_image_checks_typed_errors_in_the_envelope(client, tmp_path):
+    bomb = pdfgen.png_bomb(tmp_path / "bomb.png")
+    whole = tmp_path / "whole.png"
+    pdfgen.photo_image(600, 400).save(whole)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    for path, status in ((bomb, 413), (cut, 422)):
+        response = await client.post("/layout-parsing", json={"file": b64(path), "fileType": 1})
+        assert response.status_code == status, (path.name, response.text)
+        assert validate_failure(response.json()).errorCode == status
+    assert (await client.get("/readyz")).status_code == 200

@@ -116,7 +116,7 @@ async def layout_parsing(request: Request, settings: SettingsDep, converter: Syn
         req.file = ""  # the base64 text can go now
         image_format = await asyncio.to_thread(sniff_file, path)
         file_type = paddlex.check_file_type(req.fileType, image_format, await asyncio.to_thread(_head, path))
-        frame_sizes = await asyncio.to_thread(paddlex.image_frame_sizes, path) if image_format else None
+        frame_sizes = await asyncio.to_thread(paddlex.image_frame_sizes, path, image_format) if image_format else None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -166,8 +166,8 @@ def _layout_parsing_result(outcome: Converted, req: paddlex.LayoutParsingRequest
         "markdown_ignore_labels": ignore_labels, "return_layout_polygon_points": False,
         "mode": outcome.options.mode, "ignored_request_fields": ignored,
     }
-    sizes = [frame_sizes[p.page - 1] if frame_sizes else pages.pdf_page_pixels(p.width, p.height)
-             for p in result.pages]
+    sizes = [frame_sizes[p.page - 1] if frame_sizes and p.page <= len(frame_sizes)
+             else pages.pdf_page_pixels(p.width, p.height) for p in result.pages]
     pruned = [pages.pruned_page(p, size, {**model_settings, "page_source": p.source},
                                 format_block_content=bool(req.formatBlockContent))
               for p, size in zip(result.pages, sizes)]
