@@ -23,8 +23,9 @@ $(VENV)/.runtime: requirements.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt client/pyproject.toml $(VENV)/.runtime
+$(VENV)/.dev: requirements.txt requirements-dev.txt requirements-paddlex-schemas.txt client/pyproject.toml $(VENV)/.runtime
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -r requirements-paddlex-schemas.txt
 	$(BIN)/pip install -q -e ./client  # the Python client (client/), tested against a live server
 	touch $@
 

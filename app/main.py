@@ -17,7 +17,7 @@ from app.api.auth import ApiKeyMiddleware
 from app.api.error_handlers import install_error_handlers, render_internal_error
 from app.api.limits import UploadSlots
 from app.api.openapi import install_openapi
-from app.api.routes import health, images, jobs, meta, ocr, pages, ui
+from app.api.routes import health, images, jobs, meta, ocr, pages, paddlex_serving, ui
 from app.lifecycle import Lifecycle
 from app.mcp_server.http import mount_mcp
 from app.observability.logging import RequestContextMiddleware
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(ui.router)
     app.state.mcp_session = mount_mcp(app)  # the MCP tools at /mcp, behind the same API key
+    paddlex_serving.install(app)  # PaddleX's serving API, its errors in PaddleX's envelope
     install_openapi(app, settings)  # statuses and bounds the routes enforce by hand (app/api/openapi.py)
     return app
 

@@ -96,11 +96,11 @@ class Settings(BaseSettings):
     callback_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles each attempt")
     callback_timeout_s: float = Field(10.0, gt=0)
 
-    # --- documents by reference (MCP `url` and `path`) ------------------------------------------------------------
+    # --- documents by reference (PaddleX's `file` URL; MCP `url` and `path`) --------------------------------------
     file_url_allowed_hosts: str | None = Field(
-        None, description="Comma-separated hosts a document `url` may be fetched from (host or host:port); empty = off"
+        None, description="Comma-separated hosts a document URL may be fetched from (host or host:port); empty = off"
     )
-    file_url_timeout_s: float = Field(60.0, gt=0, description="Whole fetch of a document `url`, redirects included")
+    file_url_timeout_s: float = Field(60.0, gt=0, description="Whole fetch of a document URL, redirects included")
     mcp_path_roots: str | None = Field(
         None, description="Comma-separated directories the stdio MCP server may read a `path` from; empty = off"
     )

@@ -1,4 +1,5 @@
-"""Optional API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`, compared in constant time.
+"""Optional API key: `Authorization: Bearer <key>` (or `token <key>`, as PaddleX's clients send it) or
+`X-API-Key: <key>`, compared in constant time.
 
 Applied as ASGI middleware so it covers every path (API routes, /docs, unknown URLs) except the probes, which
 a platform calls without credentials, /metrics unless METRICS_REQUIRE_AUTH is set, and the web UI's page and
@@ -13,7 +14,7 @@ import hmac
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.error_handlers import error_response
+from app.api.error_handlers import shaped_error_response
 from app.settings import Settings
 
 PROBE_PATHS = frozenset({"/livez", "/readyz", "/startupz", "/health"})
@@ -24,7 +25,7 @@ UI_PREFIX = "/ui/"
 def presented_key(headers: Headers) -> str | None:
     auth = headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
+    if scheme.lower() in ("bearer", "token") and token.strip():  # `token`: PaddleX/AI Studio clients
         return token.strip()
     return headers.get("x-api-key") or None
 
@@ -57,9 +58,8 @@ class ApiKeyMiddleware:
         if key_matches(presented_key(Headers(scope=scope)), self.keys):
             await self.app(scope, receive, send)
             return
-        request_id = scope.get("state", {}).get("request_id")
-        response = error_response(
-            401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key> or X-API-Key)", request_id,
+        response = shaped_error_response(
+            scope, 401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key> or X-API-Key)",
             headers={"WWW-Authenticate": "Bearer"},
         )
         await response(scope, receive, send)

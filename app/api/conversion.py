@@ -33,6 +33,7 @@ from app.services import Services
 from app.storage import images as image_store
 from app.storage.results import StoredResult, store_result
 from app.storage.s3 import S3Uploader
+from app.vlm.recognizer import VlRecognizer
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,13 @@ def check_accepting(lifecycle: Lifecycle, services: Services) -> None:
 
 
 async def convert_upload(services: Services, upload: Upload, options: ConvertOptions, *, owner: str,
-                         request_id: str, watch: Watcher | None = None,
-                         on_page: PageCallback | None = None) -> Converted | HandedOff:
-    """Convert `upload` (which this call owns and removes, unless a job adopts it); see the module docstring."""
+                         request_id: str, watch: Watcher | None = None, on_page: PageCallback | None = None,
+                         hand_off: bool = True, vl: VlRecognizer | None = None,
+                         keep_input: bool = False) -> Converted | HandedOff:
+    """Convert `upload` (which this call owns and removes, unless a job adopts it); see the module docstring.
+    `hand_off=False` waits for the whole document (for clients that cannot follow a 202); `vl` replaces the
+    service's recognizer for this call (per-request sampling); `keep_input` leaves the upload (the PDF) to the
+    caller once converted, to render from it while shaping the answer (the caller removes it then)."""
     settings, pool, metrics, jobs = services.settings, services.pool, services.metrics, services.jobs
     keep_upload = converted = False
     staging: Path | None = None
@@ -101,7 +106,7 @@ async def convert_upload(services: Services, upload: Upload, options: ConvertOpt
 
         task = asyncio.create_task(
             convert_document(pool, upload.path, options, page_indices=info.page_indices, cancel=cancel,
-                             vl=services.vl, page_count=info.page_count, on_page=page_done, admission=admission,
+                             vl=vl or services.vl, page_count=info.page_count, on_page=page_done, admission=admission,
                              images=image_store.image_target(settings, options.images, staging)),
             name=f"convert-{request_id}",
         )
@@ -109,9 +114,9 @@ async def convert_upload(services: Services, upload: Upload, options: ConvertOpt
         task.add_done_callback(lambda _t: admission.release())
         watcher = asyncio.create_task(watch(cancel)) if watch is not None else None
         try:
-            done, _ = await asyncio.wait({task}, timeout=settings.max_sync_wait_s)
+            done, _ = await asyncio.wait({task}, timeout=settings.max_sync_wait_s if hand_off else None)
             if not done:
-                if jobs is not None and jobs.accepting:
+                if hand_off and jobs is not None and jobs.accepting:
                     job = await jobs.adopt(task, upload.path, options, owner, handoff=handoff,
                                            filename=upload.filename)
                     keep_upload = True  # the job owns the upload now and removes it when the task ends
@@ -127,7 +132,7 @@ async def convert_upload(services: Services, upload: Upload, options: ConvertOpt
                 cancel.set()
                 task.cancel()
     finally:
-        if not keep_upload:
+        if not (keep_upload or (keep_input and converted)):
             upload.discard()
             if staging is not None and not converted:
                 shutil.rmtree(staging, ignore_errors=True)  # pages still in flight find no directory: no strays

@@ -3,17 +3,22 @@
 AppError subclasses carry their own status and type; Starlette's HTTP errors (404, 405) and FastAPI's
 validation errors are mapped onto the same shape. Unknown exceptions are rendered by the request middleware
 (`render_internal_error`) so they get the same shape and the request id header; their traceback goes to the log
-only.
+only. A compatibility route whose clients read another error body (PaddleX's envelope) registers its shape for
+its paths in `app.state.error_shapes` (`register_error_shape`); the status stays the same.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.types import Scope
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -48,6 +53,32 @@ def error_response(
     )
 
 
+# (status, type, message, scope) -> the body another error shape gives these facts.
+ErrorShape = Callable[[int, str, str, Scope], dict[str, Any]]
+
+
+def register_error_shape(app: FastAPI, paths: Iterable[str], shape: ErrorShape, body: type[BaseModel]) -> None:
+    """Errors on `paths` (exact paths) get `shape`'s body instead of `{"error": {...}}`, the same status; `body`
+    is that body's model, for the OpenAPI document (app/api/openapi.py)."""
+    paths = tuple(paths)
+    app.state.error_shapes = {**getattr(app.state, "error_shapes", {}), **dict.fromkeys(paths, shape)}
+    app.state.error_bodies = {**getattr(app.state, "error_bodies", {}), **dict.fromkeys(paths, body)}
+
+
+def shaped_error_response(scope: Scope, status: int, type_: str, message: str, *,
+                          retry_after_s: float | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error response for the request in `scope`: in the shape registered for its path, else the usual one."""
+    app = scope.get("app")
+    shape = getattr(getattr(app, "state", None), "error_shapes", {}).get(scope.get("path", "")) if app else None
+    request_id = scope.get("state", {}).get("request_id")
+    if shape is None:
+        return error_response(status, type_, message, request_id, retry_after_s=retry_after_s, headers=headers)
+    headers = dict(headers or {})
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+    return JSONResponse(shape(status, type_, message, scope), status_code=status, headers=headers)
+
+
 def app_error_response(exc: AppError, request_id: str | None) -> JSONResponse:
     return error_response(exc.status, exc.type, exc.message, request_id, retry_after_s=exc.retry_after_s)
 
@@ -56,12 +87,8 @@ def render_internal_error(request_id: str | None) -> JSONResponse:
     return error_response(500, "internal_error", "internal server error", request_id)
 
 
-def _request_id(request: Request) -> str | None:
-    return getattr(request.state, "request_id", None)
-
-
 async def _on_app_error(request: Request, exc: AppError) -> JSONResponse:
-    return app_error_response(exc, _request_id(request))
+    return shaped_error_response(request.scope, exc.status, exc.type, exc.message, retry_after_s=exc.retry_after_s)
 
 
 async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -74,7 +101,7 @@ async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONR
         # Starlette's Allow names the methods of the first route that matched the path only (`/jobs` has a GET
         # and a POST route): list every route's.
         headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
-    return error_response(exc.status_code, type_, message, _request_id(request), headers=headers)
+    return shaped_error_response(request.scope, exc.status_code, type_, message, headers=headers)
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -99,7 +126,8 @@ async def _on_storage_error(request: Request, exc: Exception) -> JSONResponse:
     # a 500; any other OSError/SQLite error is still an internal error, rendered by the request middleware.
     if not is_disk_full(exc):
         raise exc
-    return app_error_response(as_insufficient_storage("the job record" if isinstance(exc, sqlite3.Error) else "a file"), _request_id(request))
+    full = as_insufficient_storage("the job record" if isinstance(exc, sqlite3.Error) else "a file")
+    return shaped_error_response(request.scope, full.status, full.type, full.message)
 
 
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -108,7 +136,7 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
         f"{err.get('msg')}"
         for err in exc.errors()
     )
-    return error_response(422, "invalid_parameter", problems or "invalid request", _request_id(request))
+    return shaped_error_response(request.scope, 422, "invalid_parameter", problems or "invalid request")
 
 
 def install_error_handlers(app: FastAPI) -> None:

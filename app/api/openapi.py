@@ -59,6 +59,9 @@ STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/jobs/{job_id}/events"): _JOB,
     ("get", "/jobs/{job_id}/images/{name}"): _JOB,
     ("get", "/jobs/{job_id}/pages/{page}.png"): _JOB,
+    # PaddleX's serving API (app/api/routes/paddlex_serving.py): its own error body, see `error_bodies`
+    ("post", "/layout-parsing"): (400, 408, 413, 422, 502, 503, 507),
+    ("post", "/restructure-pages"): (400, 408, 413, 422),
 }
 PROBES = ("/livez", "/startupz", "/readyz", "/health")
 _OPEN = (*PROBES, "/metrics", "/version")  # never behind the API key (/metrics can be, see below)
@@ -71,22 +74,27 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
         if app.openapi_schema is None:
             document = get_openapi(title=app.title, version=app.version, description=app.description,
                                    routes=app.routes)
-            complete(document, settings)
+            complete(document, settings, getattr(app.state, "error_bodies", {}))
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def complete(document: dict[str, Any], settings: Settings) -> None:
-    """Add the statuses of `STATUSES` (plus 401 and 500 wherever they can happen) and the parameter bounds."""
+def complete(document: dict[str, Any], settings: Settings,
+             error_bodies: dict[str, type[BaseModel]] | None = None) -> None:
+    """Add the statuses of `STATUSES` (plus 401 and 500 wherever they can happen) and the parameter bounds.
+    Paths in `error_bodies` (compatibility APIs) answer their errors in that model instead of ErrorBody."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(schemas["ErrorBody"].pop("$defs", {}))
+    error_bodies = error_bodies or {}
+    for model in {ErrorBody, *error_bodies.values()}:
+        schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schemas[model.__name__].pop("$defs", {}))
     schemas["ProbeBody"] = {"type": "object", "required": ["status"],
                             "properties": {"status": {"type": "string"}, "reason": {"type": "string"}}}
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     for path, operations in document["paths"].items():
+        body = error_bodies.get(path, ErrorBody).__name__
+        error = {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             statuses = set(STATUSES.get((method, path), ()))

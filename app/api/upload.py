@@ -184,20 +184,20 @@ async def _receive(request: Request, settings: Settings, request_id: str, bounda
     if collector.path is None or collector._file is not None:
         collector.abort()
         raise InvalidParameter("multipart field 'file' with the PDF is required")
-    upload = await received_file(collector.path, collector.size, collector.filename, settings)
-    upload.fields = collector.fields
-    return upload
+    return await received_file(collector.path, collector.size, collector.filename, settings,
+                               fields=collector.fields)
 
 
 def scratch_upload(settings: Settings, request_id: str) -> Path:
     """A new empty file in the uploads directory, for a document that arrives some other way than multipart
-    (MCP: base64 content, a URL, a local path); hand it to `received_file` once written."""
+    (a base64 body, a URL, a local path); hand it to `received_file` once written."""
     fd, tmp = tempfile.mkstemp(dir=uploads_dir(settings), prefix=f"{request_id}-", suffix=".pdf")
     os.close(fd)
     return Path(tmp)
 
 
-async def received_file(path: Path, size: int, filename: str | None, settings: Settings) -> Upload:
+async def received_file(path: Path, size: int, filename: str | None, settings: Settings, *,
+                        fields: dict[str, str] | None = None) -> Upload:
     """The stored upload as an `Upload`: an image becomes its PDF wrapper here, so routes, jobs and MCP tools all
     see a PDF (see image_input.py). The file is removed if that fails."""
     try:
@@ -207,4 +207,26 @@ async def received_file(path: Path, size: int, filename: str | None, settings: S
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return Upload(path=path, size=size, filename=filename, image_format=image_format)
+    return Upload(path=path, size=size, filename=filename, fields=dict(fields or {}), image_format=image_format)
+
+
+async def receive_json_body(request: Request, settings: Settings, limit_bytes: int) -> bytes:
+    """The whole body of a JSON request whose file travels inside it (base64), under the same upload slots, pace
+    and deadline as a multipart upload; 413 past `limit_bytes`. Held in memory: JSON cannot be parsed in pieces,
+    and MAX_CONCURRENT_UPLOADS bounds how many such bodies exist at once."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit_bytes:
+        raise UploadTooLarge(f"request body exceeds the limit for MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    slots: UploadSlots = request.app.state.uploads
+    with slots.slot():
+        body = bytearray()
+        try:
+            async with aclosing(paced(request.stream(), settings)) as chunks:
+                async for chunk in chunks:
+                    body += chunk
+                    if len(body) > limit_bytes:
+                        raise UploadTooLarge(
+                            f"request body exceeds the limit for MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+        except ClientDisconnect:
+            raise AppError("client disconnected during the upload") from None
+        return bytes(body)

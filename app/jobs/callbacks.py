@@ -36,6 +36,7 @@ import httpx
 
 from app import __version__
 from app.errors import InvalidParameter
+from app.hosts import parse_hosts, url_host_allowed
 from app.jobs.store import Job, JobStore
 from app.settings import Settings
 
@@ -49,19 +50,12 @@ _MAX_ERROR_CHARS = 300
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str]:
-    return frozenset(h.strip().lower() for h in (settings.callback_allowed_hosts or "").split(",") if h.strip())
+    return parse_hosts(settings.callback_allowed_hosts)
 
 
 def host_allowed(url: str | httpx.URL, settings: Settings) -> bool:
     """Whether the URL's host (any port) or host:port is in CALLBACK_ALLOWED_HOSTS, as httpx reads the URL."""
-    try:
-        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return False
-    host = parsed.host.lower()
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    allowed = allowed_hosts(settings)
-    return bool(host) and (host in allowed or f"{host}:{port}" in allowed)
+    return url_host_allowed(url, allowed_hosts(settings))
 
 
 def validate_callback_url(url: str | None, settings: Settings) -> str | None:

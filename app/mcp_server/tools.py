@@ -53,7 +53,7 @@ from app.pipeline.options import ConvertOptions, resolve_options
 from app.pipeline.result import DocumentResult
 from app.services import Services
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
-from app.storage.remote_file import fetch_to_file
+from app.storage.remote_file import download
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ async def _receive(b: Backend, source: _Source, request_id: str) -> Upload:
             await asyncio.to_thread(target.write_bytes, data)
             size, filename = len(data), source.filename
         elif source.url:
-            size = await fetch_to_file(source.url, target, settings)
+            size = await download(source.url, target, settings, field="url")
             filename = source.filename or Path(source.url.split("?", 1)[0]).name or None
         else:
             assert source.path is not None

@@ -22,14 +22,20 @@ from app.settings import Settings
 _PNG_COMPRESS_LEVEL = 1
 
 
-def page_png(pdf_path: Path, page_index: int, dpi: int, settings: Settings) -> bytes:
-    """Page `page_index` (0-based) of the PDF at `pdf_path`, rendered at `dpi`, as PNG bytes."""
+def page_rgb(pdf_path: Path, page_index: int, dpi: float, settings: Settings) -> np.ndarray:
+    """Page `page_index` (0-based) of the PDF at `pdf_path`, rendered at `dpi`, as an HxWx3 RGB array."""
     doc = open_pdf(pdf_path, settings)
     try:
         with open_page(doc, page_index) as page:
             image, _scale = render_page(page, dpi, settings.max_page_pixels)
     finally:
         close_document(doc)
+    return image
+
+
+def page_png(pdf_path: Path, page_index: int, dpi: int, settings: Settings) -> bytes:
+    """Page `page_index` (0-based) of the PDF at `pdf_path`, rendered at `dpi`, as PNG bytes."""
+    image = page_rgb(pdf_path, page_index, dpi, settings)
     picture = Image.fromarray(image)
     if _is_grey(image):  # most scans and plain-text pages: a third of the bytes, half the encoding time
         picture = picture.convert("L")

@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,9 +33,14 @@ log = logging.getLogger(__name__)
 class VlRecognizer:
     """Implements `RegionRecognizer.recognize(crops) -> regions` (same order) over the VLM sidecar."""
 
-    def __init__(self, client: VlmClient, settings: Settings) -> None:
+    def __init__(self, client: VlmClient, settings: Settings, sampling: Mapping[str, Any] | None = None) -> None:
         self.client = client
         self.settings = settings
+        self.sampling = dict(sampling or {})  # chat-request fields one request sets (temperature, top_p...)
+
+    def with_sampling(self, sampling: Mapping[str, Any]) -> VlRecognizer:
+        """The same recognizer whose chat requests carry `sampling` (a compatibility API's per-request knobs)."""
+        return VlRecognizer(self.client, self.settings, {**self.sampling, **sampling})
 
     async def recognize(self, crops: Sequence[RegionCrop]) -> list[Region]:
         tasks = [asyncio.ensure_future(self._one(crop)) for crop in crops]
@@ -67,6 +72,7 @@ class VlRecognizer:
             task=task,
             max_completion_tokens=self.settings.vlm_max_completion_tokens,
         )
+        body.update(self.sampling)
         raw = await self.client.chat(body)
         text, html = postprocess(raw, task)
         if region.kind == "formula_number":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import base64
 import configparser
 import io
 import os
@@ -163,6 +164,28 @@ def test_vl_conversion_through_jobs(real, tmp_path):
     assert state["status"] == "succeeded", state
     result = httpx.get(real.url + created.json()["result_url"], timeout=30).json()
     assert _sent_blocks(result) and all(b["text"].strip() for b in _sent_blocks(result))
+
+
+def test_paddlex_layout_parsing_answers_through_the_real_sidecar_with_per_request_sampling(real, tmp_path):
+    from tests.paddlex_schemas import validate_success
+
+    pdf = pdfgen.text_pdf(tmp_path / "doc.pdf", pages=1)
+    before = real.vllm_metric("vllm:request_success_total")
+    generated_before = real.vllm_metric("vllm:generation_tokens_total")
+    payload = {"file": base64.b64encode(pdf.read_bytes()).decode(), "fileType": 0, "visualize": False,
+               "maxNewTokens": 3, "temperature": 0.5, "topP": 0.9}
+    response = httpx.post(f"{real.url}/layout-parsing", json=payload, timeout=300)
+    assert response.status_code == 200, response.text[:500]
+    body = response.json()
+    validate_success(body)
+    (page,) = body["result"]["layoutParsingResults"]
+    settings = page["prunedResult"]["model_settings"]
+    assert settings["mode"] == "vl" and settings["page_source"] == "vl"
+    assert settings["ignored_request_fields"] == []  # real vLLM takes every sampling field PaddleX sends
+    requests = real.vllm_metric("vllm:request_success_total") - before
+    assert requests >= 1 and page["markdown"]["text"].strip()
+    # maxNewTokens reached vLLM: each request generated exactly 3 tokens, not the service's MAX_TOKENS
+    assert real.vllm_metric("vllm:generation_tokens_total") - generated_before == requests * 3
 
 
 def test_the_clients_error_paths_on_real_answers(real):

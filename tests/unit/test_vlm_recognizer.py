@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import httpx
@@ -117,3 +118,23 @@ async def test_formula_numbers_lose_their_dollar_signs(make_settings):
     out = await vl.recognize([number, plain])
     assert out[0].text == "(3.1)"
     assert "$" in out[1].text  # only formula numbers are stripped
+
+
+@pytest.mark.anyio
+async def test_per_request_sampling_reaches_every_chat_request_and_leaves_the_service_recognizer_alone(make_settings):
+    seen: list[dict] = []
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: _echo(request, seen)))
+    settings = make_settings(use_vlm_api=True, vllm_url="http://sidecar/v1")
+    service = VlRecognizer(VlmClient(settings, http=http), settings)
+    tuned = service.with_sampling({"top_p": 0.8, "repetition_penalty": 1.2, "max_completion_tokens": 99})
+    await tuned.recognize([crop("text"), crop("title")])
+    await service.recognize([crop("text")])
+    assert [(b["top_p"], b["repetition_penalty"], b["max_completion_tokens"]) for b in seen[:2]] == [(0.8, 1.2, 99)] * 2
+    assert "top_p" not in seen[2] and seen[2]["max_completion_tokens"] == settings.vlm_max_completion_tokens
+
+
+def _echo(request: httpx.Request, seen: list[dict]) -> httpx.Response:
+    assert request.url.path.endswith("/chat/completions"), request.url
+    seen.append(json.loads(request.content))
+    return httpx.Response(200, json={"choices": [{"message": {"content": "words"}, "finish_reason": "stop"}],
+                                     "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
