@@ -32,6 +32,7 @@ from app.pipeline.tables import (
     looks_tabular,
     split_cells,
 )
+from app.vlm.titles import heading
 from app.pipeline.textblocks import (
     BULLET,
     SENTENCE_END,
@@ -212,8 +213,7 @@ def _preset_item(region: Region) -> _Item:
     if region.label == "table" and region.html:
         item.markdown = region.html  # the table itself; `text` is only its flattened cells
     elif region.label == "title" and text and not text.startswith("#"):
-        item.level = 2
-        item.markdown = f"## {text}"
+        item.level, item.markdown = heading(region.kind, text)  # the official pipeline's levels
     elif region.label == "formula" and text and not text.startswith("$"):
         item.markdown = f"$$\n{text}\n$$"
     elif region.label in ("figure", "chart"):

@@ -34,6 +34,9 @@ class Region:
     kind: str | None = None
     # Position in the layout model's own reading order (PP-DocLayoutV2 predicts one); assembly keeps it.
     order: int | None = None
+    # The region's outline where the layout model draws one (PP-DocLayoutV3's masks), same space as `bbox`: the
+    # VLM's crop keeps only what is inside it (app/pipeline/layout/crop.py).
+    polygon: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,11 @@ class TextLayer:
     lines: list[TextLine] = field(default_factory=list)
     rulings: list[BBox] = field(default_factory=list)  # thin horizontal/vertical segments, PDF points
     char_count: int = 0
+
+
+def scale_polygon(polygon: tuple[tuple[float, float], ...] | None, factor: float) -> tuple[tuple[float, float], ...] | None:
+    """`scale_bbox` for a region's outline (None stays None)."""
+    return None if polygon is None else tuple((x * factor, y * factor) for x, y in polygon)
 
 
 def scale_bbox(bbox: BBox, factor: float) -> BBox:
