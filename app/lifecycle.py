@@ -52,7 +52,8 @@ def models_status(settings: Settings) -> tuple[bool, str]:
         from app import models_manifest
 
         path = settings.models_path
-        return bool(models_manifest.verify(path)), str(path)
+        required = models_manifest.required_for(settings.vlm_model_name)
+        return bool(models_manifest.verify(path, required=required)), str(path)
     from app.pipeline.layout.cdla import CdlaLayoutEngine
     from app.pipeline.recognize.ocr import create_ocr_engine
 

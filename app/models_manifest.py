@@ -80,6 +80,12 @@ def model_set(vlm_name: str) -> ModelSet:
         raise ValueError(f"unknown VLM {vlm_name!r}: the image knows {', '.join(MODEL_SETS)}") from None
 
 
+def paired_layout(vlm_name: str) -> str:
+    """The layout model that runs beside `vlm_name` (the default set's for a VLM of no known set)."""
+    found = MODEL_SETS.get(vlm_name)
+    return found.layout.name if found else LAYOUT_MODEL
+
+
 def required_for(vlm_name: str) -> tuple[str, ...] | None:
     """The models a container serving `vlm_name` needs baked (None for a VLM of no known set: then the manifest's
     own set is checked)."""

@@ -215,8 +215,7 @@ class PaddlexLayoutEngine:
 
 def create_paddlex_layout_engine(settings: Settings) -> PaddlexLayoutEngine:
     """The layout model paired with the served VLM (the default set's where the VLM is of no known set)."""
-    from app.models_manifest import LAYOUT_MODEL, MODEL_SETS
+    from app.models_manifest import paired_layout
 
-    found = MODEL_SETS.get(settings.vlm_model_name)
-    name = found.layout.name if found else LAYOUT_MODEL
+    name = paired_layout(settings.vlm_model_name)
     return PaddlexLayoutEngine(settings.models_path / name, model_name=name, threads=settings.threads_per_worker)
