@@ -173,7 +173,9 @@ async def test_startup_waits_for_the_sidecar_and_readiness_follows_it(make_setti
     app.state.services.pool.gate.set()
     async with running(app) as client:
         await wait_for(lambda: _status(client, "/startupz", 503, "waiting for the VLM sidecar"), 10, "sidecar wait")
-        assert app.state.services.pool.started is False  # models load only once the sidecar answers
+        # our side loaded and warmed up while the sidecar was still starting, not after it
+        assert app.state.services.pool.started is True and app.state.lifecycle.warmup_s is not None
+        assert app.state.lifecycle.warm is False  # warm means the vl path too, which needs the sidecar
         vlm.ready_gate.set()
         await wait_for(lambda: _ok(client, "/readyz"), 10, "ready")
         assert (await client.get("/health")).json()["vllm_status"] == "available"
@@ -191,6 +193,18 @@ async def test_startup_waits_for_the_sidecar_and_readiness_follows_it(make_setti
         assert ready.status_code == 503 and "breaker" in ready.json()["reason"]
         assert (await client.get("/livez")).status_code == 200  # liveness never depends on the model
     assert vlm.closed
+
+
+async def test_the_sidecar_failing_ends_startup_even_while_our_warm_up_is_still_running(make_settings):
+    app = gated_app(make_settings(workers=1, use_vlm_api=True))
+    vlm = FakeVlm()
+    app.state.services.vlm, app.state.services.vl = vlm, None
+    async with running(app) as client:  # the pool's gate stays shut: its warm-up never finishes
+        await wait_for(lambda: _status(client, "/startupz", 503, "warming up"), 10, "warm-up under way")
+        vlm.fail_startup = True
+        vlm.ready_gate.set()
+        await wait_for(lambda: _status(client, "/startupz", 503, "never listed"), 10, "startup failure")
+        assert "waiting for the VLM sidecar" in (await client.get("/startupz")).json()["reason"]
 
 
 async def test_sidecar_that_never_comes_up_fails_startup_loudly(make_settings):
