@@ -1,7 +1,7 @@
-"""A stand-in for `vllm serve PaddleOCR-VL-0.9B`: same HTTP API, strict about the call contract, plausible answers.
+"""A stand-in for `vllm serve PaddleOCR-VL-1.6-0.9B`: same HTTP API, strict about the call contract, plausible answers.
 
     python -m tests.fakes.fake_vllm --port N [--latency-ms 0] [--capacity 256] [--startup-delay-s 0]
-        [--error-rate 0] [--hang] [--exit-after N] [--answers ocr|echo] [--model-name PaddleOCR-VL-0.9B]
+        [--error-rate 0] [--hang] [--exit-after N] [--answers ocr|echo] [--model-name PaddleOCR-VL-1.6-0.9B]
 
 - `/health`: 503 until `--startup-delay-s` has passed, then 200 (empty body, like vLLM).
 - `/v1/models`: the served model (an OpenAI model list).
@@ -38,6 +38,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from app.models_manifest import VLM_MODEL
 
 PROMPTS = ("OCR:", "Table Recognition:", "Formula Recognition:", "Chart Recognition:")
 _DATA_URL = re.compile(r"^data:image/(jpeg|jpg|png|webp);base64,(.+)$", re.S)
@@ -96,7 +98,8 @@ def validate(body: Any, model_name: str) -> tuple[str, Image.Image]:
     if penalty is not None and (not isinstance(penalty, (int, float)) or penalty <= 0):
         raise ContractError("repetition_penalty must be > 0", "repetition_penalty")
     if "mm_processor_kwargs" in body:
-        # As vLLM after 0.11 answers unless started with --trust-request-mm-kwargs: the bounds are set server-side.
+        # As vLLM from 0.31 answers unless started with --trust-request-mm-kwargs (0.11.2, the image's, has no such
+        # flag and takes no per-request kwargs either way): the bounds are set server-side.
         raise ContractError("Per-request mm_processor_kwargs are disabled; set them with --mm-processor-kwargs",
                             "mm_processor_kwargs")
     return prompt, image.convert("RGB")
@@ -291,7 +294,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="fake_vllm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model-name", default="PaddleOCR-VL-0.9B")
+    parser.add_argument("--model-name", default=VLM_MODEL)  # what the image serves by default
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--capacity", type=int, default=256)
     parser.add_argument("--startup-delay-s", type=float, default=0.0)
