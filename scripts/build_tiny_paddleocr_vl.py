@@ -193,7 +193,7 @@ def main(argv: list[str]) -> int:
     write_tokenizer(out, vocab)
     write_configs(out, len(vocab), special)
     save_file(weights(vocab), str(out / "model.safetensors"), metadata={"format": "pt"})
-    template = Path(argv[2]) if len(argv) == 3 else out / "chat_template.jinja"
+    template = Path(argv[2]) if len(argv) >= 3 else out / "chat_template.jinja"
     template.parent.mkdir(parents=True, exist_ok=True)
     model = argv[3] if len(argv) == 4 else DEFAULT_MODEL
     template.write_text(chat_template(model))
