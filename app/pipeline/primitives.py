@@ -32,7 +32,7 @@ class Region:
     # The layout model's own label where it says more than `label` (PaddleX's `header_image`, `formula_number`):
     # what the VLM is asked, and how its answer is cleaned, follow the official pipeline's rules for it.
     kind: str | None = None
-    # Position in the layout model's own reading order (PP-DocLayoutV2 predicts one); assembly keeps it.
+    # Position in the layout model's own reading order (PP-DocLayoutV3 and V2 predict one); assembly keeps it.
     order: int | None = None
     # The region's outline where the layout model draws one (PP-DocLayoutV3's masks), same space as `bbox`: the
     # VLM's crop keeps only what is inside it (app/pipeline/layout/crop.py).

@@ -1,7 +1,7 @@
 """Which layout regions the VLM reads together: the official PaddleOCR-VL pipeline's `merge_layout_blocks`.
 
 PaddleX 3.7.2 (`paddleocr_vl/pipeline.py` with `merge_layout_blocks: True`, the rule in `paddleocr_vl/uilts.py`
-`merge_blocks`) sends some neighbouring PP-DocLayoutV2 `text` blocks as ONE crop: their crops stacked top to
+`merge_blocks`) sends some neighbouring PP-DocLayoutV3/V2 `text` blocks as ONE crop: their crops stacked top to
 bottom on white, one `OCR:` request, one answer. Walking the regions in the model's reading order, skipping the
 kinds that are never merged (`apart_kinds`: upstream's `non_merge_labels`), a `text` region joins the run of the `text` region before it when
 
@@ -56,7 +56,7 @@ def apart_kinds(*, chart_recognition: bool = False) -> frozenset[str]:
 
 
 APART_KINDS = apart_kinds()  # the official default: chart recognition off
-# The only kind that merges (PP-DocLayoutV2's label), and only with its own kind.
+# The only kind that merges (the PP-DocLayout label), and only with its own kind.
 MERGED_KIND = "text"
 # Upstream allows 5 pixels on the pages it renders at zoom 2 (144 DPI): 2.5 points.
 ALIGN_TOLERANCE_PT = 2.5
