@@ -35,6 +35,11 @@ if [[ -z "$py312" ]]; then
     exit 0
 fi
 
+# One rehearsal at a time per venv: a second run waits instead of rebuilding the venv under the first.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
+
 # Bump when the install steps below change (the pins are hashed themselves).
 INSTALL_STEPS_VERSION=1
 stamp="$( (cat requirements.txt requirements-gpu.txt; echo "$INSTALL_STEPS_VERSION") | sha256sum | cut -d' ' -f1)"
