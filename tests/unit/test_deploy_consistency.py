@@ -553,3 +553,20 @@ def test_batch_job_is_indexed_with_one_shard_per_completion() -> None:
     # The CPU image's entrypoint is `python -m app`, so args are the CLI's.
     (entrypoint,) = args_of(final_stage("Dockerfile.cpu"), "ENTRYPOINT")
     assert entrypoint.endswith('"python", "-m", "app"]')
+
+
+def test_the_rehearsal_runs_the_images_python_steps() -> None:
+    """scripts/rehearse_image.sh (make rehearse, in make test) repeats Dockerfile.vllm's Python steps without Docker;
+    the steps it repeats must be the image's own, word for word where they are commands."""
+    rehearsal = (ROOT / "scripts" / "rehearse_image.sh").read_text()
+    runs = " ".join(args_of(dockerfile("Dockerfile.vllm"), "RUN"))
+    imports = re.search(r'python -c "(import [^"]+)"', runs).group(1)
+    assert f'"$py" -c "{imports}"' in rehearsal  # the venv stage's import check
+    assert "pip uninstall -y opencv-python opencv-python-headless" in runs
+    assert '"$VENV/bin/pip" uninstall -q -y opencv-python opencv-python-headless' in rehearsal
+    assert "grep -v '^numpy==' requirements.txt" in runs and "grep -v '^numpy==' requirements.txt" in rehearsal
+    assert 'preload/chat_template.py "${VLM_MODEL}"' in runs and "preload/chat_template.py" in rehearsal
+    assert "preload_models.py --verify" in runs and "preload/preload_models.py --verify" in rehearsal
+    assert "python3 -m app doctor --cpu-only" in runs and "-m app doctor --cpu-only" in rehearsal
+    # the same Python as the vLLM base image, and the Makefile's test target runs it
+    assert "python3.12" in rehearsal and "$(MAKE) rehearse" in (ROOT / "Makefile").read_text()
