@@ -42,9 +42,9 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# PP-DocLayoutV2's and PP-DocLayoutV3's 25 classes (the same list) in our vocabulary. Furniture the official pipeline keeps out of Markdown
-# (number, footnote, header/footer and their images, aside text) maps to header/footer/page_number, which
-# assembly also keeps out of Markdown.
+# PP-DocLayoutV2's and PP-DocLayoutV3's 25 classes (one list: paddlex 3.7.2 `_LABEL_DOC_LAYOUT_V2V3`) in our
+# vocabulary. Furniture the official pipeline keeps out of Markdown (number, footnote, header/footer and their
+# images, aside text) maps to header/footer/page_number, which assembly also keeps out of Markdown.
 PADDLEX_LABELS: dict[str, BlockType] = {
     "abstract": "text",
     "algorithm": "text",
