@@ -129,17 +129,28 @@ class Reader:
     def lines(self, image: Image.Image) -> list[tuple[str, tuple[float, float, float, float]]]:
         if self._engine is None:
             self._load()
-        rgb = np.asarray(image)
+        # The crops come cut exactly to the layout box, as upstream's CropByBoxes cuts them: the VLM reads text up to
+        # the edge, PP-OCR's detector does not, so the stand-in reads the crop on a white border (boxes shifted back).
+        pad = OCR_BORDER_PX
+        rgb = np.pad(np.asarray(image), ((pad, pad), (pad, pad), (0, 0)), constant_values=255)
         if self._kind == "app":
-            return [(line.text, tuple(line.bbox)) for line in self._engine.recognize(rgb)]  # type: ignore[misc]
+            return [(line.text, _shift(tuple(line.bbox), pad))  # type: ignore[arg-type]
+                    for line in self._engine.recognize(rgb)]  # type: ignore[misc]
         out = self._engine(rgb)
         if out.txts is None:
             return []
         found = []
         for text, box in zip(out.txts, out.boxes):
             xs, ys = [p[0] for p in box], [p[1] for p in box]
-            found.append((text, (min(xs), min(ys), max(xs), max(ys))))
+            found.append((text, _shift((min(xs), min(ys), max(xs), max(ys)), pad)))
         return found
+
+
+OCR_BORDER_PX = 16
+
+
+def _shift(box: tuple[float, float, float, float], pad: int) -> tuple[float, float, float, float]:
+    return (box[0] - pad, box[1] - pad, box[2] - pad, box[3] - pad)
 
 
 def _rows(lines: list[tuple[str, tuple[float, float, float, float]]]) -> list[list[str]]:
