@@ -56,11 +56,12 @@ if [[ ! -f "$VENV/.installed" || "$(cat "$VENV/.installed")" != "$stamp" ]]; the
     sed -e 's/^paddlepaddle-gpu==/paddlepaddle==/' -e '/^--extra-index-url/d' -e '/^--index-url/d' \
         requirements-gpu.txt >"$work/requirements-gpu-cpu.txt"
     grep -q '^paddlepaddle==' "$work/requirements-gpu-cpu.txt" || { echo "rehearse_image: no paddlepaddle pin" >&2; exit 1; }
+    # pip's own exit status counts (the filter only drops this machine's wheel-folder warnings from stderr).
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$work/requirements-app.txt" \
-        -r "$work/requirements-gpu-cpu.txt" 2>&1 | grep -v '^WARNING: Location' || true
+        -r "$work/requirements-gpu-cpu.txt" 2> >(grep -v '^WARNING: Location' >&2)
     "$VENV/bin/pip" uninstall -q -y opencv-python opencv-python-headless
     "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --force-reinstall \
-        "$(grep '^opencv-contrib-python==' requirements-gpu.txt)" 2>&1 | grep -v '^WARNING: Location' || true
+        "$(grep '^opencv-contrib-python==' requirements-gpu.txt)" 2> >(grep -v '^WARNING: Location' >&2)
     echo "$stamp" >"$VENV/.installed"
     echo "rehearse_image: venv built in $((SECONDS - t0))s"
 fi
