@@ -30,7 +30,7 @@ import numpy as np
 from app.pipeline import figures, intake, render, textlayer
 from app.pipeline.figures import ImageTarget
 from app.pipeline.layout import merge
-from app.pipeline.layout.crop import region_crop
+from app.pipeline.layout.crop import fit_for_the_vlm, region_crop
 from app.pipeline.priority import lower_priority
 from app.pipeline.options import ConvertOptions
 from app.pipeline.pdfium_backend import PageObjects, open_page
@@ -260,7 +260,7 @@ def group_jpeg(image: np.ndarray, group: merge.ReadingGroup, scale: float) -> by
     if not kept:
         pixels = image
     else:
-        pixels = merge.stack([p for p, _ in kept], [a for _, a in kept[1:]])
+        pixels = fit_for_the_vlm(merge.stack([p for p, _ in kept], [a for _, a in kept[1:]]))
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
     return buffer.getvalue()

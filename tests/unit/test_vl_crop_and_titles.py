@@ -81,6 +81,17 @@ def test_a_polygon_outline_whites_out_what_lies_outside_it():
     assert (crop[:90, :] == 0).all() and (crop[:, :90] == 0).all()  # inside the outline: the page's pixels
 
 
+def test_a_crop_too_thin_for_the_vlms_processor_is_put_on_white():
+    # An 11 x 3 px crop (PaddleOCR #17378) is read channels-first by the processor and kills vLLM's engine: the
+    # crop the VLM gets is at least 8 px each way, its own pixels untouched at the top left.
+    thin = replace(page_regions()[0], bbox=(100.0, 100.0, 105.5, 101.5), polygon=None)  # 11 x 3 px at scale 2
+    image = coordinates_image()
+    assert region_crop(image, thin, SCALE).shape[:2] == (3, 11)
+    pixels = np.asarray(Image.open(io.BytesIO(group_jpeg(image, merge.ReadingGroup((thin,)), SCALE))))
+    assert pixels.shape[:2] == (8, 11)
+    assert (pixels[4:, :] > 230).all()  # white below the crop (JPEG: nearly)
+
+
 def test_a_box_outside_the_page_has_no_crop():
     region = replace(page_regions()[0], bbox=(700.0, 900.0, 720.0, 920.0), polygon=None)
     assert region_crop(coordinates_image(), region, SCALE) is None

@@ -14,6 +14,12 @@ import numpy as np
 
 from app.pipeline.primitives import Region
 
+# The VLM's image processor (the hub repo's, run by vLLM) guesses the channel axis from the array's shape, so a crop
+# 1 or 3 pixels tall is read channels-first: token count and features disagree and vLLM's engine dies on the request
+# (PaddleOCR #17378, an 11 x 3 formula crop; PaddleX PR #5087 resizes such payloads in PaddleX's own server, which
+# the image does not run). Upstream's overlap filter drops boxes under 6 px, so its crops never get there; a crop
+# below this side is put on white to reach it (the content keeps its pixels).
+MIN_VLM_SIDE_PX = 8
 # Points times scale lands a hair under a whole pixel now and then (100 * 2.0 / 2.0 * 2.0 = 199.99999999999997);
 # truncating that would lose a row upstream keeps.
 _EPSILON = 1e-6
@@ -37,3 +43,13 @@ def region_crop(image: np.ndarray, region: Region, scale: float) -> np.ndarray |
         cv2.fillPoly(inside, [outline], 1)
         pixels[inside == 0] = WHITE
     return np.ascontiguousarray(pixels)
+
+
+def fit_for_the_vlm(pixels: np.ndarray) -> np.ndarray:
+    """`pixels` unchanged, or on a white canvas MIN_VLM_SIDE_PX wide/tall where a side is shorter (top-left)."""
+    height, width = pixels.shape[:2]
+    if height >= MIN_VLM_SIDE_PX and width >= MIN_VLM_SIDE_PX:
+        return pixels
+    canvas = np.full((max(height, MIN_VLM_SIDE_PX), max(width, MIN_VLM_SIDE_PX), 3), WHITE, dtype=np.uint8)
+    canvas[:height, :width] = pixels
+    return canvas
