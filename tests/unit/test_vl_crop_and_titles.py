@@ -131,3 +131,21 @@ def test_a_vl_page_writes_doc_title_as_h1_and_numbered_titles_deeper():
     assert (1, "Annual report") in titles and (3, "2.1 Methods") in titles
     assert "# Annual report\n" in page.markdown + "\n" and "### 2.1 Methods" in page.markdown
     assert "## Annual report" not in page.markdown
+
+
+# --- 4. what is never merged: upstream's non_merge_labels ------------------------------------------------------
+def test_on_the_paddlex_page_only_text_runs_merge_and_pictures_charts_tables_stay_apart():
+    regions = page_regions()
+    groups = merge.group_regions(regions)
+    merged = [g for g in groups if len(g.members) > 1]
+    assert [[m.kind for m in g.members] for g in merged] == [["text", "text"]]  # the two halves of one line
+    alone = {g.members[0].kind for g in groups if len(g.members) == 1}
+    assert {"image", "chart", "table"} <= alone
+    assert {"image", "chart", "table", "seal"} <= merge.apart_kinds()
+    # text flowing round the page's chart is one stack; round a seal the same (seal recognition is off)
+    chart = next(r for r in regions if r.kind == "chart")
+    upper = replace(chart, kind="text", label="text", bbox=(200.0, 505.0, 305.0, 530.0), polygon=None)
+    lower = replace(chart, kind="text", label="text", bbox=(200.5, 532.0, 550.0, 560.0), polygon=None)
+    for kind in ("chart", "seal"):
+        beside = replace(chart, kind=kind)
+        assert [len(g.members) for g in merge.group_regions([upper, beside, lower])] == [2, 1]
