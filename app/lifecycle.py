@@ -1,7 +1,8 @@
 """The service's life: a background startup task, the readiness state the probes read, and the shutdown drain.
 
 Uvicorn opens its port only after lifespan startup returns, so the lifespan only *starts* the startup task
-(models check -> VLM sidecar -> worker pool start -> warm-up -> jobs) and returns at once: the probes answer
+(models check -> [worker pool start -> warm-up] while the VLM sidecar starts -> vl warm-up -> jobs; our side loads
+its models and warms up during vLLM's own minutes-long start instead of after it) and returns at once: the probes answer
 from the first second and say "starting" until the task is done. A heartbeat task ticking on the event loop
 lets /livez tell a wedged process from a merely busy one; the CPU work itself runs in worker processes, so the
 loop stays free while every core does OCR.
@@ -52,7 +53,8 @@ def models_status(settings: Settings) -> tuple[bool, str]:
         from app import models_manifest
 
         path = settings.models_path
-        return bool(models_manifest.verify(path)), str(path)
+        required = models_manifest.required_for(settings.vlm_model_name)
+        return bool(models_manifest.verify(path, required=required)), str(path)
     from app.pipeline.layout.cdla import CdlaLayoutEngine
     from app.pipeline.recognize.ocr import create_ocr_engine
 
@@ -102,15 +104,13 @@ class Lifecycle:
             log.error("models missing under %s", self.models_path)
             raise RuntimeError("models missing (their path is in the log)")  # this reason is shown by /health
         vlm = services.vlm
-        if vlm is not None:
-            self.step = "waiting for the VLM sidecar"
-            log.info("waiting up to %.0fs for the VLM sidecar at %s", settings.vlm_startup_timeout_s, settings.vllm_url)
-            await vlm.wait_until_ready(settings.vlm_startup_timeout_s)
-        self.step = "starting workers"
         pool = services.pool
-        pool.start()
-        self.step = "warming up"
-        self.warmup_s = await pool.warmup()
+        ours = asyncio.create_task(self._start_pool(pool), name="pool-start")
+        sidecar = None
+        if vlm is not None:
+            log.info("waiting up to %.0fs for the VLM sidecar at %s", settings.vlm_startup_timeout_s, settings.vllm_url)
+            sidecar = asyncio.create_task(vlm.wait_until_ready(settings.vlm_startup_timeout_s), name="sidecar-wait")
+        await self._both(ours, sidecar)
         if services.vl is not None:  # the vl path too: layout, crops, one sidecar round trip (app/warmup.py)
             from app.warmup import vl_pass
 
@@ -125,6 +125,31 @@ class Lifecycle:
         self.phase = "ready"
         log.info("startup finished in %.1fs (warm-up %.1fs, %d workers)", time.monotonic() - t0,
                  self.warmup_s or 0.0, settings.workers)
+
+    async def _start_pool(self, pool: PagePool) -> None:
+        self.step = "starting workers"
+        pool.start()
+        self.step = "warming up"
+        self.warmup_s = await pool.warmup()
+
+    async def _both(self, ours: asyncio.Task[None], sidecar: asyncio.Task[None] | None) -> None:
+        """Wait for our workers to warm up and for the sidecar to serve, side by side; the first failure of
+        either ends startup at once (with the step it failed in), and the other is cancelled."""
+        tasks = [t for t in (ours, sidecar) if t is not None]
+        try:
+            while tasks:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    tasks.remove(task)
+                    if task is sidecar and task.exception() is not None:
+                        self.step = "waiting for the VLM sidecar"
+                    task.result()
+                if tasks == [sidecar]:
+                    self.step = "waiting for the VLM sidecar"
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _startup_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

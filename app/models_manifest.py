@@ -23,9 +23,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-VLM_MODEL = "PaddleOCR-VL-0.9B"
-LAYOUT_MODEL = "PP-DocLayoutV2"
-REQUIRED_MODELS: tuple[str, ...] = (VLM_MODEL, LAYOUT_MODEL)
 
 # Download bookkeeping that is not part of a model (huggingface_hub keeps `.cache/` inside `local_dir`).
 _SKIPPED_DIRS = frozenset({".cache", "__pycache__"})
@@ -40,6 +37,60 @@ class ModelSource:
     repo_id: str
     revision: str
     subfolder: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """The two models one image serves: the VLM (its directory name is also vLLM's served model name and PaddleX's
+    chat template's file name) and the layout model that cuts the page for it, each pinned by revision."""
+
+    vlm: ModelSource
+    layout: ModelSource
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return (self.vlm.name, self.layout.name)
+
+
+# Keyed by the VLM's name: the image's VLM_MODEL build argument picks one. Revisions are hub commit hashes (a branch
+# would make two builds of one Dockerfile differ). PaddleOCR-VL-1.6 pairs with PP-DocLayoutV3 (PaddleX 3.7.2
+# configs/pipelines/PaddleOCR-VL-1.6.yaml), which has its own hub repository; the first PaddleOCR-VL keeps
+# PP-DocLayoutV2 in a subfolder of its own repository.
+MODEL_SETS: dict[str, ModelSet] = {
+    "PaddleOCR-VL-1.6-0.9B": ModelSet(
+        vlm=ModelSource("PaddleOCR-VL-1.6-0.9B", "PaddlePaddle/PaddleOCR-VL-1.6", "c5630abae1d940eafe0697512a0325494b02ab42"),
+        layout=ModelSource("PP-DocLayoutV3", "PaddlePaddle/PP-DocLayoutV3", "7b48a7566925fa464281f930c58eee04fe2c862a"),
+    ),
+    "PaddleOCR-VL-0.9B": ModelSet(
+        vlm=ModelSource("PaddleOCR-VL-0.9B", "PaddlePaddle/PaddleOCR-VL", "7fa00a8c55b735ba51ba49a9058f3f9c57a99a11"),
+        layout=ModelSource("PP-DocLayoutV2", "PaddlePaddle/PaddleOCR-VL", "7fa00a8c55b735ba51ba49a9058f3f9c57a99a11",
+                           subfolder="PP-DocLayoutV2"),
+    ),
+}
+DEFAULT_VLM = "PaddleOCR-VL-1.6-0.9B"
+VLM_MODEL, LAYOUT_MODEL = MODEL_SETS[DEFAULT_VLM].names
+REQUIRED_MODELS: tuple[str, ...] = (VLM_MODEL, LAYOUT_MODEL)
+
+
+def model_set(vlm_name: str) -> ModelSet:
+    """The model set whose VLM is `vlm_name` (what VLM_MODEL_NAME serves); ValueError names the known ones."""
+    try:
+        return MODEL_SETS[vlm_name]
+    except KeyError:
+        raise ValueError(f"unknown VLM {vlm_name!r}: the image knows {', '.join(MODEL_SETS)}") from None
+
+
+def paired_layout(vlm_name: str) -> str:
+    """The layout model that runs beside `vlm_name` (the default set's for a VLM of no known set)."""
+    found = MODEL_SETS.get(vlm_name)
+    return found.layout.name if found else LAYOUT_MODEL
+
+
+def required_for(vlm_name: str) -> tuple[str, ...] | None:
+    """The models a container serving `vlm_name` needs baked (None for a VLM of no known set: then the manifest's
+    own set is checked)."""
+    found = MODEL_SETS.get(vlm_name)
+    return found.names if found else None
 
 
 def sha256_file(path: Path) -> str:
@@ -105,12 +156,13 @@ def load_manifest(models_dir: Path) -> dict:
         return json.load(handle)
 
 
-def problems(models_dir: Path, *, deep: bool = False, required: tuple[str, ...] = REQUIRED_MODELS) -> list[str]:
+def problems(models_dir: Path, *, deep: bool = False, required: tuple[str, ...] | None = None) -> list[str]:
     """Everything wrong with the baked models, one readable line each; an empty list means intact.
 
     Checks that the manifest exists and parses, that each `required` model is listed, that every listed file
     exists with its recorded size (and, with `deep`, its recorded SHA-256), and that no file was added under a
-    listed model's directory since the build."""
+    listed model's directory since the build. `required` by default: the model set of the VLM the manifest lists
+    (both of its models), else the default set's."""
     models_dir = Path(models_dir)
     try:
         manifest = load_manifest(models_dir)
@@ -122,6 +174,8 @@ def problems(models_dir: Path, *, deep: bool = False, required: tuple[str, ...] 
         return [f"{MANIFEST_NAME} in {models_dir} is not a version {MANIFEST_VERSION} manifest"]
     listed_models = manifest.get("models") or {}
     files = manifest.get("files") or {}
+    if required is None:
+        required = next((MODEL_SETS[name].names for name in listed_models if name in MODEL_SETS), REQUIRED_MODELS)
     found = [f"model {name} is not in the manifest" for name in required if name not in listed_models]
     for relative, entry in sorted(files.items()):
         path = models_dir / relative
@@ -144,7 +198,7 @@ def problems(models_dir: Path, *, deep: bool = False, required: tuple[str, ...] 
     return found
 
 
-def verify(models_dir: Path, *, deep: bool = False, required: tuple[str, ...] = REQUIRED_MODELS) -> bool:
+def verify(models_dir: Path, *, deep: bool = False, required: tuple[str, ...] | None = None) -> bool:
     """True when the baked models match their manifest (see `problems`); what `/health.models_present` shows."""
     found = problems(models_dir, deep=deep, required=required)
     for line in found[:20]:

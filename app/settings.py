@@ -137,7 +137,10 @@ class Settings(BaseSettings):
     # --- VLM sidecar (vl mode) ---------------------------------------------------------------------------------
     use_vlm_api: bool | None = Field(None, description="Default: true on the gpu profile, false on cpu")
     vllm_url: str = Field("http://127.0.0.1:8080/v1", description="OpenAI-compatible base URL ending in /v1")
-    vlm_model_name: str = "PaddleOCR-VL-0.9B"
+    vlm_model_name: str = Field(
+        "PaddleOCR-VL-1.6-0.9B",
+        description="VLM the sidecar serves; also its model dir and the layout model paired with it (MODEL_SETS)",
+    )
     vlm_max_concurrency: int = Field(200, ge=1, description="Process-wide in-flight VLM requests")
     vlm_timeout_s: float = Field(600.0, gt=0)
     vlm_max_completion_tokens: int = Field(4096, ge=1)

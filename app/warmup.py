@@ -1,7 +1,7 @@
 """Warm-up: wait for the VLM sidecar, then push one small bundled page through the whole pipeline, and time it.
 
 The service runs `vl_pass` in its startup task (after the worker pool's own warm-up) so the first user request
-finds every stage hot: PP-DocLayoutV2/CDLA in the workers, region crops, the sidecar's CUDA graphs and
+finds every stage hot: PP-DocLayoutV3 (or V2)/CDLA in the workers, region crops, the sidecar's CUDA graphs and
 assembly. `python warmup.py` (`main`) does the same standalone, for build-time smoke tests and operators: it
 prints one JSON line with the timings and exits non-zero with one clear line when something is wrong.
 """

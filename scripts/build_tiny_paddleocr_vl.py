@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Write a tiny, random-weight PaddleOCR-VL checkpoint that the real vLLM serves like the real one.
 
-Usage: build_tiny_paddleocr_vl.py MODEL_DIR [CHAT_TEMPLATE_PATH]   (run with the vLLM venv: torch, safetensors,
-tokenizers). Nothing is downloaded. What matches PaddlePaddle/PaddleOCR-VL: the architecture and model_type, the
-flat config layout with its vision_config, the special tokens, the image processor config (patch 14, merge 2,
-mean/std 0.5) and the chat prompt format PaddleX's genai server uses ("User: <image>prompt\\nAssistant: ").
+Usage: build_tiny_paddleocr_vl.py MODEL_DIR [CHAT_TEMPLATE_PATH [MODEL_NAME]]   (run with the vLLM venv: torch,
+safetensors, tokenizers). Nothing is downloaded. What matches PaddlePaddle/PaddleOCR-VL(-1.6): the architecture and
+model_type (1.6 keeps the 0.9B architecture and vLLM's model code), the flat config layout with its vision_config,
+the special tokens, the image processor config (patch 14, merge 2, mean/std 0.5) and the chat prompt format
+PaddleX's genai server uses for MODEL_NAME (default PaddleOCR-VL-1.6-0.9B: "User: <image>prompt\\nAssistant:\\n";
+PaddleOCR-VL-0.9B: "...Assistant: ").
 What is shrunk: every dimension (a few hundred KB of weights) and the vocabulary (one token per byte, then the
 special tokens), so token ids differ but special-token strings and image-token counts do not. The weights are
 random, so answers are gibberish; the output head can only emit visible characters (never EOS), so every
@@ -30,9 +32,13 @@ READABLE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\u2581
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM, FFN, LAYERS = 64, 2, 1, 64, 128, 2
 V_HIDDEN, V_HEADS, V_FFN, V_LAYERS, PATCH, MERGE, IMAGE_SIZE = 64, 2, 128, 2, 14, 2, 384
 
-# The prompt format of PaddleX's chat template for PaddleOCR-VL-0.9B (images first, then the text; "Assistant: ").
-# Every literal is a Jinja expression: a `{%-` tag would strip the space that ends "User: " and "Assistant: ".
-CHAT_TEMPLATE = (
+# The prompt format of PaddleX's chat templates (paddlex 3.7.2 inference/genai/chat_templates/<model>.jinja): images
+# first, then the text, then the assistant's cue, which is the one difference between the models: "Assistant:\n"
+# for PaddleOCR-VL-1.6-0.9B, "Assistant: " for PaddleOCR-VL-0.9B. Every literal is a Jinja expression: a `{%-` tag
+# would strip the space that ends "User: " and "Assistant: ".
+ASSISTANT_CUES = {"PaddleOCR-VL-1.6-0.9B": "Assistant:\\n", "PaddleOCR-VL-0.9B": "Assistant: "}
+DEFAULT_MODEL = "PaddleOCR-VL-1.6-0.9B"
+_TEMPLATE = (
     "{%- set cls = cls_token if cls_token is defined else '<|begin_of_sentence|>' -%}"
     "{%- set eos = eos_token if eos_token is defined else '</s>' -%}"
     "{{- cls -}}"
@@ -41,14 +47,19 @@ CHAT_TEMPLATE = (
     "{%- for c in m['content'] if c['type'] == 'image' -%}{{- '<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>' -}}"
     "{%- endfor -%}"
     "{%- for c in m['content'] if c['type'] == 'text' -%}{{- c['text'] -}}{%- endfor -%}{{- '\\n' -}}"
-    "{%- elif m['role'] == 'assistant' -%}{{- 'Assistant: ' -}}"
+    "{%- elif m['role'] == 'assistant' -%}{{- '@CUE@' -}}"
     "{%- for c in m['content'] if c['type'] == 'text' -%}{{- c['text'] -}}{%- endfor -%}{{- eos -}}"
     "{%- elif m['role'] == 'system' -%}"
     "{%- for c in m['content'] if c['type'] == 'text' -%}{{- c['text'] ~ '\\n' -}}{%- endfor -%}"
     "{%- endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt is not defined or add_generation_prompt -%}{{- 'Assistant: ' -}}{%- endif -%}"
+    "{%- if add_generation_prompt is not defined or add_generation_prompt -%}{{- '@CUE@' -}}{%- endif -%}"
 )
+
+
+def chat_template(model: str = DEFAULT_MODEL) -> str:
+    """The chat template of `model` (a key of ASSISTANT_CUES)."""
+    return _TEMPLATE.replace("@CUE@", ASSISTANT_CUES[model])
 
 
 def build_vocab() -> tuple[dict[str, int], dict[str, int]]:
@@ -172,7 +183,7 @@ def weights(vocab: dict[str, int]) -> dict[str, torch.Tensor]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3):
+    if len(argv) not in (2, 3, 4):
         print(__doc__.splitlines()[2], file=sys.stderr)
         return 2
     out = Path(argv[1])
@@ -182,10 +193,11 @@ def main(argv: list[str]) -> int:
     write_tokenizer(out, vocab)
     write_configs(out, len(vocab), special)
     save_file(weights(vocab), str(out / "model.safetensors"), metadata={"format": "pt"})
-    template = Path(argv[2]) if len(argv) == 3 else out / "chat_template.jinja"
+    template = Path(argv[2]) if len(argv) >= 3 else out / "chat_template.jinja"
     template.parent.mkdir(parents=True, exist_ok=True)
-    template.write_text(CHAT_TEMPLATE)
-    print(f"tiny PaddleOCR-VL in {out} (vocabulary {len(vocab)}), chat template {template}")
+    model = argv[3] if len(argv) == 4 else DEFAULT_MODEL
+    template.write_text(chat_template(model))
+    print(f"tiny PaddleOCR-VL in {out} (vocabulary {len(vocab)}), {model}'s chat template {template}")
     return 0
 
 

@@ -10,7 +10,7 @@ lines with layout (`ocr`), lines without any layout (`text`), and regions whose 
 3. header / footer / page-number blocks (by layout label, confirmed by position, or by position and shape
    alone) stay in `blocks` but not in the Markdown;
 4. the body is put in reading order and rendered: the layout model's own order when every body block has one
-   (PP-DocLayoutV2 predicts it, as in the official PaddleOCR-VL pipeline), else `reading_order.py` (columns aware).
+   (PP-DocLayoutV3 and V2 predict it, as in the official PaddleOCR-VL pipeline), else `reading_order.py` (columns aware).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from app.pipeline.tables import (
     looks_tabular,
     split_cells,
 )
+from app.vlm.titles import heading
 from app.pipeline.textblocks import (
     BULLET,
     SENTENCE_END,
@@ -162,7 +163,7 @@ def _split_at_grids(region: Region, grids: list[BBox], line_height: float) -> li
 
 
 def _body_order(items: list[_Item]) -> list[_Item]:
-    """The layout model's reading order when every block carries one (PP-DocLayoutV2 in `vl` mode, as the official
+    """The layout model's reading order when every block carries one (PP-DocLayoutV3/V2 in `vl` mode, as the official
     pipeline emits it), else our own XY-cut reading order."""
     if items and all(it.order is not None for it in items):
         return sorted(items, key=lambda it: it.order)  # type: ignore[arg-type, return-value]
@@ -213,8 +214,8 @@ def _preset_item(region: Region) -> _Item:
     if region.label == "table" and region.html:
         item.markdown = region.html  # the table itself; `text` is only its flattened cells
     elif region.label == "title" and text and not text.startswith("#"):
-        item.level = 2
-        item.markdown = f"## {escape_text(text)}"
+        # the official pipeline's levels, on the text escaped like all document text
+        item.level, item.markdown = heading(region.kind, escape_text(text))
     elif region.label == "formula" and text and not text.startswith("$"):
         item.markdown = f"$$\n{escape_text(text)}\n$$"
     elif region.label in ("figure", "chart"):

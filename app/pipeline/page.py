@@ -30,10 +30,11 @@ import numpy as np
 from app.pipeline import figures, intake, render, textlayer
 from app.pipeline.figures import ImageTarget
 from app.pipeline.layout import merge
+from app.pipeline.layout.crop import fit_for_the_vlm, region_crop
 from app.pipeline.priority import lower_priority
 from app.pipeline.options import ConvertOptions
 from app.pipeline.pdfium_backend import PageObjects, open_page
-from app.pipeline.primitives import Region, TextLine, scale_bbox
+from app.pipeline.primitives import Region, TextLine, scale_bbox, scale_polygon
 from app.pipeline.result import BBox, PageResult
 from app.pipeline.tables import table_bands
 from app.pipeline.trust import decide_source, is_trustworthy
@@ -209,7 +210,7 @@ def analyse_for_vl(
     if not regions:
         regions = [Region(label="text", bbox=(0.0, 0.0, width, height), score=0.0)]
     if engines.layout.merge_layout_blocks:
-        groups = merge.group_regions(regions)
+        groups = merge.group_regions(regions, chart_recognition=settings.vlm_chart_recognition)
     else:
         groups = [merge.ReadingGroup((region,)) for region in regions]
     regions = [group.region for group in groups]  # built once: the parent matches answers to them by identity
@@ -249,16 +250,17 @@ def assemble_vl_page(analysis: VlAnalysis, recognized: Sequence[Region]) -> Page
 
 
 def group_jpeg(image: np.ndarray, group: merge.ReadingGroup, scale: float) -> bytes:
-    """The crop of each member of `group` (`figures.crop`: its box plus a small margin), stacked top to bottom as
-    the group's alignments say, as JPEG bytes; the whole page when no member has pixels."""
+    """The crop of each member of `group` (`region_crop`: exactly its box, white outside its outline, as the
+    official pipeline cuts it), stacked top to bottom as the group's alignments say, as JPEG bytes; the whole page
+    when no member has pixels."""
     from PIL import Image
 
     kept = [(pixels, align) for member, align in zip(group.members, ("left", *group.aligns), strict=True)
-            if (pixels := figures.crop(image, member.bbox, scale, min_side_px=1)) is not None]
+            if (pixels := region_crop(image, member, scale)) is not None]
     if not kept:
         pixels = image
     else:
-        pixels = merge.stack([p for p, _ in kept], [a for _, a in kept[1:]])
+        pixels = fit_for_the_vlm(merge.stack([p for p, _ in kept], [a for _, a in kept[1:]]))
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
     return buffer.getvalue()
@@ -270,7 +272,7 @@ def _check_images(objects: PageObjects, page_index: int, settings: Settings) -> 
 
 def _to_points(regions: list[Region], scale: float) -> list[Region]:
     factor = 1.0 / scale
-    return [replace(r, bbox=scale_bbox(r.bbox, factor)) for r in regions]
+    return [replace(r, bbox=scale_bbox(r.bbox, factor), polygon=scale_polygon(r.polygon, factor)) for r in regions]
 
 
 def _line_to_points(line: TextLine, scale: float) -> TextLine:

@@ -32,8 +32,11 @@ class Region:
     # The layout model's own label where it says more than `label` (PaddleX's `header_image`, `formula_number`):
     # what the VLM is asked, and how its answer is cleaned, follow the official pipeline's rules for it.
     kind: str | None = None
-    # Position in the layout model's own reading order (PP-DocLayoutV2 predicts one); assembly keeps it.
+    # Position in the layout model's own reading order (PP-DocLayoutV3 and V2 predict one); assembly keeps it.
     order: int | None = None
+    # The region's outline where the layout model draws one (PP-DocLayoutV3's masks), same space as `bbox`: the
+    # VLM's crop keeps only what is inside it (app/pipeline/layout/crop.py).
+    polygon: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,11 @@ class TextLayer:
     lines: list[TextLine] = field(default_factory=list)
     rulings: list[BBox] = field(default_factory=list)  # thin horizontal/vertical segments, PDF points
     char_count: int = 0
+
+
+def scale_polygon(polygon: tuple[tuple[float, float], ...] | None, factor: float) -> tuple[tuple[float, float], ...] | None:
+    """`scale_bbox` for a region's outline (None stays None)."""
+    return None if polygon is None else tuple((x * factor, y * factor) for x, y in polygon)
 
 
 def scale_bbox(bbox: BBox, factor: float) -> BBox:

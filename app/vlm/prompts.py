@@ -4,8 +4,9 @@ Mirrors the official PaddleX client (`doc_vlm/predictor.py` `DocVLMGenAIClientPr
 pipeline): one user message, the region crop as a JPEG data URL first, then the task prompt; temperature 0;
 `max_completion_tokens`; vLLM extras `skip_special_tokens` and `repetition_penalty`. The official client also sends
 `mm_processor_kwargs` (the vision encoder's pixel bounds) with every request; here the sidecar is started with the same
-bounds (`--mm-processor-kwargs` in supervisord.conf) and requests carry none, because vLLM after 0.11 answers
-per-request processor kwargs with 400 unless started with a flag (`--trust-request-mm-kwargs`) that 0.11.2 lacks.
+bounds (`--mm-processor-kwargs` in supervisord.conf) and requests carry none: newer vLLM (0.32, the CPU test tier's)
+answers per-request processor kwargs with 400 unless started with `--trust-request-mm-kwargs`, a flag the image's
+0.11.2 does not have (nor needs), so one launch line serves both.
 """
 
 from __future__ import annotations

@@ -59,6 +59,8 @@ async def test_probes_say_starting_until_warmup_finishes_then_ready(make_setting
         assert body["vllm_status"] == "disabled" and body["use_vlm_api"] is False
         assert body["s3_storage"] == "not_configured"
         assert "output_dir" not in body and "models_path" not in body
+        # which models answer: no VLM with vl off, and the cpu profile's layout model
+        assert body["models"] == {"vlm": None, "layout": "layout_cdla.onnx"}
     assert pool.started and pool.stopped and pool.stop_grace == app.state.settings.shutdown_grace_s
 
 
@@ -173,7 +175,9 @@ async def test_startup_waits_for_the_sidecar_and_readiness_follows_it(make_setti
     app.state.services.pool.gate.set()
     async with running(app) as client:
         await wait_for(lambda: _status(client, "/startupz", 503, "waiting for the VLM sidecar"), 10, "sidecar wait")
-        assert app.state.services.pool.started is False  # models load only once the sidecar answers
+        # our side loaded and warmed up while the sidecar was still starting, not after it
+        assert app.state.services.pool.started is True and app.state.lifecycle.warmup_s is not None
+        assert app.state.lifecycle.warm is False  # warm means the vl path too, which needs the sidecar
         vlm.ready_gate.set()
         await wait_for(lambda: _ok(client, "/readyz"), 10, "ready")
         assert (await client.get("/health")).json()["vllm_status"] == "available"
@@ -191,6 +195,29 @@ async def test_startup_waits_for_the_sidecar_and_readiness_follows_it(make_setti
         assert ready.status_code == 503 and "breaker" in ready.json()["reason"]
         assert (await client.get("/livez")).status_code == 200  # liveness never depends on the model
     assert vlm.closed
+
+
+async def test_the_sidecar_failing_ends_startup_even_while_our_warm_up_is_still_running(make_settings):
+    app = gated_app(make_settings(workers=1, use_vlm_api=True))
+    vlm = FakeVlm()
+    app.state.services.vlm, app.state.services.vl = vlm, None
+    async with running(app) as client:  # the pool's gate stays shut: its warm-up never finishes
+        await wait_for(lambda: _status(client, "/startupz", 503, "warming up"), 10, "warm-up under way")
+        vlm.fail_startup = True
+        vlm.ready_gate.set()
+        await wait_for(lambda: _status(client, "/startupz", 503, "never listed"), 10, "startup failure")
+        assert "waiting for the VLM sidecar" in (await client.get("/startupz")).json()["reason"]
+
+
+async def test_health_and_version_name_the_served_models(make_settings):
+    # the gpu image's settings: the VLM it serves and the layout model paired with it (app/models_manifest.py)
+    for vlm, layout in (("PaddleOCR-VL-1.6-0.9B", "PP-DocLayoutV3"), ("PaddleOCR-VL-0.9B", "PP-DocLayoutV2")):
+        app = gated_app(make_settings(workers=1, use_vlm_api=True, layout_engine="paddlex", vlm_model_name=vlm))
+        app.state.services.vlm, app.state.services.vl = FakeVlm(), None
+        async with running(app) as client:
+            assert (await client.get("/health")).json()["models"] == {"vlm": vlm, "layout": layout}
+            version = (await client.get("/version")).json()
+            assert (version["vlm_model"], version["layout_model"]) == (vlm, layout)
 
 
 async def test_sidecar_that_never_comes_up_fails_startup_loudly(make_settings):

@@ -1,7 +1,7 @@
-"""A stand-in for `vllm serve PaddleOCR-VL-0.9B`: same HTTP API, strict about the call contract, plausible answers.
+"""A stand-in for `vllm serve PaddleOCR-VL-1.6-0.9B`: same HTTP API, strict about the call contract, plausible answers.
 
     python -m tests.fakes.fake_vllm --port N [--latency-ms 0] [--capacity 256] [--startup-delay-s 0]
-        [--error-rate 0] [--hang] [--exit-after N] [--answers ocr|echo] [--model-name PaddleOCR-VL-0.9B]
+        [--error-rate 0] [--hang] [--exit-after N] [--answers ocr|echo] [--model-name PaddleOCR-VL-1.6-0.9B]
 
 - `/health`: 503 until `--startup-delay-s` has passed, then 200 (empty body, like vLLM).
 - `/v1/models`: the served model (an OpenAI model list).
@@ -38,6 +38,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from app.models_manifest import VLM_MODEL
 
 PROMPTS = ("OCR:", "Table Recognition:", "Formula Recognition:", "Chart Recognition:")
 _DATA_URL = re.compile(r"^data:image/(jpeg|jpg|png|webp);base64,(.+)$", re.S)
@@ -96,7 +98,8 @@ def validate(body: Any, model_name: str) -> tuple[str, Image.Image]:
     if penalty is not None and (not isinstance(penalty, (int, float)) or penalty <= 0):
         raise ContractError("repetition_penalty must be > 0", "repetition_penalty")
     if "mm_processor_kwargs" in body:
-        # As vLLM after 0.11 answers unless started with --trust-request-mm-kwargs: the bounds are set server-side.
+        # As vLLM from 0.31 answers unless started with --trust-request-mm-kwargs (0.11.2, the image's, has no such
+        # flag and takes no per-request kwargs either way): the bounds are set server-side.
         raise ContractError("Per-request mm_processor_kwargs are disabled; set them with --mm-processor-kwargs",
                             "mm_processor_kwargs")
     return prompt, image.convert("RGB")
@@ -126,17 +129,28 @@ class Reader:
     def lines(self, image: Image.Image) -> list[tuple[str, tuple[float, float, float, float]]]:
         if self._engine is None:
             self._load()
-        rgb = np.asarray(image)
+        # The crops come cut exactly to the layout box, as upstream's CropByBoxes cuts them: the VLM reads text up to
+        # the edge, PP-OCR's detector does not, so the stand-in reads the crop on a white border (boxes shifted back).
+        pad = OCR_BORDER_PX
+        rgb = np.pad(np.asarray(image), ((pad, pad), (pad, pad), (0, 0)), constant_values=255)
         if self._kind == "app":
-            return [(line.text, tuple(line.bbox)) for line in self._engine.recognize(rgb)]  # type: ignore[misc]
+            return [(line.text, _shift(tuple(line.bbox), pad))  # type: ignore[arg-type]
+                    for line in self._engine.recognize(rgb)]  # type: ignore[misc]
         out = self._engine(rgb)
         if out.txts is None:
             return []
         found = []
         for text, box in zip(out.txts, out.boxes):
             xs, ys = [p[0] for p in box], [p[1] for p in box]
-            found.append((text, (min(xs), min(ys), max(xs), max(ys))))
+            found.append((text, _shift((min(xs), min(ys), max(xs), max(ys)), pad)))
         return found
+
+
+OCR_BORDER_PX = 16
+
+
+def _shift(box: tuple[float, float, float, float], pad: int) -> tuple[float, float, float, float]:
+    return (box[0] - pad, box[1] - pad, box[2] - pad, box[3] - pad)
 
 
 def _rows(lines: list[tuple[str, tuple[float, float, float, float]]]) -> list[list[str]]:
@@ -291,7 +305,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="fake_vllm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model-name", default="PaddleOCR-VL-0.9B")
+    parser.add_argument("--model-name", default=VLM_MODEL)  # what the image serves by default
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--capacity", type=int, default=256)
     parser.add_argument("--startup-delay-s", type=float, default=0.0)

@@ -69,7 +69,7 @@ def test_cpu_only_on_a_gpu_node_without_baked_models_names_each_problem(tmp_path
     assert failed == {"models": "FAIL", "opencv": "FAIL", "layout": "FAIL"}
     assert "no manifest.json in" in result.stderr
     assert "requires the opencv-contrib-python distribution" in result.stderr
-    assert "PP-DocLayoutV2 missing" in result.stderr
+    assert "PP-DocLayoutV3 missing" in result.stderr  # the layout model paired with the default VLM (1.6)
     assert lines(result.stdout) == {"sidecar": "skip", "vl": "skip"}
 
 

@@ -186,7 +186,7 @@ def test_url_documents_come_only_from_allowed_hosts_and_never_by_a_redirect_else
     assert not same_host.is_error
     assert elsewhere.is_error and "redirects to another host" in elsewhere.content[0].text
     assert not_listed.content[0].text == "url: host 'localhost' is not in FILE_URL_ALLOWED_HOSTS"
-    assert missing.content[0].text == "url: the host answered HTTP 404"
+    assert missing.content[0].text == "url: the URL answered HTTP 404"
 
 
 def test_jobs_through_tools_belong_to_the_calling_key(server, docs):

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.models_manifest import VLM_MODEL
 from tests import pdfgen
 from tests.server_process import ROOT, assert_served_or_shed, free_port, wait_until
 
@@ -69,7 +70,7 @@ class Appliance:
             "VLM_STARTSECS": "1",
             "VLM_STARTRETRIES": "2",
             "API_STARTSECS": "1",
-            "VLM_MODEL_NAME": "PaddleOCR-VL-0.9B",
+            "VLM_MODEL_NAME": VLM_MODEL,
             "VLM_PROBE_INTERVAL_S": "0.3",
             "VLM_RETRIES": "2",
             "VLM_STARTUP_TIMEOUT_S": "150",

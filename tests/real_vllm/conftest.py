@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.models_manifest import VLM_MODEL
 from tests.integration.test_supervisord import Appliance
 from tests.server_process import ROOT, wait_until
 
@@ -49,7 +50,7 @@ def build_models(venv: Path, home: Path) -> Path:
 
     models = home / "official_models"
     subprocess.run([str(venv / "bin" / "python"), str(ROOT / "scripts" / "build_tiny_paddleocr_vl.py"),
-                    str(models / VLM_MODEL), str(home / "chat_templates" / f"{VLM_MODEL}.jinja")],
+                    str(models / VLM_MODEL), str(home / "chat_templates" / f"{VLM_MODEL}.jinja"), VLM_MODEL],
                    check=True, capture_output=True, timeout=300)
     (models / LAYOUT_MODEL).mkdir(parents=True, exist_ok=True)
     (models / LAYOUT_MODEL / "inference.yml").write_text("placeholder: the CDLA layout engine runs in this tier\n")
@@ -68,6 +69,7 @@ class RealAppliance(Appliance):
             "PATH": f"{Path(sys.executable).parent}:{venv / 'bin'}:/usr/bin:/bin",
             "PADDLEX_HOME": str(home),
             "VLM_COMMAND": "",
+            "VLM_MODEL_NAME": VLM_MODEL,  # the image's default: PaddleOCR-VL-1.6-0.9B, with its chat template
             "VLM_DEVICE": "cpu",
             # vLLM must never see this (it would take it as the base of its internal ports): set to the API's port
             "VLLM_PORT": str(self.api_port),

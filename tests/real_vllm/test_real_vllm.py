@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from app.errors import SidecarFailed
+from app.models_manifest import VLM_MODEL
 from app.settings import Settings
 from app.vlm.client import VlmClient
 from app.vlm.prompts import MAX_PIXELS, MIN_PIXELS, chat_request
@@ -34,7 +35,7 @@ from tests.server_process import ROOT, assert_served_or_shed, wait_until
 if (reason := skip_reason()) is not None:
     pytest.skip(reason, allow_module_level=True)
 
-MODEL = "PaddleOCR-VL-0.9B"
+MODEL = VLM_MODEL  # PaddleOCR-VL-1.6-0.9B, served with its 1.6 chat template
 PATCH_PIXELS = 28 * 28  # one image token: a 14-pixel patch, merged 2 x 2
 CHECKPOINT_MIN_PIXELS, CHECKPOINT_MAX_PIXELS = 147384, 2822400  # the tiny checkpoint's own preprocessor bounds
 
@@ -95,7 +96,7 @@ def test_vllm_runs_supervisords_own_command_line_with_the_cpu_profile(real):
 
 def test_pixel_bounds_and_chat_template_are_the_servers(real):
     """The request carries no mm_processor_kwargs; the token counts show the server's official bounds applied, not
-    the checkpoint's, and the rendered prompt is PaddleX's ("...OCR:\\nAssistant: ")."""
+    the checkpoint's, and the rendered prompt is PaddleX's for PaddleOCR-VL-1.6 ("...OCR:\\nAssistant:\\n")."""
     small = post(real, chat_request(model=MODEL, jpeg=jpeg((64, 32)), task="ocr", max_completion_tokens=MAX_TOKENS))
     large = post(real, chat_request(model=MODEL, jpeg=jpeg((3000, 3000)), task="ocr", max_completion_tokens=MAX_TOKENS))
     assert small.status_code == large.status_code == 200, small.text + large.text
@@ -109,17 +110,17 @@ def test_pixel_bounds_and_chat_template_are_the_servers(real):
     body["mm_processor_kwargs"] = {"min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS}
     rejected = post(real, body)
     assert rejected.status_code == 400 and "mm_processor_kwargs" in rejected.text
-    # the prompt vLLM renders for a chat request is, token for token, PaddleX's format ("Assistant: ", not the hub
-    # template's "Assistant:\n")
+    # the prompt vLLM renders for a chat request is, token for token, PaddleX's 1.6 format ("Assistant:\n", the
+    # chat_templates/PaddleOCR-VL-1.6-0.9B.jinja start.sh hands vLLM), not the first PaddleOCR-VL's "Assistant: "
     def tokenize(**body) -> list[int]:
         response = httpx.post(f"{real.vlm_url}/tokenize", timeout=30, json={"model": MODEL, **body})
         assert response.status_code == 200, response.text
         return response.json()["tokens"]
 
     chat = tokenize(messages=[{"role": "user", "content": [{"type": "text", "text": "OCR:"}]}])
-    paddlex = tokenize(prompt="<|begin_of_sentence|>User: OCR:\nAssistant: ", add_special_tokens=False)
-    hub = tokenize(prompt="<|begin_of_sentence|>User: OCR:\nAssistant:\n", add_special_tokens=False)
-    assert chat == paddlex != hub
+    paddlex_16 = tokenize(prompt="<|begin_of_sentence|>User: OCR:\nAssistant:\n", add_special_tokens=False)
+    paddlex_09 = tokenize(prompt="<|begin_of_sentence|>User: OCR:\nAssistant: ", add_special_tokens=False)
+    assert chat == paddlex_16 != paddlex_09
 
 
 def _convert(real, pdf, **params) -> httpx.Response:

@@ -64,13 +64,19 @@ def final_stage(name: str) -> list[tuple[str, str]]:
     return steps[last_from:]
 
 
-def env_of(steps: list[tuple[str, str]]) -> dict[str, str]:
+def build_args(name: str) -> dict[str, str]:
+    """The default of every build ARG the Dockerfile declares with one (`ARG NAME=default`)."""
+    return dict(rest.split("=", 1) for keyword, rest in dockerfile(name) if keyword == "ARG" and "=" in rest)
+
+
+def env_of(steps: list[tuple[str, str]], args: dict[str, str] | None = None) -> dict[str, str]:
+    """The ENV of `steps`, `${ARG}` references replaced by the build args' defaults (`args`)."""
     env: dict[str, str] = {}
     for keyword, rest in steps:
         if keyword == "ENV":
             for item in shlex.split(rest):
                 key, _, value = item.partition("=")
-                env[key] = value
+                env[key] = re.sub(r"\$\{(\w+)\}", lambda m: (args or {}).get(m.group(1), m.group(0)), value)
     return env
 
 
@@ -149,7 +155,7 @@ def settings_env_names() -> set[str]:
     return names
 
 
-GPU_ENV = env_of(final_stage("Dockerfile.vllm"))
+GPU_ENV = env_of(final_stage("Dockerfile.vllm"), build_args("Dockerfile.vllm"))
 CPU_ENV = env_of(final_stage("Dockerfile.cpu"))
 DEFAULTS = Settings(_env_file=None)  # type: ignore[call-arg]
 
@@ -219,10 +225,14 @@ def test_vllm_is_launched_as_paddlex_launches_it() -> None:
     start = (ROOT / "start.sh").read_text()
     assert 'VLLM_API_SERVER_COUNT="${VLLM_API_SERVER_COUNT:-4}"' in start
     default = re.search(r'VLM_CHAT_TEMPLATE="\$\{VLM_CHAT_TEMPLATE:-\$PADDLEX_HOME/([^}]+)\}"', start).group(1)
-    # the image copies PaddleX's template exactly there
+    assert default == "chat_templates/$VLM_MODEL_NAME.jinja"
+    # the image copies PaddleX's template for the served model exactly there (preload/chat_template.py writes
+    # OUT_DIR/<model>.jinja), for the model VLM_MODEL_NAME serves
     copied = [rest for keyword, rest in final_stage("Dockerfile.vllm") if keyword == "RUN" and "chat_templates" in rest]
-    assert copied and f"{GPU_ENV['PADDLEX_HOME']}/{default}" in copied[0]
-    assert "paddlex.inference.genai.chat_templates" in copied[0]
+    assert copied and f'preload/chat_template.py "${{VLM_MODEL}}" {GPU_ENV["PADDLEX_HOME"]}/chat_templates' in copied[0]
+    assert GPU_ENV["VLM_MODEL_NAME"] == build_args("Dockerfile.vllm")["VLM_MODEL"]
+    # never by importing paddlex.inference.genai: its __init__ raises without a genai engine plugin (paddlex 3.7.2)
+    assert not any("paddlex.inference.genai" in rest for _, rest in dockerfile("Dockerfile.vllm"))
 
 
 def test_vllm_serves_the_baked_model_under_the_name_the_client_asks_for() -> None:
@@ -363,7 +373,10 @@ def test_models_are_baked_where_settings_and_paddlex_look() -> None:
     assert preload and f"--models-dir {home}/official_models" in preload[0]
     models_stage = dockerfile("Dockerfile.vllm")
     assert any("--models-dir /models/official_models" in rest for k, rest in models_stage if k == "RUN")
-    assert {VLM_MODEL, LAYOUT_MODEL} == {"PaddleOCR-VL-0.9B", "PP-DocLayoutV2"}
+    assert {VLM_MODEL, LAYOUT_MODEL} == {"PaddleOCR-VL-1.6-0.9B", "PP-DocLayoutV3"}
+    # the models stage bakes the set of the same build argument the runtime serves
+    assert any('--vlm "${VLM_MODEL}"' in rest for k, rest in models_stage if k == "RUN")
+    assert build_args("Dockerfile.vllm")["VLM_MODEL"] == VLM_MODEL
 
 
 def test_output_dir_agrees_everywhere_and_is_a_volume() -> None:
@@ -506,10 +519,14 @@ def test_vllm_base_is_a_pinned_release_that_serves_paddleocr_vl() -> None:
 def test_gpu_requirements_leave_torch_alone_and_only_override_numpy() -> None:
     def pins(name: str) -> dict[str, str]:
         lines = (ROOT / name).read_text().splitlines()
-        return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+        return dict(line.split("==") for line in lines if line and not line.startswith(("#", "--")))
 
     app, gpu = pins("requirements.txt"), pins("requirements-gpu.txt")
     assert set(app) & set(gpu) == {"numpy"}
+    # Layout on the GPU: Paddle's CUDA build, from Paddle's own index (not on PyPI), the only other index named.
+    assert "paddlepaddle-gpu" in gpu and "paddlepaddle" not in gpu
+    options = [line for line in (ROOT / "requirements-gpu.txt").read_text().splitlines() if line.startswith("--")]
+    assert options == ["--extra-index-url https://www.paddlepaddle.org.cn/packages/stable/cu129/"]
     assert not {"torch", "vllm", "torchvision"} & (set(app) | set(gpu))
     assert "grep -v '^numpy==' requirements.txt" in " ".join(args_of(dockerfile("Dockerfile.vllm"), "RUN"))
 
@@ -536,3 +553,20 @@ def test_batch_job_is_indexed_with_one_shard_per_completion() -> None:
     # The CPU image's entrypoint is `python -m app`, so args are the CLI's.
     (entrypoint,) = args_of(final_stage("Dockerfile.cpu"), "ENTRYPOINT")
     assert entrypoint.endswith('"python", "-m", "app"]')
+
+
+def test_the_rehearsal_runs_the_images_python_steps() -> None:
+    """scripts/rehearse_image.sh (make rehearse, in make test) repeats Dockerfile.vllm's Python steps without Docker;
+    the steps it repeats must be the image's own, word for word where they are commands."""
+    rehearsal = (ROOT / "scripts" / "rehearse_image.sh").read_text()
+    runs = " ".join(args_of(dockerfile("Dockerfile.vllm"), "RUN"))
+    imports = re.search(r'python -c "(import [^"]+)"', runs).group(1)
+    assert f'"$py" -c "{imports}"' in rehearsal  # the venv stage's import check
+    assert "pip uninstall -y opencv-python opencv-python-headless" in runs
+    assert '"$VENV/bin/pip" uninstall -q -y opencv-python opencv-python-headless' in rehearsal
+    assert "grep -v '^numpy==' requirements.txt" in runs and "grep -v '^numpy==' requirements.txt" in rehearsal
+    assert 'preload/chat_template.py "${VLM_MODEL}"' in runs and "preload/chat_template.py" in rehearsal
+    assert "preload_models.py --verify" in runs and "preload/preload_models.py --verify" in rehearsal
+    assert "python3 -m app doctor --cpu-only" in runs and "-m app doctor --cpu-only" in rehearsal
+    # the same Python as the vLLM base image, and the Makefile's test target runs it
+    assert "python3.12" in rehearsal and "$(MAKE) rehearse" in (ROOT / "Makefile").read_text()

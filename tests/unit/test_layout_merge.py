@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.pipeline.layout.merge import APART_KINDS, ReadingGroup, group_regions, stack
+from app.pipeline.layout.merge import APART_KINDS, ReadingGroup, apart_kinds, group_regions, stack
 from app.pipeline.primitives import Region
 
 
@@ -121,10 +121,28 @@ def test_a_stack_three_times_taller_than_wide_is_read_block_by_block():
     assert members(group_regions(blocks[:2])) == [blocks[:2]]  # 120 / 60 = 2x: merged
 
 
-def test_apart_kinds_are_what_the_recognizer_never_sends_plus_tables():
+def test_apart_kinds_are_upstreams_non_merge_labels():
+    # paddlex 3.7.2: non_merge_labels = image_labels + ["table"]; image_labels = IMAGE_LABELS, + "chart" while chart
+    # recognition is off, + "seal" while seal recognition is off (always, here).
     from app.vlm.prompts import IMAGE_KINDS
 
-    assert APART_KINDS == IMAGE_KINDS | {"table"}
+    assert APART_KINDS == IMAGE_KINDS | {"table", "chart", "seal"}
+    assert apart_kinds(chart_recognition=True) == IMAGE_KINDS | {"table", "seal"}
+
+
+@pytest.mark.parametrize("kind", ["chart", "seal"])
+def test_text_flowing_round_a_chart_or_seal_is_read_as_one_stack_and_does_not_merge_through_it(kind):
+    # PaddleX-shaped: PP-DocLayout labels; the chart/seal is a figure region the VLM never reads.
+    upper, other, lower = (text(72, 100, 300, 160), picture(310, 100, 540, 170, kind=kind),
+                           text(73, 165, 540, 200))
+    groups = group_regions([upper, other, lower])
+    assert members(groups) == [[upper, lower], [other]]
+
+
+def test_with_chart_recognition_a_chart_is_no_longer_a_reason_to_merge():
+    upper, chart, lower = (text(72, 100, 300, 160), picture(310, 100, 540, 170, kind="chart"),
+                           text(73, 165, 540, 200))
+    assert members(group_regions([upper, chart, lower], chart_recognition=True)) == [[upper], [chart], [lower]]
 
 
 # --- the stacked crop -------------------------------------------------------------------------------------------

@@ -32,6 +32,23 @@ def test_boxes_overlapping_by_no_more_than_seven_tenths_of_the_smaller_both_stay
     assert drop_overlapping([a, c]) == [a]
 
 
+def test_nested_boxes_whose_outlines_barely_overlap_both_stay():
+    # PP-DocLayoutV3 (shape mode `auto`): an L-shaped paragraph round a picture's corner, and a text block in the
+    # corner the L leaves free. The boxes nest (more than 0.7 of the small one inside the big one), the outlines
+    # do not: upstream keeps both (`filter_overlap_boxes` checks the polygons before dropping).
+    ell = Region(label="text", bbox=(0, 0, 200, 200), kind="text",
+                 polygon=((0, 0), (200, 0), (200, 100), (100, 100), (100, 200), (0, 200)))
+    corner = Region(label="text", bbox=(110, 110, 200, 200), kind="text",
+                    polygon=((110, 110), (200, 110), (200, 200), (110, 200)))
+    assert drop_overlapping([ell, corner]) == [ell, corner]
+    # the same boxes without outlines (PP-DocLayoutV2, or shape mode `rect`): the smaller goes
+    assert drop_overlapping([region("text", ell.bbox), region("text", corner.bbox)]) == [region("text", ell.bbox)]
+    # outlines that do overlap: the smaller goes as before
+    inside = Region(label="text", bbox=(10, 10, 90, 90), kind="text",
+                    polygon=((10, 10), (90, 10), (90, 90), (10, 90)))
+    assert drop_overlapping([ell, inside]) == [ell]
+
+
 def test_a_caption_or_text_inside_a_picture_or_chart_stays_beside_it():
     for picture in ("image", "chart", "seal"):
         figure = region(picture, (0, 0, 600, 400))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from app.models_manifest import (
     VLM_MODEL,
     ModelSource,
     build_manifest,
+    model_set,
     problems,
+    required_for,
     verify,
     write_manifest,
 )
@@ -137,7 +140,10 @@ def test_preload_writes_the_paddlex_layout_and_a_verifiable_manifest(
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "preload"))
     import preload_models
 
-    def fake_download(source: ModelSource, target: Path) -> None:
+    fetched: list[ModelSource] = []
+
+    def fake_download(source: ModelSource, target: Path, sources: list[ModelSource]) -> None:
+        fetched.append(source)
         target.mkdir(parents=True)
         (target / "config.json").write_text(json.dumps({"name": source.name, "revision": source.revision}))
 
@@ -147,3 +153,53 @@ def test_preload_writes_the_paddlex_layout_and_a_verifiable_manifest(
     models = tmp_path / "pdx" / "official_models"
     assert sorted(p.name for p in models.iterdir()) == sorted([LAYOUT_MODEL, MANIFEST_NAME, VLM_MODEL])
     assert verify(models, deep=True)
+    # The default: PaddleOCR-VL-1.6 with PP-DocLayoutV3, each from its own repository at a pinned commit.
+    assert [(s.name, s.repo_id, s.subfolder) for s in fetched] == [
+        ("PaddleOCR-VL-1.6-0.9B", "PaddlePaddle/PaddleOCR-VL-1.6", None),
+        ("PP-DocLayoutV3", "PaddlePaddle/PP-DocLayoutV3", None)]
+    assert all(len(s.revision) == 40 and int(s.revision, 16) >= 0 for s in fetched)
+
+
+def test_the_previous_model_set_is_one_argument_away_and_verifies_as_its_own_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "preload"))
+    import preload_models
+
+    def fake_download(source: ModelSource, target: Path, sources: list[ModelSource]) -> None:
+        target.mkdir(parents=True)
+        (target / "inference.yml").write_text(source.name)
+
+    monkeypatch.setattr(preload_models, "download", fake_download)
+    models = tmp_path / "official_models"
+    assert preload_models.main(["--vlm", "PaddleOCR-VL-0.9B", "--models-dir", str(models)]) == 0
+    assert sorted(p.name for p in models.iterdir()) == ["PP-DocLayoutV2", "PaddleOCR-VL-0.9B", MANIFEST_NAME]
+    assert problems(models) == []  # the manifest's own set is what is required
+    assert problems(models, required=required_for("PaddleOCR-VL-1.6-0.9B")) == [
+        "model PaddleOCR-VL-1.6-0.9B is not in the manifest", "model PP-DocLayoutV3 is not in the manifest"]
+
+
+def test_preload_downloads_only_its_own_subfolder_of_a_shared_repository(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "preload"))
+    import preload_models
+
+    calls: list[dict] = []
+
+    def fake_snapshot_download(**kwargs):
+        calls.append(kwargs)
+        local = Path(kwargs["local_dir"])
+        folder = local / kwargs["allow_patterns"][0].rstrip("/*") if kwargs["allow_patterns"] else local
+        folder.mkdir(parents=True)
+        (folder / "x.bin").write_bytes(b"x")
+
+    import types
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(snapshot_download=fake_snapshot_download))
+    old = model_set("PaddleOCR-VL-0.9B")
+    (tmp_path / "m").mkdir()
+    preload_models.download(old.vlm, tmp_path / "m" / old.vlm.name, [old.vlm, old.layout])
+    preload_models.download(old.layout, tmp_path / "m" / old.layout.name, [old.vlm, old.layout])
+    assert calls[0]["ignore_patterns"] == ["PP-DocLayoutV2/*"] and calls[0]["allow_patterns"] is None
+    assert calls[1]["allow_patterns"] == ["PP-DocLayoutV2/*"] and calls[1]["ignore_patterns"] is None
+    new = model_set("PaddleOCR-VL-1.6-0.9B")  # two repositories: nothing to leave out
+    preload_models.download(new.vlm, tmp_path / "m" / new.vlm.name, [new.vlm, new.layout])
+    assert calls[2]["ignore_patterns"] is None

@@ -41,11 +41,11 @@ def run(tmp_path: Path, bin_dir: Path, *args: str, **env: str) -> tuple[str, dic
     return lines[0], recorded
 
 
-def baked_model(tmp_path: Path) -> Path:
+def baked_model(tmp_path: Path, vlm: str = "PaddleOCR-VL-1.6-0.9B") -> Path:
     """A PADDLEX_HOME holding the VLM's directory, as the gpu image bakes it (no chat template yet)."""
     home = tmp_path / "paddlex"
-    (home / "official_models" / "PaddleOCR-VL-0.9B").mkdir(parents=True)
-    (home / "official_models" / "PaddleOCR-VL-0.9B" / "config.json").write_text("{}")
+    (home / "official_models" / vlm).mkdir(parents=True)
+    (home / "official_models" / vlm / "config.json").write_text("{}")
     return home
 
 
@@ -114,10 +114,22 @@ def test_gpu_profile_needs_the_chat_template(tmp_path, bin_dir):
     assert result.returncode != 0
     assert result.stderr.strip().startswith("start.sh: PROFILE=gpu but the chat template")
     (home / "chat_templates").mkdir()
-    (home / "chat_templates" / "PaddleOCR-VL-0.9B.jinja").write_text("{{ messages }}")
+    (home / "chat_templates" / "PaddleOCR-VL-1.6-0.9B.jinja").write_text("{{ messages }}")
     _, env = run(tmp_path, bin_dir, PROFILE="gpu", PADDLEX_HOME=str(home))
-    assert env["VLM_CHAT_TEMPLATE"] == f"{home}/chat_templates/PaddleOCR-VL-0.9B.jinja"
+    assert env["VLM_CHAT_TEMPLATE"] == f"{home}/chat_templates/PaddleOCR-VL-1.6-0.9B.jinja"
+    assert env["VLM_MODEL_NAME"] == "PaddleOCR-VL-1.6-0.9B"
     assert env["VLLM_API_SERVER_COUNT"] == "4" and env["VLM_STARTSECS"] == "300"
+
+
+def test_the_served_vlm_names_its_model_dir_and_chat_template(tmp_path, bin_dir):
+    # An image built with --build-arg VLM_MODEL=PaddleOCR-VL-0.9B sets VLM_MODEL_NAME so; start.sh follows it.
+    home = baked_model(tmp_path, "PaddleOCR-VL-0.9B")
+    (home / "chat_templates").mkdir()
+    (home / "chat_templates" / "PaddleOCR-VL-0.9B.jinja").write_text("{{ messages }}")
+    _, env = run(tmp_path, bin_dir, PROFILE="gpu", PADDLEX_HOME=str(home), VLM_MODEL_NAME="PaddleOCR-VL-0.9B")
+    assert env["VLM_CHAT_TEMPLATE"] == f"{home}/chat_templates/PaddleOCR-VL-0.9B.jinja"
+    result = start(tmp_path, bin_dir, PROFILE="gpu", PADDLEX_HOME=str(home))  # the default model is not baked here
+    assert result.returncode != 0 and "official_models/PaddleOCR-VL-1.6-0.9B is missing" in result.stderr
 
 
 def test_gpu_profile_refuses_a_sidecar_url_off_loopback(tmp_path, bin_dir):

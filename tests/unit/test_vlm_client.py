@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from app.errors import SidecarFailed, SidecarUnavailable
+from app.models_manifest import VLM_MODEL
 from app.vlm import client as client_module
 from app.vlm import supervisor
 from app.vlm.client import VlmClient
@@ -37,7 +38,7 @@ def jpeg(w: int = 40, h: int = 20) -> bytes:
 
 
 def body(task: str = "ocr", **over):
-    out = chat_request(model="PaddleOCR-VL-0.9B", jpeg=jpeg(), task=task, max_completion_tokens=64)
+    out = chat_request(model=VLM_MODEL, jpeg=jpeg(), task=task, max_completion_tokens=64)
     out.update(over)
     return out
 
@@ -84,7 +85,7 @@ async def test_wrong_served_model_name_fails_fast_with_the_fix(make_settings):
     _, http = fake("--model-name", "PaddlePaddle/PaddleOCR-VL")
     vlm = VlmClient(settings_for(make_settings), http=http)
     started = time.monotonic()
-    with pytest.raises(SidecarUnavailable, match="--served-model-name PaddleOCR-VL-0.9B"):
+    with pytest.raises(SidecarUnavailable, match="--served-model-name PaddleOCR-VL-1.6-0.9B"):  # the default VLM
         await vlm.wait_until_ready(timeout_s=30)
     assert time.monotonic() - started < 5
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from app.models_manifest import VLM_MODEL
 from app.vlm.prompts import chat_request
 from tests.fakes.fake_vllm import build_app, parse_args
 
@@ -21,7 +22,7 @@ def anyio_backend():
 def good_body() -> dict:
     buf = io.BytesIO()
     Image.new("RGB", (30, 20), "white").save(buf, "JPEG")
-    return chat_request(model="PaddleOCR-VL-0.9B", jpeg=buf.getvalue(), task="ocr", max_completion_tokens=128)
+    return chat_request(model=VLM_MODEL, jpeg=buf.getvalue(), task="ocr", max_completion_tokens=128)
 
 
 def client(*flags: str) -> httpx.AsyncClient:
@@ -33,7 +34,7 @@ def client(*flags: str) -> httpx.AsyncClient:
 async def test_valid_request_gets_an_openai_shaped_answer_with_usage():
     async with client() as http:
         answer = (await http.post("/v1/chat/completions", json=good_body())).json()
-    assert answer["object"] == "chat.completion" and answer["model"] == "PaddleOCR-VL-0.9B"
+    assert answer["object"] == "chat.completion" and answer["model"] == VLM_MODEL
     assert answer["choices"][0]["message"] == {"role": "assistant", "content": "region 30x20", "tool_calls": []}
     assert answer["usage"]["total_tokens"] == answer["usage"]["prompt_tokens"] + answer["usage"]["completion_tokens"]
 
@@ -100,7 +101,7 @@ async def test_slow_start_answers_503_until_ready_and_lists_the_model_after():
         assert (await http.post("/v1/chat/completions", json=good_body())).status_code == 503
     async with client() as http:
         assert (await http.get("/health")).status_code == 200
-        assert [m["id"] for m in (await http.get("/v1/models")).json()["data"]] == ["PaddleOCR-VL-0.9B"]
+        assert [m["id"] for m in (await http.get("/v1/models")).json()["data"]] == [VLM_MODEL]
 
 
 @pytest.mark.anyio

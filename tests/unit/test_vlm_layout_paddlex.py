@@ -59,8 +59,17 @@ def test_not_a_layout_result_is_rejected():
 def test_engine_fails_loudly_without_the_baked_model(make_settings, tmp_path):
     engine = create_paddlex_layout_engine(make_settings(paddlex_home=tmp_path, layout_engine="paddlex"))
     assert isinstance(engine, PaddlexLayoutEngine) and not engine.health()
-    with pytest.raises(FileNotFoundError, match="PP-DocLayoutV2"):
+    with pytest.raises(FileNotFoundError, match="PP-DocLayoutV3"):  # the default set's (PaddleOCR-VL-1.6)
         engine.load()
+
+
+def test_the_layout_model_is_the_one_paired_with_the_served_vlm(make_settings, tmp_path):
+    new = create_paddlex_layout_engine(make_settings(paddlex_home=tmp_path, layout_engine="paddlex"))
+    old = create_paddlex_layout_engine(make_settings(paddlex_home=tmp_path, layout_engine="paddlex",
+                                                     vlm_model_name="PaddleOCR-VL-0.9B"))
+    assert (new.model_name, new.model_dir.name) == ("PP-DocLayoutV3", "PP-DocLayoutV3")
+    assert (old.model_name, old.model_dir.name) == ("PP-DocLayoutV2", "PP-DocLayoutV2")
+    assert new.predict_kwargs["threshold"] == 0.3 and old.predict_kwargs["threshold"] == OFFICIAL_THRESHOLDS
 
 
 # The official PaddleOCR-VL pipeline's layout settings (paddlex 3.7.2, configs/pipelines/PaddleOCR-VL.yaml), written
@@ -83,12 +92,22 @@ def test_layout_post_processing_is_the_official_pipelines():
     assert PaddlexLayoutEngine.merge_layout_blocks is MERGE_LAYOUT_BLOCKS
     assert CdlaLayoutEngine.merge_layout_blocks is False
 
-    assert PREDICT_KWARGS["threshold"] == OFFICIAL_THRESHOLDS
-    assert PREDICT_KWARGS["layout_nms"] is True
-    assert tuple(PREDICT_KWARGS["layout_unclip_ratio"]) == (1.0, 1.0)
-    modes = PREDICT_KWARGS["layout_merge_bboxes_mode"]
-    assert {k for k, v in modes.items() if v == "large"} == OFFICIAL_LARGE_MERGE
-    assert set(modes) == set(range(25)) and set(modes.values()) == {"large", "union"}
+    from app.pipeline.layout.paddlex import PREDICT_KWARGS_BY_MODEL
+
+    # PaddleOCR-VL-1.6.yaml (PP-DocLayoutV3): one threshold 0.3; PaddleOCR-VL.yaml (PP-DocLayoutV2): per class.
+    assert PREDICT_KWARGS_BY_MODEL["PP-DocLayoutV3"]["threshold"] == 0.3
+    assert PREDICT_KWARGS_BY_MODEL["PP-DocLayoutV2"]["threshold"] == OFFICIAL_THRESHOLDS
+    assert PREDICT_KWARGS is PREDICT_KWARGS_BY_MODEL["PP-DocLayoutV3"]
+    for kwargs in PREDICT_KWARGS_BY_MODEL.values():
+        assert kwargs["layout_nms"] is True
+        assert tuple(kwargs["layout_unclip_ratio"]) == (1.0, 1.0)
+        modes = kwargs["layout_merge_bboxes_mode"]
+        assert {k for k, v in modes.items() if v == "large"} == OFFICIAL_LARGE_MERGE
+        assert set(modes) == set(range(25)) and set(modes.values()) == {"large", "union"}
+        # The pipeline's default shape mode; the predictor's own overlap filter off, as paddleocr_vl/pipeline.py
+        # calls it (the pipeline filters once itself: overlap.drop_overlapping in regions_from_paddlex).
+        assert kwargs["layout_shape_mode"] == "auto"
+        assert kwargs["filter_overlap_boxes"] is False
 
 
 class RecordingModel:
@@ -110,6 +129,7 @@ def test_detect_passes_the_official_settings_and_keeps_the_models_order_and_labe
     regions = engine.detect(np.zeros((1600, 1200, 3), dtype=np.uint8))
     (call,) = engine._model.calls
     assert {k: call[k] for k in PREDICT_KWARGS} == PREDICT_KWARGS
+    assert call["filter_overlap_boxes"] is False  # once, ours: not again inside the predictor
     assert [r.order for r in regions] == list(range(len(regions)))
     assert regions[0].kind == "header" and [r.kind for r in regions if r.label == "formula"] == ["display_formula"]
 
@@ -128,8 +148,39 @@ def test_load_hands_paddlex_the_worker_thread_count(make_settings, tmp_path, mon
 
     monkeypatch.setitem(sys.modules, "paddlex", types.SimpleNamespace(create_model=create_model))
     monkeypatch.delenv("PADDLE_PDX_CPU_NUM_THREADS", raising=False)
-    (tmp_path / "official_models" / "PP-DocLayoutV2").mkdir(parents=True)
+    (tmp_path / "official_models" / "PP-DocLayoutV3").mkdir(parents=True)
     settings = make_settings(paddlex_home=tmp_path, layout_engine="paddlex", threads_per_worker=2)
     create_paddlex_layout_engine(settings).load()
     assert seen["threads"] == "2"  # not PaddleX's default of 10 threads per worker
-    assert seen["model_name"] == "PP-DocLayoutV2" and seen["device"] == "cpu"
+    # No Paddle here (nor a GPU): CPU. In the image, paddlepaddle-gpu with a GPU visible: gpu:0 (layout_device).
+    assert seen["model_name"] == "PP-DocLayoutV3" and seen["device"] == "cpu"
+
+
+def test_the_layout_runs_on_the_gpu_where_paddle_is_the_cuda_build_and_sees_one(monkeypatch):
+    import sys
+    import types
+
+    from app.pipeline.layout.paddlex import layout_device
+
+    def fake_paddle(compiled: bool, count: int):
+        cuda = types.SimpleNamespace(device_count=lambda: count)
+        return types.SimpleNamespace(device=types.SimpleNamespace(is_compiled_with_cuda=lambda: compiled, cuda=cuda))
+
+    monkeypatch.setitem(sys.modules, "paddle", fake_paddle(True, 1))
+    assert layout_device() == "gpu:0"
+    monkeypatch.setitem(sys.modules, "paddle", fake_paddle(True, 0))  # the build's smoke test: no GPU
+    assert layout_device() == "cpu"
+    monkeypatch.setitem(sys.modules, "paddle", fake_paddle(False, 0))
+    assert layout_device() == "cpu"
+
+
+def test_polygon_points_ride_along_as_the_regions_outline():
+    # PaddleX-shaped PP-DocLayoutV3 boxes: in shape mode `auto` a box carries `polygon_points` (pixels).
+    result = {"res": {"boxes": [
+        {"cls_id": 22, "label": "text", "score": 0.9, "coordinate": [10, 10, 110, 60],
+         "polygon_points": [[10, 10], [110, 10], [110, 35], [60, 60], [10, 60]]},
+        {"cls_id": 14, "label": "image", "score": 0.9, "coordinate": [120, 10, 200, 60]},
+    ]}}
+    text, image = regions_from_paddlex(result, width=300, height=100)
+    assert text.polygon == ((10.0, 10.0), (110.0, 10.0), (110.0, 35.0), (60.0, 60.0), (10.0, 60.0))
+    assert image.polygon is None

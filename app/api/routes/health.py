@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from app import __version__
 from app.api.deps import LifecycleDep, PoolDep, ServicesDep, SettingsDep, VlmDep
 from app.lifecycle import Verdict
+from app.pipeline.layout import layout_model_name
 from app.pipeline.pool import PagePool
 from app.storage.disk import DiskState, disk_state
 from app.storage.s3 import S3Uploader
@@ -61,6 +62,9 @@ async def health(services: ServicesDep, settings: SettingsDep, lifecycle: Lifecy
     body: dict[str, Any] = {
         "status": status,
         "models_present": lifecycle.models_present,
+        # Which models answer: the VLM the sidecar serves (None with vl off) and the layout model beside it.
+        "models": {"vlm": settings.vlm_model_name if settings.vlm_enabled else None,
+                   "layout": layout_model_name(settings)},
         "vllm_status": vlm.status if vlm is not None else "disabled",
         "vllm_url": settings.vllm_url,
         "use_vlm_api": settings.vlm_enabled,

@@ -17,7 +17,7 @@ class LayoutEngine(Protocol):
 
     name: str
     # `vl` mode reads runs of neighbouring text regions with one VLM request (layout/merge.py), as the official
-    # PaddleOCR-VL pipeline does with PP-DocLayoutV2's regions; engines without that rule say False.
+    # PaddleOCR-VL pipeline does with PP-DocLayoutV3/V2's regions; engines without that rule say False.
     merge_layout_blocks: bool
 
     def load(self) -> None: ...

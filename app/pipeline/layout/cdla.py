@@ -45,7 +45,7 @@ def cdla_model_path() -> Path:
 
 class CdlaLayoutEngine:
     name = "cdla"
-    merge_layout_blocks = False  # a rule for PP-DocLayoutV2's regions (paddlex.py); CDLA's are read one by one
+    merge_layout_blocks = False  # a rule for PP-DocLayoutV3/V2's regions (paddlex.py); CDLA's are read one by one
 
     @staticmethod
     def model_files() -> list[Path]:

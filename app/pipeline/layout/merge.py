@@ -1,9 +1,9 @@
 """Which layout regions the VLM reads together: the official PaddleOCR-VL pipeline's `merge_layout_blocks`.
 
 PaddleX 3.7.2 (`paddleocr_vl/pipeline.py` with `merge_layout_blocks: True`, the rule in `paddleocr_vl/uilts.py`
-`merge_blocks`) sends some neighbouring PP-DocLayoutV2 `text` blocks as ONE crop: their crops stacked top to
+`merge_blocks`) sends some neighbouring PP-DocLayoutV3/V2 `text` blocks as ONE crop: their crops stacked top to
 bottom on white, one `OCR:` request, one answer. Walking the regions in the model's reading order, skipping the
-kinds that are never merged (`APART_KINDS`), a `text` region joins the run of the `text` region before it when
+kinds that are never merged (`apart_kinds`: upstream's `non_merge_labels`), a `text` region joins the run of the `text` region before it when
 
 - it continues the same line to the right (`side_by_side`): no horizontal overlap, it starts right of the
   previous one's right edge, its top is above the previous one's bottom, and the gap is under 0.3 of the wider
@@ -37,13 +37,26 @@ import numpy as np
 
 from app.pipeline.primitives import Region
 from app.pipeline.result import BBox
+from app.vlm.prompts import IMAGE_KINDS
 
 Align = Literal["left", "right", "center"]
 
-# The official pipeline's IMAGE_LABELS (pictures, header and footer logos: never sent to the VLM, see
-# app.vlm.prompts.IMAGE_KINDS) and tables: never merged, and what text flowing round them is recognised by.
-APART_KINDS = frozenset({"image", "header_image", "footer_image", "table"})
-# The only kind that merges (PP-DocLayoutV2's label), and only with its own kind.
+# Upstream's `non_merge_labels` (paddleocr_vl/pipeline.py `_paddleocr_vl_merge_adjacent_blocks`: `image_labels +
+# ["table"]`), where `image_labels` (`get_layout_parsing_results`) is IMAGE_LABELS (pictures, header and footer
+# logos: never sent to the VLM, see app.vlm.prompts.IMAGE_KINDS) plus `chart` while chart recognition is off and
+# `seal` while seal recognition is off (it always is here: seals are figures). Never merged, and what text flowing
+# round them is recognised by.
+SEAL_KIND, CHART_KIND, TABLE_KIND = "seal", "chart", "table"
+
+
+def apart_kinds(*, chart_recognition: bool = False) -> frozenset[str]:
+    """The labels never merged: upstream's `non_merge_labels` for this chart-recognition setting."""
+    kinds = IMAGE_KINDS | {SEAL_KIND, TABLE_KIND}
+    return kinds if chart_recognition else kinds | {CHART_KIND}
+
+
+APART_KINDS = apart_kinds()  # the official default: chart recognition off
+# The only kind that merges (the PP-DocLayout label), and only with its own kind.
 MERGED_KIND = "text"
 # Upstream allows 5 pixels on the pages it renders at zoom 2 (144 DPI): 2.5 points.
 ALIGN_TOLERANCE_PT = 2.5
@@ -71,20 +84,22 @@ class ReadingGroup:
                                     max(b[2] for b in boxes), max(b[3] for b in boxes)))
 
 
-def group_regions(regions: Sequence[Region]) -> list[ReadingGroup]:
+def group_regions(regions: Sequence[Region], *, chart_recognition: bool = False) -> list[ReadingGroup]:
     """The regions (in the layout model's reading order, boxes in points) as reading groups, ordered by their first
-    member: runs of `text` regions that continue each other become one group, everything else stays alone."""
-    candidates = [i for i, r in enumerate(regions) if r.kind not in APART_KINDS]
+    member: runs of `text` regions that continue each other become one group, everything else stays alone.
+    `chart_recognition`: charts are read by the VLM, so they are no longer kept apart (as upstream)."""
+    apart = apart_kinds(chart_recognition=chart_recognition)
+    candidates = [i for i, r in enumerate(regions) if r.kind not in apart]
     runs: list[tuple[list[int], list[Align]]] = []
     for position, index in enumerate(candidates):
-        align = _joins(regions, candidates[position - 1], index) if position else None
+        align = _joins(regions, candidates[position - 1], index, apart) if position else None
         if align is None:
             runs.append(([index], []))
         else:
             runs[-1][0].append(index)
             runs[-1][1].append(align)
     starts: dict[int, ReadingGroup] = {i: ReadingGroup((regions[i],)) for i, r in enumerate(regions)
-                                       if r.kind in APART_KINDS}
+                                       if r.kind in apart}
     for members, aligns in runs:
         if len(members) > 1 and _too_tall([regions[i].bbox for i in members]):
             starts.update({i: ReadingGroup((regions[i],)) for i in members})
@@ -93,14 +108,14 @@ def group_regions(regions: Sequence[Region]) -> list[ReadingGroup]:
     return [starts[i] for i in sorted(starts)]
 
 
-def _joins(regions: Sequence[Region], previous: int, current: int) -> Align | None:
+def _joins(regions: Sequence[Region], previous: int, current: int, apart: frozenset[str]) -> Align | None:
     """How region `current` joins the run ending at `previous` (the candidate before it), or None."""
     a, b = regions[previous], regions[current]
     if a.kind != MERGED_KIND or b.kind != MERGED_KIND:
         return None
     if side_by_side(a.bbox, b.bbox):
         return "center"
-    if stacked(a.bbox, b.bbox) and _round_an_apart_region(regions, previous, current):
+    if stacked(a.bbox, b.bbox) and _round_an_apart_region(regions, previous, current, apart):
         return "left" if _aligned(a.bbox[0], b.bbox[0]) else "right"
     return None
 
@@ -121,11 +136,11 @@ def stacked(a: BBox, b: BBox) -> bool:
             and _aligned(a[0], b[0]) != _aligned(a[2], b[2]))
 
 
-def _round_an_apart_region(regions: Sequence[Region], first: int, second: int) -> bool:
+def _round_an_apart_region(regions: Sequence[Region], first: int, second: int, apart: frozenset[str]) -> bool:
     """The box round the two regions overlaps (with some area) a region that is never merged."""
     a, b = regions[first].bbox, regions[second].bbox
     pair = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-    return any(i not in (first, second) and r.kind in APART_KINDS and _x_overlap(pair, r.bbox) > 0
+    return any(i not in (first, second) and r.kind in apart and _x_overlap(pair, r.bbox) > 0
                and min(pair[3], r.bbox[3]) - max(pair[1], r.bbox[1]) > 0 for i, r in enumerate(regions))
 
 

@@ -1,4 +1,4 @@
-"""Which of PP-DocLayoutV2's boxes the official PaddleOCR-VL pipeline keeps when they overlap.
+"""Which of PP-DocLayoutV3's (or V2's) boxes the official PaddleOCR-VL pipeline keeps when they overlap.
 
 PaddleX 3.7.2 (`paddleocr_vl/pipeline.py` runs `paddleocr_vl/uilts.py` `filter_overlap_boxes` on every page before
 it crops anything) cleans the layout model's boxes so that no text is sent to the VLM twice:
@@ -7,7 +7,9 @@ it crops anything) cleans the layout model's boxes so that no text is sent to th
 - a box narrower or shorter than `MIN_SIDE_PX` (pixels of the page at the pipeline's 144 DPI) goes;
 - an inline formula that lies more than `INLINE_FORMULA_COVERED` inside another box goes (the text around it
   carries it);
-- of two boxes overlapping by more than `COVERED` (of the smaller box's area), the smaller goes, unless one of
+- of two boxes overlapping by more than `COVERED` (of the smaller box's area), the smaller goes, unless their
+  outlines (PP-DocLayoutV3's `polygon_points`, shape mode `auto`) overlap by less than `COVERED` of the smaller
+  outline (an L-shaped paragraph round a picture: the boxes nest, the text does not), or one of
   them is a picture, chart, seal or table and the other is a different kind, in which case both stay (a caption
   or a chart's text inside a picture is a block of its own); a table with a box of another kind (text, a title)
   inside it is the exception: that box goes, since the table's cells hold it.
@@ -56,6 +58,8 @@ def _loser(i: int, j: int, boxes: Sequence[Region]) -> set[int]:
         return set()
     if covered <= COVERED:
         return set()
+    if a.polygon is not None and b.polygon is not None and _outline_covered(a.polygon, b.polygon) < COVERED:
+        return set()
     kinds = {a.kind, b.kind}
     if kinds & PICTURE_KINDS and len(kinds) > 1 and ("table" not in kinds or kinds <= PICTURE_KINDS):
         return set()
@@ -70,6 +74,16 @@ def _covered(a: BBox, b: BBox) -> float:
     if width <= 0 or height <= 0 or smaller <= 0:
         return 0.0
     return width * height / smaller
+
+
+def _outline_covered(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> float:
+    """The share of the smaller outline's area inside the other outline (upstream's `calculate_polygon_overlap_ratio`
+    in `small` mode; an invalid outline is mended with a zero buffer first, as upstream's `make_valid`)."""
+    from shapely.geometry import Polygon  # a PaddleX dependency: outlines only come from PaddleX's layout models
+
+    first, second = (p if p.is_valid else p.buffer(0) for p in (Polygon(a), Polygon(b)))
+    smaller = min(first.area, second.area)
+    return first.intersection(second).area / smaller if smaller > 0 else 0.0
 
 
 def _area(box: BBox) -> float:
