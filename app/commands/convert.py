@@ -4,7 +4,8 @@
 Each file gets a progress bar (pages) on stderr. A file that cannot be converted prints one line,
 `error: <file>: <message>`, and the others go on; the exit status is 1 if any file failed, 2 for bad arguments or
 settings, 130 when interrupted. Outputs are written atomically (temporary file, then rename), so a reader never
-sees half a result. One worker pool serves every file, sized for the pages to convert.
+sees half a result. One worker pool serves every file, sized for the pages to convert, and several files are in
+flight at once (`document.for_each_document`, as in batch), so every worker has pages whatever the mix of sizes.
 """
 
 from __future__ import annotations
@@ -85,73 +86,84 @@ def run(args: argparse.Namespace) -> int:
 
 async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) -> int:
     from app.errors import AppError
-    from app.pipeline.document import MODEL_MODES, convert_document
+    from app.pipeline.document import (
+        MODEL_MODES,
+        admit_waiting,
+        convert_document,
+        documents_in_flight,
+        for_each_document,
+    )
     from app.pipeline.image_input import ensure_pdf
     from app.pipeline.intake import inspect_pdf
-    from app.services import Services, build_services
+    from app.services import build_services
     from app.storage import images as image_store
 
-    # Inspect every file first (cheap) to size the pool; report each problem at its file's turn, in input order.
+    # Inspect every file first (cheap) to size the pool; a file that cannot be read is reported now, in input order.
     # Images are wrapped as PDFs in a scratch directory first (image_input.py); `sources` maps input -> PDF.
     scratch = tempfile.TemporaryDirectory(prefix=".convert-", dir=args.output)
     sources: dict[Path, Path] = {}
-    checked: list[tuple[Path, Any, str | None]] = []
+    checked: list[tuple[Path, Any]] = []
+    failed = 0
     for number, path in enumerate(args.inputs):
         try:
             sources[path] = await asyncio.to_thread(ensure_pdf, path, settings, mode=options.mode,
                                                     dest=Path(scratch.name) / f"{number}.pdf")
-            checked.append((path, await asyncio.to_thread(inspect_pdf, sources[path], settings, options.pages), None))
+            checked.append((path, await asyncio.to_thread(inspect_pdf, sources[path], settings, options.pages)))
         except AppError as exc:
-            checked.append((path, None, exc.message))
-    total_pages = sum(len(info.page_indices) for _, info, _ in checked if info is not None)
-    failed = 0
-    services: Services | None = None
-    names = iter(_output_names([path for path, info, _ in checked if info is not None]))
-    try:
-        for path, info, problem in checked:
-            if info is None:
-                _report(path, problem or "cannot be read")
-                failed += 1
-                continue
-            if services is None:
-                workers = max(1, min(args.workers or settings.workers, total_pages))
-                services = build_services(settings, workers=workers, preload_engines=options.mode in MODEL_MODES,
-                                          vlm=options.mode == "vl")
-                services.pool.start()
-            stem = next(names)
-            bar = _progress(path, len(info.page_indices), disabled=args.quiet)
-            staging = Path(tempfile.mkdtemp(prefix=f".{stem}_images.", dir=args.output))
+            _report(path, exc.message)
+            failed += 1
+    if not checked:
+        scratch.cleanup()
+        return 1 if failed else 0
+    total_pages = sum(len(info.page_indices) for _, info in checked)
+    workers = max(1, min(args.workers or settings.workers, total_pages))
+    services = build_services(settings, workers=workers, preload_engines=options.mode in MODEL_MODES,
+                              vlm=options.mode == "vl")
+    names = dict(zip((path for path, _ in checked), _output_names([path for path, _ in checked]), strict=True))
+    outcomes: list[bool] = []
+
+    async def one(_index: int, item: tuple[Path, Any]) -> None:
+        """Convert one file and write its outputs; True in `outcomes` when it worked."""
+        path, info = item
+        stem = names[path]
+        bar = _progress(path, len(info.page_indices), disabled=args.quiet)
+        staging = Path(tempfile.mkdtemp(prefix=f".{stem}_images.", dir=args.output))
+        try:
+            admission = await admit_waiting(services.pool, len(info.page_indices))
             try:
                 result = await convert_document(
-                    services.pool, sources[path], options, page_indices=info.page_indices, page_count=info.page_count,
-                    on_page=lambda _page, bar=bar: bar.update(1), vl=services.vl,
-                    images=image_store.image_target(settings, options.images, staging),
+                    services.pool, sources[path], options, page_indices=info.page_indices,
+                    page_count=info.page_count, on_page=lambda _page: bar.update(1), vl=services.vl,
+                    images=image_store.image_target(settings, options.images, staging), admission=admission,
                 )
-            except AppError as exc:
-                bar.close()
-                shutil.rmtree(staging, ignore_errors=True)
-                _report(path, exc.message)
-                failed += 1
-                continue
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-                bar.close()
-                shutil.rmtree(staging, ignore_errors=True)
-                log.debug("converting %s failed", path, exc_info=True)
-                _report(path, f"internal error: {type(exc).__name__}: {exc}")
-                failed += 1
-                continue
-            bar.close()
-            try:
-                await asyncio.to_thread(_write_outputs, args.output, stem, result, staging, options.images, settings)
-            except OSError as exc:
-                _report(path, f"cannot write the results: {exc.strerror or exc}")
-                failed += 1
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                admission.release()
+            bar.close()
+            await asyncio.to_thread(_write_outputs, args.output, stem, result, staging, options.images, settings)
+            outcomes.append(True)
+        except AppError as exc:
+            _report(path, exc.message)
+            outcomes.append(False)
+        except OSError as exc:
+            _report(path, f"cannot write the results: {exc.strerror or exc}")
+            outcomes.append(False)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+            log.debug("converting %s failed", path, exc_info=True)
+            _report(path, f"internal error: {type(exc).__name__}: {exc}")
+            outcomes.append(False)
+        finally:
+            bar.close()
+            shutil.rmtree(staging, ignore_errors=True)
+
+    try:
+        services.pool.start()
+        # Several files in flight, as batch does: a worker never idles while one file is written and the next is
+        # submitted, and small files fill the workers a large one leaves free.
+        await for_each_document(checked, one, in_flight=documents_in_flight(workers))
     finally:
         scratch.cleanup()
-        if services is not None:
-            await services.aclose(grace_s=0)
+        await services.aclose(grace_s=0)
+    failed += outcomes.count(False)
     return 1 if failed else 0
 
 
