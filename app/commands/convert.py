@@ -57,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_env()
     if settings is None:
         return 2
+    if "worker_nice" not in settings.model_fields_set:
+        # WORKER_NICE lets a server's probes run first; the CLI has none, so its workers run at the user's own
+        # priority, level with any other program on the machine (unless WORKER_NICE says otherwise).
+        settings = settings.model_copy(update={"worker_nice": 0})
     from app.errors import AppError
     from app.pipeline.options import OptionError, require_vl_available, resolve_options
 
