@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from app.pipeline import figures, intake, orientation, render, textlayer
+from app.pipeline import figures, intake, orientation, render, scan_cleanup, textlayer
 from app.pipeline.figures import ImageTarget
 from app.pipeline.layout import merge
 from app.pipeline.priority import lower_priority
@@ -174,6 +174,8 @@ def process_page(
             if source == "ocr":  # a page read from its pixels may lie turned: read it upright (orientation.py)
                 with clock.stage("orientation"):
                     image, angle = _upright(image, engines)
+                with clock.stage("cleanup"):
+                    image, _ = scan_cleanup.despeckle(image)  # a no-op on a page without specks
                 rulings = [orientation.to_upright(r, angle, width, height) for r in rulings]
                 width, height = orientation.upright_size(width, height, angle)
             with clock.stage("layout"):
