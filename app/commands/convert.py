@@ -102,34 +102,34 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
     from app.services import build_services
     from app.storage import images as image_store
 
-    # Inspect every file first (cheap) to size the pool; a file that cannot be read is reported now, in input order.
-    # Images are wrapped as PDFs in a scratch directory first (image_input.py); `sources` maps input -> PDF.
+    # Inspect every file first (cheap) to size the pool. Images are wrapped as PDFs in a scratch directory first
+    # (image_input.py); `sources` maps input -> PDF. Problems are printed in input order whenever files finish.
     scratch = tempfile.TemporaryDirectory(prefix=".convert-", dir=args.output)
     sources: dict[Path, Path] = {}
-    checked: list[tuple[Path, Any]] = []
-    failed = 0
+    checked: list[tuple[int, Path, Any]] = []
+    report = _InputOrder()
     for number, path in enumerate(args.inputs):
         try:
             sources[path] = await asyncio.to_thread(ensure_pdf, path, settings, mode=options.mode,
                                                     dest=Path(scratch.name) / f"{number}.pdf")
-            checked.append((path, await asyncio.to_thread(inspect_pdf, sources[path], settings, options.pages)))
+            info = await asyncio.to_thread(inspect_pdf, sources[path], settings, options.pages)
+            checked.append((number, path, info))
         except AppError as exc:
-            _report(path, exc.message)
-            failed += 1
+            report.done(number, path, exc.message)
     if not checked:
         scratch.cleanup()
-        return 1 if failed else 0
-    total_pages = sum(len(info.page_indices) for _, info in checked)
+        return 1 if report.failed else 0
+    total_pages = sum(len(info.page_indices) for _, _, info in checked)
     workers = max(1, min(args.workers or settings.workers, total_pages))
     services = build_services(settings, workers=workers, preload_engines=options.mode in MODEL_MODES,
                               vlm=options.mode == "vl")
-    names = dict(zip((path for path, _ in checked), _output_names([path for path, _ in checked]), strict=True))
-    outcomes: list[bool] = []
+    names = _output_names([path for _, path, _ in checked])
 
-    async def one(_index: int, item: tuple[Path, Any]) -> None:
-        """Convert one file and write its outputs; True in `outcomes` when it worked."""
-        path, info = item
-        stem = names[path]
+    async def one(index: int, item: tuple[int, Path, Any]) -> None:
+        """Convert one file and write its outputs; its outcome goes to `report`."""
+        number, path, info = item
+        stem = names[index]
+        problem: str | None = None
         bar = _progress(path, len(info.page_indices), disabled=args.quiet)
         staging = Path(tempfile.mkdtemp(prefix=f".{stem}_images.", dir=args.output))
         try:
@@ -144,20 +144,17 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
                 admission.release()
             bar.close()
             await asyncio.to_thread(_write_outputs, args.output, stem, result, staging, options.images, settings)
-            outcomes.append(True)
         except AppError as exc:
-            _report(path, exc.message)
-            outcomes.append(False)
+            problem = exc.message
         except OSError as exc:
-            _report(path, f"cannot write the results: {exc.strerror or exc}")
-            outcomes.append(False)
+            problem = f"cannot write the results: {exc.strerror or exc}"
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             log.debug("converting %s failed", path, exc_info=True)
-            _report(path, f"internal error: {type(exc).__name__}: {exc}")
-            outcomes.append(False)
+            problem = f"internal error: {type(exc).__name__}: {exc}"
         finally:
             bar.close()
             shutil.rmtree(staging, ignore_errors=True)
+        report.done(number, path, problem)
 
     try:
         services.pool.start()
@@ -167,12 +164,26 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
     finally:
         scratch.cleanup()
         await services.aclose(grace_s=0)
-    failed += outcomes.count(False)
-    return 1 if failed else 0
+    return 1 if report.failed else 0
 
 
-def _report(path: Path, message: str) -> None:
-    print(f"error: {path}: {message}", file=sys.stderr, flush=True)
+class _InputOrder:
+    """Error lines in the order the files were given, whichever finishes first: each file's outcome is held until
+    every file before it has one."""
+
+    def __init__(self) -> None:
+        self._outcomes: dict[int, tuple[Path, str | None]] = {}
+        self._next = 0
+        self.failed = 0
+
+    def done(self, number: int, path: Path, problem: str | None) -> None:
+        self._outcomes[number] = (path, problem)
+        self.failed += problem is not None
+        while self._next in self._outcomes:
+            path, problem = self._outcomes.pop(self._next)
+            if problem is not None:
+                print(f"error: {path}: {problem}", file=sys.stderr, flush=True)
+            self._next += 1
 
 
 def _progress(path: Path, total: int, *, disabled: bool) -> Any:
