@@ -75,12 +75,14 @@ def run_ours(pages: list[dict[str, Any]], out_dir: Path, workers: int, threads: 
     from bench.common import plain_text_of
     from app.pipeline.result import DocumentResult
 
-    texts, rotations = [], []
+    texts, rotations, stages = [], [], {}
     for page in pages:
         result = DocumentResult.model_validate_json((out_dir / f"{page['stem']}.json").read_text())
         texts.append(plain_text_of(result.pages[0]))
         rotations.append(getattr(result.pages[0], "rotation", None))
-    return {"texts": texts, "wall_s": wall, "rotations": rotations}
+        for stage, seconds in result.pages[0].timings.items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    return {"texts": texts, "wall_s": wall, "rotations": rotations, "stages": stages}
 
 
 def run_tesseract(pages: list[dict[str, Any]], workers: int, threads: int, dpi: int) -> dict[str, Any]:
@@ -96,6 +98,10 @@ def report(raw: dict[str, Any], pages: list[dict[str, Any]], runs: int = 1) -> d
            **aggregate(scores), "word_f1_pages": stats_summary([s["words"]["f1"] for s in scores])}
     if "rotations" in raw:
         out["rotations_applied"] = sorted({str(r) for r in raw["rotations"]})
+    if raw.get("stages"):
+        # What the orientation classifier and the speck check cost, as a share of the pages' time in the workers.
+        work = sum(raw["stages"].values())
+        out["stage_share"] = {k: round(v / work, 4) for k, v in sorted(raw["stages"].items()) if work}
     return out
 
 
