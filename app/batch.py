@@ -215,7 +215,8 @@ async def run_batch(
 ) -> BatchReport:
     """Convert this shard's missing results. Documents run concurrently (bounded) through one PagePool, which
     interleaves their pages fairly across its workers; every S3 call goes through the services' one uploader."""
-    from app.pipeline.document import convert_document
+    from app.pipeline.document import admit_waiting, convert_document, for_each_document
+    from app.pipeline.document import documents_in_flight as in_flight
     from app.pipeline.image_input import ensure_pdf
     from app.pipeline.intake import inspect_pdf
     from app.services import build_services
@@ -248,64 +249,64 @@ async def run_batch(
         return report
 
     pool = services.pool
-    limit = asyncio.Semaphore(documents_in_flight or max(2, min(8, settings.workers)))
     try:
         with tempfile.TemporaryDirectory(prefix="batch-") as scratch:
 
             async def one(index: int, relative: str) -> None:
-                async with limit:
-                    local = Path(scratch) / f"{index}.pdf"
-                    stem = dest.key(work.stems[relative])
-                    crops = Path(scratch) / f"{index}-images"
-                    try:
-                        await asyncio.to_thread(s3.download_file, source.key(relative), local, bucket=source.bucket)
-                        # An image becomes its PDF wrapper (refused in text mode: it has no text layer).
-                        await asyncio.to_thread(ensure_pdf, local, settings, mode=options.mode)
-                        info = await asyncio.to_thread(inspect_pdf, local, settings, options.pages)
-                        crops.mkdir()
+                local = Path(scratch) / f"{index}.pdf"
+                stem = dest.key(work.stems[relative])
+                crops = Path(scratch) / f"{index}-images"
+                try:
+                    await asyncio.to_thread(s3.download_file, source.key(relative), local, bucket=source.bucket)
+                    # An image becomes its PDF wrapper (refused in text mode: it has no text layer).
+                    await asyncio.to_thread(ensure_pdf, local, settings, mode=options.mode)
+                    info = await asyncio.to_thread(inspect_pdf, local, settings, options.pages)
+                    crops.mkdir()
+                    with await admit_waiting(pool, len(info.page_indices)) as admission:
                         result = await convert_document(
                             pool, local, options, page_indices=info.page_indices, page_count=info.page_count,
                             vl=services.vl, images=image_store.image_target(settings, options.images, crops),
+                            admission=admission,
                         )
-                        result = await asyncio.to_thread(_upload_images, s3, dest.bucket, stem, result, crops,
-                                                         options.images, settings)
-                        markdown = result.markdown.encode("utf-8")
-                        document = result.model_dump_json().encode("utf-8")
-                        await asyncio.to_thread(s3.put_bytes, stem + MD_SUFFIX, markdown, "text/markdown",
+                    result = await asyncio.to_thread(_upload_images, s3, dest.bucket, stem, result, crops,
+                                                     options.images, settings)
+                    markdown = result.markdown.encode("utf-8")
+                    document = result.model_dump_json().encode("utf-8")
+                    await asyncio.to_thread(s3.put_bytes, stem + MD_SUFFIX, markdown, "text/markdown",
+                                            bucket=dest.bucket)
+                    if chunk_options is not None:
+                        chunks = await asyncio.to_thread(
+                            lambda: chunk_document(result, chunk_options).model_dump_json().encode("utf-8"))
+                        await asyncio.to_thread(s3.put_bytes, stem + CHUNKS_SUFFIX, chunks, "application/json",
                                                 bucket=dest.bucket)
-                        if chunk_options is not None:
-                            chunks = await asyncio.to_thread(
-                                lambda: chunk_document(result, chunk_options).model_dump_json().encode("utf-8"))
-                            await asyncio.to_thread(s3.put_bytes, stem + CHUNKS_SUFFIX, chunks, "application/json",
-                                                    bucket=dest.bucket)
-                        # Last: its presence marks the result complete.
-                        await asyncio.to_thread(s3.put_bytes, stem + JSON_SUFFIX, document, "application/json",
+                    # Last: its presence marks the result complete.
+                    await asyncio.to_thread(s3.put_bytes, stem + JSON_SUFFIX, document, "application/json",
+                                            bucket=dest.bucket)
+                    report.converted.append(relative)
+                    log.info("batch: %s -> s3://%s/%s{%s,%s}", relative, dest.bucket, stem, MD_SUFFIX, JSON_SUFFIX)
+                except AppError as exc:
+                    if 400 <= exc.status < 500:
+                        marker = {"input": f"s3://{source.bucket}/{source.key(relative)}",
+                                  "error": {"type": exc.type, "message": exc.message}}
+                        body = json.dumps(marker).encode("utf-8")
+                        await asyncio.to_thread(s3.put_bytes, stem + ERROR_SUFFIX, body, "application/json",
                                                 bucket=dest.bucket)
-                        report.converted.append(relative)
-                        log.info("batch: %s -> s3://%s/%s{%s,%s}", relative, dest.bucket, stem, MD_SUFFIX, JSON_SUFFIX)
-                    except AppError as exc:
-                        if 400 <= exc.status < 500:
-                            marker = {"input": f"s3://{source.bucket}/{source.key(relative)}",
-                                      "error": {"type": exc.type, "message": exc.message}}
-                            body = json.dumps(marker).encode("utf-8")
-                            await asyncio.to_thread(s3.put_bytes, stem + ERROR_SUFFIX, body, "application/json",
-                                                    bucket=dest.bucket)
-                            report.rejected[relative] = exc.type
-                            log.warning("batch: %s rejected: %s", relative, exc.message)
-                        else:
-                            report.failed[relative] = f"{exc.type}: {exc.message}"
-                            log.error("batch: %s failed: %s", relative, exc.message)
-                    except Exception as exc:  # noqa: BLE001 - one bad document must not stop the shard
-                        report.failed[relative] = type(exc).__name__
-                        log.exception("batch: %s failed", relative)
-                    finally:
-                        local.unlink(missing_ok=True)
-                        shutil.rmtree(crops, ignore_errors=True)
+                        report.rejected[relative] = exc.type
+                        log.warning("batch: %s rejected: %s", relative, exc.message)
+                    else:
+                        report.failed[relative] = f"{exc.type}: {exc.message}"
+                        log.error("batch: %s failed: %s", relative, exc.message)
+                except Exception as exc:  # noqa: BLE001 - one bad document must not stop the shard
+                    report.failed[relative] = type(exc).__name__
+                    log.exception("batch: %s failed", relative)
+                finally:
+                    local.unlink(missing_ok=True)
+                    shutil.rmtree(crops, ignore_errors=True)
 
             if services.vlm is not None:
                 await services.vlm.wait_until_ready(settings.vlm_startup_timeout_s)
             pool.start()
-            await asyncio.gather(*(one(i, key) for i, key in enumerate(work.todo)))
+            await for_each_document(work.todo, one, in_flight=documents_in_flight or in_flight(pool.size))
     finally:
         await services.aclose(settings.shutdown_grace_s)
     report.seconds = time.monotonic() - started

@@ -56,10 +56,12 @@ def models_status(settings: Settings) -> tuple[bool, str]:
         required = models_manifest.required_for(settings.vlm_model_name)
         return bool(models_manifest.verify(path, required=required)), str(path)
     from app.pipeline.layout.cdla import CdlaLayoutEngine
+    from app.pipeline.orientation import OrientationClassifier
     from app.pipeline.recognize.ocr import create_ocr_engine
 
     ocr_files = create_ocr_engine(settings).model_files()
-    missing = [f for f in (*ocr_files, *CdlaLayoutEngine.model_files()) if not f.is_file()]
+    needed = (*ocr_files, *CdlaLayoutEngine.model_files(), *OrientationClassifier.model_files())
+    missing = [f for f in needed if not f.is_file()]
     if missing:
         return False, str(missing[0])
     return True, os.path.commonpath([str(f) for f in ocr_files])

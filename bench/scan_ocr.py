@@ -57,6 +57,7 @@ from bench.common import (
     tesseract_text,
 )
 from bench.common import summary as stats_summary
+from bench.worn import FAMILIES
 
 TARGETS = {
     "balanced": {"word_f1_worn": ">= tesseract", "word_f1_clean": 0.98, "pages_per_s_vs_tesseract": 1.0},
@@ -168,16 +169,18 @@ class ScanPage:
     wear: dict[str, Any] | None = None
 
 
-def rasterise(sources: list[Path], out_dir: Path, dpi: int, seed: int = SEED) -> dict[str, list[ScanPage]]:
-    """First page of each source -> PNG + image-only PDF at `dpi`, clean and worn (seed + the page's index); the
-    source's text layer is the reference of both."""
+def rasterise(sources: list[Path], out_dir: Path, dpi: int, seed: int = SEED,
+              families: tuple[str, ...] = ()) -> dict[str, list[ScanPage]]:
+    """First page of each source -> PNG + image-only PDF at `dpi`, clean and worn (seed + the page's index), and
+    one set per wear family (`worn-<family>`, bench.worn.degrade_family); the source's text layer is the reference
+    of all."""
     import numpy as np
     import pypdfium2 as pdfium
     from PIL import Image
 
-    from bench.worn import degrade
+    from bench.worn import degrade, degrade_family
 
-    sets: dict[str, list[ScanPage]] = {"clean": [], "worn": []}
+    sets: dict[str, list[ScanPage]] = {"clean": [], "worn": [], **{f"worn-{f}": [] for f in families}}
     for index, source in enumerate(sources):
         document = pdfium.PdfDocument(str(source))
         try:
@@ -187,7 +190,11 @@ def rasterise(sources: list[Path], out_dir: Path, dpi: int, seed: int = SEED) ->
         finally:
             document.close()
         worn, wear = degrade(np.asarray(image), seed + index)
-        for name, pixels, wear_dict in (("clean", image, None), ("worn", Image.fromarray(worn), wear.as_dict())):
+        variants = [("clean", image, None), ("worn", Image.fromarray(worn), wear.as_dict())]
+        for family in families:
+            pixels, drawn = degrade_family(np.asarray(image), family, seed + index)
+            variants.append((f"worn-{family}", Image.fromarray(pixels), drawn))
+        for name, pixels, wear_dict in variants:
             png, pdf = out_dir / f"{name}-{source.stem}.png", out_dir / f"{name}-{source.stem}.pdf"
             pixels.save(png)
             pixels.save(pdf, "PDF", resolution=float(dpi))
@@ -340,8 +347,10 @@ def main_sync(args: argparse.Namespace) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
         progress("rasterising %d pages at %d DPI, worn with seed %d", len(names), args.dpi, args.seed)
-        sets = {k: v for k, v in rasterise([PDF_DIR / n for n in names], Path(tmp), args.dpi, args.seed).items()
-                if k in set_names}
+        families = tuple(FAMILIES) if args.families == "all" else tuple(f for f in args.families.split(",") if f)
+        set_names += [f"worn-{f}" for f in families]
+        sets = {k: v for k, v in rasterise([PDF_DIR / n for n in names], Path(tmp), args.dpi, args.seed,
+                                           families).items() if k in set_names}
         tesseract_passes: list[dict[str, dict[str, Any]]] = []
 
         def tesseract_pass() -> None:
@@ -413,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pdf", action="append", help="a PDF under the eval pdfs/ dir (repeatable)")
     parser.add_argument("--dpi", type=int, default=200)
     parser.add_argument("--sets", default="clean,worn", help="clean, worn or both (comma-separated)")
+    parser.add_argument("--families", default="", help="wear families, one set each (bench.worn.FAMILIES, "
+                        "comma-separated, or all); `--sets clean` keeps the mixed `worn` set out")
     parser.add_argument("--seed", type=int, default=SEED, help="worn set: page i is worn with seed + i")
     parser.add_argument("--quality", help="OCR_QUALITY values to run ours with, comma-separated "
                         "(default: the setting's)")

@@ -4,7 +4,8 @@
 Each file gets a progress bar (pages) on stderr. A file that cannot be converted prints one line,
 `error: <file>: <message>`, and the others go on; the exit status is 1 if any file failed, 2 for bad arguments or
 settings, 130 when interrupted. Outputs are written atomically (temporary file, then rename), so a reader never
-sees half a result. One worker pool serves every file, sized for the pages to convert.
+sees half a result. One worker pool serves every file, sized for the pages to convert, and several files are in
+flight at once (`document.for_each_document`, as in batch), so every worker has pages whatever the mix of sizes.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_env()
     if settings is None:
         return 2
+    if "worker_nice" not in settings.model_fields_set:
+        # WORKER_NICE lets a server's probes run first; the CLI has none, so its workers run at the user's own
+        # priority, level with any other program on the machine (unless WORKER_NICE says otherwise).
+        settings = settings.model_copy(update={"worker_nice": 0})
     from app.errors import AppError
     from app.chunking.chunker import parse_chunk_options
     from app.pipeline.options import OptionError, require_vl_available, resolve_options
@@ -88,79 +93,101 @@ def run(args: argparse.Namespace) -> int:
 
 async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) -> int:
     from app.errors import AppError
-    from app.pipeline.document import MODEL_MODES, convert_document
+    from app.pipeline.document import (
+        MODEL_MODES,
+        admit_waiting,
+        convert_document,
+        documents_in_flight,
+        for_each_document,
+    )
     from app.pipeline.image_input import ensure_pdf
     from app.pipeline.intake import inspect_pdf
-    from app.services import Services, build_services
+    from app.services import build_services
     from app.storage import images as image_store
 
-    # Inspect every file first (cheap) to size the pool; report each problem at its file's turn, in input order.
-    # Images are wrapped as PDFs in a scratch directory first (image_input.py); `sources` maps input -> PDF.
+    # Inspect every file first (cheap) to size the pool. Images are wrapped as PDFs in a scratch directory first
+    # (image_input.py); `sources` maps input -> PDF. Problems are printed in input order whenever files finish.
     scratch = tempfile.TemporaryDirectory(prefix=".convert-", dir=args.output)
     sources: dict[Path, Path] = {}
-    checked: list[tuple[Path, Any, str | None]] = []
+    checked: list[tuple[int, Path, Any]] = []
+    report = _InputOrder()
     for number, path in enumerate(args.inputs):
         try:
             sources[path] = await asyncio.to_thread(ensure_pdf, path, settings, mode=options.mode,
                                                     dest=Path(scratch.name) / f"{number}.pdf")
-            checked.append((path, await asyncio.to_thread(inspect_pdf, sources[path], settings, options.pages), None))
+            info = await asyncio.to_thread(inspect_pdf, sources[path], settings, options.pages)
+            checked.append((number, path, info))
         except AppError as exc:
-            checked.append((path, None, exc.message))
-    total_pages = sum(len(info.page_indices) for _, info, _ in checked if info is not None)
-    failed = 0
-    services: Services | None = None
-    names = iter(_output_names([path for path, info, _ in checked if info is not None]))
-    try:
-        for path, info, problem in checked:
-            if info is None:
-                _report(path, problem or "cannot be read")
-                failed += 1
-                continue
-            if services is None:
-                workers = max(1, min(args.workers or settings.workers, total_pages))
-                services = build_services(settings, workers=workers, preload_engines=options.mode in MODEL_MODES,
-                                          vlm=options.mode == "vl")
-                services.pool.start()
-            stem = next(names)
-            bar = _progress(path, len(info.page_indices), disabled=args.quiet)
-            staging = Path(tempfile.mkdtemp(prefix=f".{stem}_images.", dir=args.output))
+            report.done(number, path, exc.message)
+    if not checked:
+        scratch.cleanup()
+        return 1 if report.failed else 0
+    total_pages = sum(len(info.page_indices) for _, _, info in checked)
+    workers = max(1, min(args.workers or settings.workers, total_pages))
+    services = build_services(settings, workers=workers, preload_engines=options.mode in MODEL_MODES,
+                              vlm=options.mode == "vl")
+    names = _output_names([path for _, path, _ in checked])
+
+    async def one(index: int, item: tuple[int, Path, Any]) -> None:
+        """Convert one file and write its outputs; its outcome goes to `report`."""
+        number, path, info = item
+        stem = names[index]
+        problem: str | None = None
+        bar = _progress(path, len(info.page_indices), disabled=args.quiet)
+        staging = Path(tempfile.mkdtemp(prefix=f".{stem}_images.", dir=args.output))
+        try:
+            admission = await admit_waiting(services.pool, len(info.page_indices))
             try:
                 result = await convert_document(
-                    services.pool, sources[path], options, page_indices=info.page_indices, page_count=info.page_count,
-                    on_page=lambda _page, bar=bar: bar.update(1), vl=services.vl,
-                    images=image_store.image_target(settings, options.images, staging),
+                    services.pool, sources[path], options, page_indices=info.page_indices,
+                    page_count=info.page_count, on_page=lambda _page: bar.update(1), vl=services.vl,
+                    images=image_store.image_target(settings, options.images, staging), admission=admission,
                 )
-            except AppError as exc:
-                bar.close()
-                shutil.rmtree(staging, ignore_errors=True)
-                _report(path, exc.message)
-                failed += 1
-                continue
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-                bar.close()
-                shutil.rmtree(staging, ignore_errors=True)
-                log.debug("converting %s failed", path, exc_info=True)
-                _report(path, f"internal error: {type(exc).__name__}: {exc}")
-                failed += 1
-                continue
-            bar.close()
-            try:
-                await asyncio.to_thread(_write_outputs, args.output, stem, result, staging, options.images, settings,
-                                        args.chunk_options)
-            except OSError as exc:
-                _report(path, f"cannot write the results: {exc.strerror or exc}")
-                failed += 1
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                admission.release()
+            bar.close()
+            await asyncio.to_thread(_write_outputs, args.output, stem, result, staging, options.images, settings,
+                                    args.chunk_options)
+        except AppError as exc:
+            problem = exc.message
+        except OSError as exc:
+            problem = f"cannot write the results: {exc.strerror or exc}"
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+            log.debug("converting %s failed", path, exc_info=True)
+            problem = f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            bar.close()
+            shutil.rmtree(staging, ignore_errors=True)
+        report.done(number, path, problem)
+
+    try:
+        services.pool.start()
+        # Several files in flight, as batch does: a worker never idles while one file is written and the next is
+        # submitted, and small files fill the workers a large one leaves free.
+        await for_each_document(checked, one, in_flight=documents_in_flight(workers))
     finally:
         scratch.cleanup()
-        if services is not None:
-            await services.aclose(grace_s=0)
-    return 1 if failed else 0
+        await services.aclose(grace_s=0)
+    return 1 if report.failed else 0
 
 
-def _report(path: Path, message: str) -> None:
-    print(f"error: {path}: {message}", file=sys.stderr, flush=True)
+class _InputOrder:
+    """Error lines in the order the files were given, whichever finishes first: each file's outcome is held until
+    every file before it has one."""
+
+    def __init__(self) -> None:
+        self._outcomes: dict[int, tuple[Path, str | None]] = {}
+        self._next = 0
+        self.failed = 0
+
+    def done(self, number: int, path: Path, problem: str | None) -> None:
+        self._outcomes[number] = (path, problem)
+        self.failed += problem is not None
+        while self._next in self._outcomes:
+            path, problem = self._outcomes.pop(self._next)
+            if problem is not None:
+                print(f"error: {path}: {problem}", file=sys.stderr, flush=True)
+            self._next += 1
 
 
 def _progress(path: Path, total: int, *, disabled: bool) -> Any:

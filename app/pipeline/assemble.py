@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from app.pipeline.formula import reads_as_formula
 from app.pipeline.furniture import furniture_kind, mark_edge_rows, mark_folios
 from app.pipeline.layout.base import area, intersection
 from app.pipeline.mdtext import escape_text
@@ -251,6 +252,8 @@ def _region_items(
             return [_Item(type="table", bbox=region.bbox, text=md, html=html, score=score,
                           markdown=html if table.spans else md)]
         label = "text"  # one row or one column: not worth a grid
+    if label == "formula" and not reads_as_formula(text):
+        label = "text"  # words without a mathematical sign: a heading or a line of prose (formula.py)
     if label == "formula":
         return [_Item(type="formula", bbox=region.bbox, text=text, score=score,
                       markdown=f"$$\n{escape_text(text)}\n$$")]

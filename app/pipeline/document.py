@@ -14,11 +14,11 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from app.errors import AppError, Cancelled
+from app.errors import AppError, Cancelled, Overloaded
 from app.pipeline import page as page_mod
 from app.pipeline.continuation import mark_continued_tables
 from app.pipeline.figures import ImageTarget
@@ -31,6 +31,7 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 OnPage = Callable[[PageResult], Awaitable[None] | None]
 
 # Modes whose pages need the layout/OCR engines in the workers.
@@ -131,6 +132,37 @@ async def convert_document(
         if own_admission is not None:
             own_admission.release()
     return merge_pages([results[i] for i in page_indices], page_count, total_s=time.perf_counter() - started)
+
+
+# --- several documents at once (CLI convert, batch) ------------------------------------------------------------
+def documents_in_flight(workers: int) -> int:
+    """How many documents a caller with many files keeps converting at once: two per worker (the pool keeps two
+    send units per worker in flight, so a worker never waits while one document is written out and the next one
+    inspected), at least 2, at most 8 (memory: each holds its result until written)."""
+    return max(2, min(8, 2 * workers))
+
+
+async def for_each_document(items: Sequence[T], convert: Callable[[int, T], Awaitable[None]], *,
+                            in_flight: int) -> None:
+    """`await convert(index, item)` for every item, `in_flight` at a time, started in order: the pool sees several
+    documents at once, so its width is used whatever the mix of file sizes. `convert` handles its own errors."""
+    limit = asyncio.Semaphore(max(1, in_flight))
+
+    async def one(index: int, item: T) -> None:
+        async with limit:
+            await convert(index, item)
+
+    await asyncio.gather(*(one(index, item) for index, item in enumerate(items)))
+
+
+async def admit_waiting(pool: PagePool, n_pages: int, *, poll_s: float = 0.2) -> Admission:
+    """`pool.admit(n_pages)`, waiting while the pool is at its pending-page bound instead of failing: a caller
+    converting its own files (CLI, batch) queues behind its other documents; an idle pool always admits."""
+    while True:
+        try:
+            return pool.admit(n_pages)
+        except Overloaded:
+            await asyncio.sleep(poll_s)
 
 
 def _read_done(finished: asyncio.Queue, reading: set, index: int, task: asyncio.Task) -> None:

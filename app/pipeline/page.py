@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from app.pipeline import figures, intake, render, textlayer
+from app.pipeline import figures, intake, orientation, render, scan_cleanup, textlayer
 from app.pipeline.figures import ImageTarget
 from app.pipeline.layout import merge
 from app.pipeline.layout.crop import fit_for_the_vlm, region_crop
@@ -83,6 +83,7 @@ class VlAnalysis:
     timings: dict[str, float] = field(default_factory=dict)
     images: list = field(default_factory=list)  # figures.export_regions: (label, bbox, path) of each crop
     images_dir: str | None = None
+    rotation: int = 0  # the page's content turned clockwise; width/height/regions are the upright page's
 
 
 # --- engines ----------------------------------------------------------------------------------------------------
@@ -110,15 +111,20 @@ class Engines:
 
         return _loaded(create_ocr_engine(self._settings))
 
+    @cached_property
+    def orientation(self):
+        return _loaded(orientation.OrientationClassifier(threads=self._settings.threads_per_worker))
+
     def load(self) -> None:
-        _ = self.layout, self.ocr
+        _ = self.layout, self.ocr, self.orientation
 
     def warmup(self) -> None:
         self.layout.warmup()
         self.ocr.warmup()
+        self.orientation.warmup()
 
     def health(self) -> bool:
-        loaded = (self.__dict__.get(name) for name in ("layout", "ocr"))  # what cached_property has built so far
+        loaded = (self.__dict__.get(name) for name in ("layout", "ocr", "orientation"))  # what cached_property has built so far
         return all(engine is None or engine.health() for engine in loaded)
 
 
@@ -160,10 +166,19 @@ def process_page(
         source = decide_source(options.mode, trustworthy)
         regions: list[Region] = []
         lines: list[TextLine] = layer.lines
+        rulings = layer.rulings
+        angle = 0
         if options.mode != "text":
             dpi = LAYOUT_DPI if source == "text" else options.dpi
             with clock.stage("render"):
                 image, scale = render.render_page(page, dpi, settings.max_page_pixels)
+            if source == "ocr":  # a page read from its pixels may lie turned: read it upright (orientation.py)
+                with clock.stage("orientation"):
+                    image, angle = _upright(image, engines)
+                with clock.stage("cleanup"):
+                    image, _ = scan_cleanup.despeckle(image)  # a no-op on a page without specks
+                rulings = [orientation.to_upright(r, angle, width, height) for r in rulings]
+                width, height = orientation.upright_size(width, height, angle)
             with clock.stage("layout"):
                 regions = _to_points(engines.layout.detect(image), scale)
             if source == "ocr":
@@ -172,18 +187,22 @@ def process_page(
             rendered = (image, scale)
             del image
         words: list[TextLine] = []
-        if source == "text" and (bands := table_bands(regions, layer.rulings, lines, width)):
+        if source == "text" and (bands := table_bands(regions, rulings, lines, width)):
             with clock.stage("words"):
                 words = page_words(page, bands)
         with clock.stage("assemble"):
             result = build_page(
                 page_number=page_index + 1, width=width, height=height, source=source, regions=regions, lines=lines,
-                rulings=layer.rulings, words=words,
+                rulings=rulings, words=words,
             )
         if images is not None and options.mode != "text":  # text mode renders nothing, crops nothing
             with clock.stage("images"):
+                if angle and rendered is not None and rendered[1] * 72 < images.dpi * 0.95:
+                    sharper, sharper_scale = render.render_page(page, images.dpi, settings.max_page_pixels)
+                    rendered = (orientation.turn_upright(sharper, angle), sharper_scale)
                 figures.export_from_page(result, page, rendered, images, settings.max_page_pixels)
         del rendered
+        orientation.page_to_original(result, angle)
     result.timings = {**result.timings, **clock.timings}
     return result
 
@@ -205,6 +224,10 @@ def analyse_for_vl(
         _check_images(objects, page_index, settings)
         with clock.stage("render"):
             image, scale = render.render_page(page, options.dpi, settings.max_page_pixels)
+    with clock.stage("orientation"):  # before anything is cropped: the VLM reads upright crops
+        image, angle = _upright(image, engines)
+    rulings = [orientation.to_upright(r, angle, width, height) for r in objects.rulings]
+    width, height = orientation.upright_size(width, height, angle)
     with clock.stage("layout"):
         regions = _to_points(engines.layout.detect(image), scale)
     if not regions:
@@ -225,8 +248,9 @@ def analyse_for_vl(
         with clock.stage("images"):
             exported = figures.export_regions(regions, image, scale, page_index + 1, images)
     return VlAnalysis(
-        page_index=page_index, width=width, height=height, regions=regions, crops=crops, rulings=objects.rulings,
+        page_index=page_index, width=width, height=height, regions=regions, crops=crops, rulings=rulings,
         timings=clock.timings, images=exported, images_dir=images.directory if images is not None else None,
+        rotation=angle,
     )
 
 
@@ -246,7 +270,7 @@ def assemble_vl_page(analysis: VlAnalysis, recognized: Sequence[Region]) -> Page
     if analysis.images and analysis.images_dir is not None:
         figures.attach(result, analysis.images, Path(analysis.images_dir))
     result.timings = {**result.timings, **analysis.timings, "assemble": time.perf_counter() - start}
-    return result
+    return orientation.page_to_original(result, analysis.rotation)
 
 
 def group_jpeg(image: np.ndarray, group: merge.ReadingGroup, scale: float) -> bytes:
@@ -264,6 +288,14 @@ def group_jpeg(image: np.ndarray, group: merge.ReadingGroup, scale: float) -> by
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=CROP_JPEG_QUALITY)
     return buffer.getvalue()
+
+
+def _upright(image: np.ndarray, engines: Engines) -> tuple[np.ndarray, int]:
+    """The page image turned upright and the clockwise angle its content lay at (0 when the classifier is unsure)."""
+    angle, score = engines.orientation.classify(image)
+    if angle:
+        log.debug("page turned %d degrees clockwise (score %.2f): read upright", angle, score)
+    return orientation.turn_upright(image, angle), angle
 
 
 def _check_images(objects: PageObjects, page_index: int, settings: Settings) -> None:

@@ -53,6 +53,11 @@ class PageResult(BaseModel):
     width: float = Field(description="Page width in PDF points")
     height: float = Field(description="Page height in PDF points")
     source: PageSource
+    rotation: int = Field(
+        0, description="Degrees clockwise the page's content was turned (0, 90, 180, 270), found by the orientation "
+        "classifier on pages read from pixels; the page was read turned back upright, and boxes stay in the page's "
+        "own coordinates"
+    )
     markdown: str
     blocks: list[Block]
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per stage on this page")

@@ -246,3 +246,27 @@ def test_images_in_and_out_through_the_cli(tmp_path):
     assert embedded.returncode == 0, embedded.stderr
     assert embedded.markdown("my figures").count("](data:image/") == 2
     assert sorted(p.name for p in embedded.output.iterdir()) == ["my figures.json", "my figures.md"]
+
+
+def test_a_folder_of_scans_turned_any_way_is_read_upright(tmp_path):
+    """Several one-page scans in one call (several in flight): each turned page says its turn in the JSON, its
+    text is read, and the error-free run exits 0."""
+    import pypdfium2 as pdfium
+
+    source, _ = pdfgen.scanned_pdf(tmp_path / "scan.pdf", dpi=150)
+    doc = pdfium.PdfDocument(str(source))
+    try:
+        image = doc[0].render(scale=150 / 72).to_pil().convert("RGB")
+    finally:
+        doc.close()
+    inputs = []
+    for angle in (0, 90, 180, 270):
+        path = tmp_path / f"turned{angle}.pdf"
+        image.rotate(-angle, expand=True).save(path, "PDF", resolution=150.0)
+        inputs.append(path)
+    run = convert(inputs, tmp_path / "out", "--dpi", "150", "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    for angle in (0, 90, 180, 270):
+        page = run.document(f"turned{angle}").pages[0]
+        assert page.rotation == angle and page.source == "ocr"
+        assert fuzz.partial_ratio(pdfgen.SCAN_LINES[1], run.markdown(f"turned{angle}")) >= 90

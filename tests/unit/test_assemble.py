@@ -264,3 +264,35 @@ def test_vl_blocks_keep_the_layout_models_reading_order():
     without_order = [Region(r.label, r.bbox, r.score, text=r.text) for r in regions]
     md = page([], without_order, source="vl").markdown
     assert md.index("Left column") < md.index("Right column")  # no model order: our own reading order
+
+
+# --- formula typing (app/pipeline/formula.py) ---------------------------------------------------------------------
+def test_a_heading_the_layout_calls_a_formula_comes_out_as_a_heading():
+    heading = line("Changes to packages in the tools category", 72, 100, size=14, font=False)
+    body = [line("The tools category gained three packages this release and", 72, 130, font=False),
+            line("lost one that nobody used.", 72, 144, font=False)]
+    regions = [Region("formula", (70, 98, 400, 118), 0.8), Region("text", (70, 128, 480, 160), 0.9)]
+    result = page([heading, *body], regions, source="ocr")
+    assert [b.type for b in result.blocks if "tools category" in b.text][0] in ("title", "text")
+    assert not [b for b in result.blocks if b.type == "formula"]
+    assert "$$" not in result.markdown and "Changes to packages in the tools category" in result.markdown
+
+
+def test_a_formula_read_by_ocr_stays_a_formula():
+    equation = line("f(x) = x^2 + 2x + 1", 200, 300, size=12, font=False)
+    lonely = line("x y", 200, 340, size=12, font=False)  # OCR dropped the signs: not words, still a formula
+    regions = [Region("formula", (190, 298, 420, 318), 0.8), Region("formula", (190, 338, 260, 356), 0.8)]
+    result = page([equation, lonely], regions, source="ocr")
+    formulas = [b for b in result.blocks if b.type == "formula"]
+    assert [b.text for b in formulas] == ["f(x) = x^2 + 2x + 1", "x y"]
+    assert result.markdown.count("$$") == 4
+
+
+def test_reads_as_formula_needs_a_mathematical_sign_or_no_words():
+    from app.pipeline.formula import reads_as_formula
+
+    for text in ("E = mc^2", "α + β", "x² + y²", "a ≤ b", "∑ i", "x y", "(3.1)", "p/q"):
+        assert reads_as_formula(text), text
+    for text in ("Changes to packages in the tools category", "Introduction", "Results and discussion",
+                 "The sum of x and y"):
+        assert not reads_as_formula(text), text

@@ -45,3 +45,40 @@ def test_the_page_is_skewed_faded_unevenly_lit_blurred_and_noisy():
     left = np.argmin(gray[band, 40:120].mean(axis=1))
     right = np.argmin(gray[band, 300:380].mean(axis=1))
     assert left != right
+
+
+# --- one family at a time (degrade_family) ------------------------------------------------------------------------
+def test_every_family_wears_the_page_reproducibly_and_differently():
+    import pytest
+
+    from bench.worn import FAMILIES, degrade_family
+
+    page = _page()
+    outputs = {}
+    for family in FAMILIES:
+        worn, drawn = degrade_family(page, family, 5)
+        again, _ = degrade_family(page, family, 5)
+        assert drawn["family"] == family and worn.shape == page.shape and worn.dtype == np.uint8
+        assert np.array_equal(worn, again) and not np.array_equal(worn, page), family
+        outputs[family] = worn[:, :, 0]
+    assert len({o.tobytes() for o in outputs.values()}) == len(FAMILIES)
+    with pytest.raises(ValueError, match="unknown wear family"):
+        degrade_family(page, "coffee", 5)
+
+
+def test_each_family_is_the_wear_it_names():
+    from app.pipeline.scan_cleanup import speck_mask
+    from bench.worn import degrade_family
+
+    page = _page()
+    gray = page[:, :, 0]
+    specks = degrade_family(page, "specks", 1)[0][:, :, 0]
+    assert speck_mask(specks).mean() > 10 * speck_mask(gray).mean() + 0.001  # isolated dots everywhere
+    faded, drawn = degrade_family(page, "low_contrast", 1)
+    assert np.percentile(faded, 99) - np.percentile(faded, 1) < 140 and drawn["contrast"] <= 0.5
+    _, drawn = degrade_family(page, "skew", 1)
+    assert 0.6 <= abs(drawn["angle_deg"]) <= 1.2
+    _, drawn = degrade_family(page, "mixed", 1)
+    assert abs(drawn["angle_deg"]) <= 1.2 and drawn["fraction"] > 0
+    blurred = degrade_family(page, "blur", 1)[0][:, :, 0].astype(float)
+    assert np.abs(np.diff(blurred, axis=1)).max() < np.abs(np.diff(gray.astype(float), axis=1)).max()

@@ -50,10 +50,18 @@ class FakeOcr:
         ]
 
 
+class UprightPages:
+    """The orientation classifier's interface: every page lies upright (test_orientation.py runs the real one)."""
+
+    def classify(self, image):
+        return 0, 1.0
+
+
 class FakeEngines:
     def __init__(self) -> None:
         self.layout = FakeLayout()
         self.ocr = FakeOcr()
+        self.orientation = UprightPages()
 
 
 class NoEngines:
