@@ -108,10 +108,10 @@ async def test_one_replica_at_a_time_holds_an_advisory_lock(pg) -> None:
 
 @pytest.mark.anyio
 async def test_schema_migration_runs_once_for_replicas_starting_together(postgres_url: str) -> None:
-    from app.jobs.postgres_store import PostgresJobStore
+    from app.jobs.sql_store import SqlJobStore
 
     first = await fresh_store(postgres_url)
-    others = [PostgresJobStore(first.url) for _ in range(3)]
+    others = [SqlJobStore(first.url) for _ in range(3)]
     await asyncio.gather(*(s.open() for s in others))
     job = await others[0].insert(_job())
     assert (await first.get(job.id)).id == job.id
