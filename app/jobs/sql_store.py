@@ -202,11 +202,13 @@ class SqlJobStore:
             sa.event.listen(self._engine.sync_engine, "begin", _begin_immediate)
             self._serial: contextlib.AbstractAsyncContextManager[Any] = asyncio.Lock()
             self._insert: Any = sqlite.insert
+            self._single_statements = self._engine  # local: a transaction costs no round trip
         else:
             self.path = None
             self._engine = create_async_engine(target, pool_size=max_connections, max_overflow=0)
             self._serial = contextlib.nullcontext()
             self._insert = postgresql.insert
+            self._single_statements = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._held_locks: set[int] = set()  # SQLite's advisory locks
 
     @classmethod
@@ -224,11 +226,13 @@ class SqlJobStore:
             await self._engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction: committed when the block ends, rolled back when it raises. A full disk surfaces as the
-        driver's own error, which app/storage/disk.py recognises (the 507)."""
+    async def _begin(self, *, single: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One transaction: committed when the block ends, rolled back when it raises. `single`: the block runs one
+        statement, atomic by itself, so PostgreSQL runs it in autocommit (no BEGIN and COMMIT round trips). A full
+        disk surfaces as the driver's own error, which app/storage/disk.py recognises (the 507)."""
+        engine = self._single_statements if single else self._engine
         try:
-            async with self._serial, self._engine.begin() as conn:
+            async with self._serial, engine.begin() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
             if is_disk_full(exc.orig):
@@ -236,7 +240,7 @@ class SqlJobStore:
             raise
 
     async def _jobs(self, query: sa.Select[Any]) -> list[Job]:
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [job_from_row(r) for r in rows]
 
@@ -290,13 +294,13 @@ class SqlJobStore:
                                                       jobs.c.finished_at < finished_before))
 
     async def all_ids(self) -> set[str]:
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             return set((await conn.execute(sa.select(jobs.c.id))).scalars())
 
     async def mark_running(self, job_id: str) -> Job | None:
         """queued/running -> running, counting the run; None when the job is gone or already final (a cancel or
         delete won the race)."""
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             row = (await conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.status.in_(_ACTIVE))
@@ -317,7 +321,7 @@ class SqlJobStore:
     ) -> bool:
         """Move an active job to a final status; False when it was already final (first writer wins, across
         replicas). Its unfinished pages stop being claimable at once: claims only take pages of active jobs."""
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             row = (await conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.status.in_(_ACTIVE))
@@ -333,7 +337,7 @@ class SqlJobStore:
             await conn.execute(jobs.delete().where(jobs.c.id == job_id))
 
     async def set_callback(self, job_id: str, state: dict[str, Any]) -> None:
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             await conn.execute(jobs.update().where(jobs.c.id == job_id).values(callback=json.dumps(state)))
 
     async def pending_callbacks(self) -> list[Job]:
@@ -372,7 +376,7 @@ class SqlJobStore:
 
     async def pages(self, job_id: str) -> list[PageCheckpoint]:
         """Stored pages of a job in page order."""
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             rows = list((await conn.execute(
                 sa.select(pages.c.page_index, pages.c.result, pages.c.computed_at, pages.c.computations)
                 .where(pages.c.job_id == job_id, pages.c.state == "done").order_by(pages.c.page_index)
@@ -380,7 +384,7 @@ class SqlJobStore:
         return await asyncio.to_thread(_checkpoints, rows)  # a few hundred pages of JSON: off the event loop
 
     async def done_page_indices(self, job_id: str) -> set[int]:
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             return set((await conn.execute(
                 sa.select(pages.c.page_index).where(pages.c.job_id == job_id, pages.c.state == "done")
             )).scalars())
@@ -440,7 +444,7 @@ class SqlJobStore:
 
     async def release_pages(self, holder: str) -> int:
         """Hand back every unfinished page `holder` leased (a graceful stop), so others take them at once."""
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             result = await conn.execute(
                 pages.update().where(pages.c.lease_holder == holder, pages.c.state == "leased")
                 .values(state="pending", lease_holder=None, lease_expires_at=None)
@@ -449,7 +453,7 @@ class SqlJobStore:
 
     async def backlog(self) -> int:
         """Pages of active jobs not done yet, across every replica (the HPA's global queue length)."""
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             return int((await conn.execute(
                 sa.select(sa.func.count()).select_from(pages.join(jobs, jobs.c.id == pages.c.job_id))
                 .where(jobs.c.status.in_(_ACTIVE), pages.c.state != "done")
@@ -458,19 +462,19 @@ class SqlJobStore:
     async def heartbeat(self, holder: str) -> None:
         """Record that `holder` is alive (it renews its leases at the same time)."""
         upsert = self._insert(replicas).values(holder=holder, last_seen=time.time())
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             await conn.execute(upsert.on_conflict_do_update(index_elements=[replicas.c.holder],
                                                             set_={"last_seen": upsert.excluded.last_seen}))
 
     async def live_replicas(self, within_s: float) -> int:
         """Replicas seen in the last `within_s` seconds (at least 1: the caller is one)."""
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             seen = (await conn.execute(sa.select(sa.func.count()).where(replicas.c.last_seen > time.time() - within_s)
                                        )).scalar_one()
         return max(1, int(seen))
 
     async def forget_replica(self, holder: str) -> None:
-        async with self._begin() as conn:
+        async with self._begin(single=True) as conn:
             await conn.execute(replicas.delete().where(replicas.c.holder == holder))
 
     # --- one holder at a time across replicas ------------------------------------------------------------------
