@@ -1,7 +1,7 @@
-"""The PostgreSQL job store shares page work between replicas through leases: concurrent claimers never get the same
-page, a dead holder's pages come back after the lease, cancel stops renewals, claims take turns across jobs, and a
-job handed off while running is leased to the replica computing it. (The semantics both backends share are tested
-on both in test_job_store.py.)"""
+"""The job store shares page work between replicas through leases: concurrent claimers never get the same page, a
+dead holder's pages come back after the lease, cancel stops renewals, claims take turns across jobs, and a job
+handed off while running is leased to the replica computing it. Replicas share PostgreSQL; the embedded SQLite
+database keeps the same protocol (one store, app/jobs/sql_store.py), so the lease tests run on both."""
 
 from __future__ import annotations
 
@@ -18,14 +18,21 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-async def pg(postgres_url: str):
-    s = await fresh_store(postgres_url)
+@pytest.fixture(params=("postgres", "sqlite"))
+async def pg(request, tmp_path):
+    """An open store on a new database: PostgreSQL, or SQLite (the name stays: most of these are about replicas)."""
+    if request.param == "sqlite":
+        from app.jobs.sql_store import SqlJobStore
+
+        s = SqlJobStore.sqlite(tmp_path / "jobs.db")
+        await s.open()
+    else:
+        s = await fresh_store(request.getfixturevalue("postgres_url"))
     yield s
     await s.close()
 
 
-# --- PostgreSQL: leases ------------------------------------------------------------------------------------------
+# --- leases ------------------------------------------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_concurrent_claimers_never_get_the_same_page(pg) -> None:
     jobs = [await pg.insert(_job(pages=10)) for _ in range(5)]
