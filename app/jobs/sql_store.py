@@ -181,6 +181,93 @@ def _claimable(table: sa.FromClause, now: float) -> sa.ColumnElement[bool]:
     return sa.or_(table.c.state == "pending", sa.and_(table.c.state == "leased", table.c.lease_expires_at < now))
 
 
+# The statements every job runs, built once with bind parameters: SQLAlchemy then reuses their compiled form
+# without building and hashing a new statement per call (what a page checkpoint costs matters at many pages/s).
+_p = sa.bindparam
+_GET = sa.select(jobs).where(jobs.c.id == _p("job_id"))
+_MARK_RUNNING = (
+    jobs.update()
+    .where(jobs.c.id == _p("job_id"), jobs.c.status.in_(_ACTIVE))
+    .values(status="running", runs=jobs.c.runs + 1, started_at=sa.func.coalesce(jobs.c.started_at, _p("now")))
+    .returning(*jobs.c)
+)
+_FINISH = (
+    jobs.update()
+    .where(jobs.c.id == _p("job_id"), jobs.c.status.in_(_ACTIVE))
+    .values(status=_p("status"), finished_at=_p("now"), error_type=_p("error_type"),
+            error_message=_p("error_message"), s3=_p("s3"))
+    .returning(jobs.c.id)
+)
+_LOCK_JOB = sa.select(jobs.c.id).where(jobs.c.id == _p("job_id")).with_for_update()
+_COUNT_DONE = (
+    jobs.update().where(jobs.c.id == _p("job_id"))
+    .values(pages_done=sa.select(sa.func.count()).where(pages.c.job_id == _p("job_id"), pages.c.state == "done")
+            .scalar_subquery())
+    .returning(jobs.c.pages_done)
+)
+_DONE_PAGES = (
+    sa.select(pages.c.page_index, pages.c.result, pages.c.computed_at, pages.c.computations)
+    .where(pages.c.job_id == _p("job_id"), pages.c.state == "done").order_by(pages.c.page_index)
+)
+_DONE_INDICES = sa.select(pages.c.page_index).where(pages.c.job_id == _p("job_id"), pages.c.state == "done")
+
+
+def _claim_query() -> sa.Select[Any]:
+    """Up to :limit claimable pages, locked (PostgreSQL, skipping rows other claimers hold), in turn order: a job's
+    k-th claimable page takes turn (pages already served + k), so ordering by turn interleaves jobs. The window
+    function sits in a CTE because PostgreSQL locks no rows of a query that has one."""
+    now = _p("now")
+    p, served_pages = pages.alias("p"), pages.alias("s")
+    served = sa.select(sa.func.count()).where(served_pages.c.job_id == p.c.job_id,
+                                              served_pages.c.state != "pending").scalar_subquery()
+    turn = sa.func.row_number().over(partition_by=p.c.job_id, order_by=p.c.page_index) + served
+    claimable = (
+        sa.select(p.c.job_id, p.c.page_index, jobs.c.created_at, turn.label("turn"))
+        .select_from(p.join(jobs, jobs.c.id == p.c.job_id))
+        .where(jobs.c.status.in_(_ACTIVE), _claimable(p, now))
+        .cte("claimable")
+    )
+    return (
+        sa.select(pages.c.job_id, pages.c.page_index)
+        .join(claimable, sa.and_(claimable.c.job_id == pages.c.job_id, claimable.c.page_index == pages.c.page_index))
+        .where(_claimable(pages, now))
+        .order_by(claimable.c.turn, claimable.c.created_at, claimable.c.job_id, pages.c.page_index)
+        .limit(_p("limit"))
+        .with_for_update(of=pages, skip_locked=True)  # replicas claim side by side (SQLite: one writer anyway)
+    )
+
+
+_CLAIM = _claim_query()
+_LEASE = (
+    pages.update()
+    .where(pages.c.job_id == _p("key_job"), pages.c.page_index == _p("key_index"))
+    .values(state="leased", lease_holder=_p("holder"), lease_expires_at=_p("expires"), claims=pages.c.claims + 1)
+)
+_HELD = sa.and_(pages.c.lease_holder == _p("holder"), pages.c.state == "leased")
+_ACTIVE_IDS = sa.select(jobs.c.id).where(jobs.c.status.in_(_ACTIVE))
+_RENEW = pages.update().where(_HELD, pages.c.job_id.in_(_ACTIVE_IDS)).values(lease_expires_at=_p("expires"))
+_STOPPED = sa.select(pages.c.job_id).distinct().where(_HELD, pages.c.job_id.not_in(_ACTIVE_IDS))
+_BACKLOG = (
+    sa.select(sa.func.count()).select_from(pages.join(jobs, jobs.c.id == pages.c.job_id))
+    .where(jobs.c.status.in_(_ACTIVE), pages.c.state != "done")
+)
+_LIVE = sa.select(sa.func.count()).where(replicas.c.last_seen > _p("since"))
+
+
+def _upserts(insert: Any) -> tuple[Any, Any]:
+    """The two upserts, in the dialect's own syntax: a page checkpoint, and a replica's heartbeat."""
+    page = insert(pages).values(job_id=_p("job_id"), page_index=_p("page_index"), state="done", result=_p("result"),
+                                computed_at=_p("now"), claims=0, computations=1)
+    page = page.on_conflict_do_update(
+        index_elements=[pages.c.job_id, pages.c.page_index],
+        set_={"state": "done", "result": page.excluded.result, "computed_at": page.excluded.computed_at,
+              "computations": pages.c.computations + 1, "lease_holder": None, "lease_expires_at": None},
+    )
+    beat = insert(replicas).values(holder=_p("holder"), last_seen=_p("now"))
+    beat = beat.on_conflict_do_update(index_elements=[replicas.c.holder], set_={"last_seen": beat.excluded.last_seen})
+    return page, beat
+
+
 class SqlJobStore:
     """`JobStore` on SQLite or PostgreSQL, chosen by the URL (`sqlite_url(path)`, or `postgresql://…`). `open()`
     connects and migrates, `close()` releases the connections.
@@ -201,13 +288,13 @@ class SqlJobStore:
             sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
             sa.event.listen(self._engine.sync_engine, "begin", _begin_immediate)
             self._serial: contextlib.AbstractAsyncContextManager[Any] = asyncio.Lock()
-            self._insert: Any = sqlite.insert
+            self._checkpoint, self._heartbeat = _upserts(sqlite.insert)
             self._single_statements = self._engine  # local: a transaction costs no round trip
         else:
             self.path = None
             self._engine = create_async_engine(target, pool_size=max_connections, max_overflow=0)
             self._serial = contextlib.nullcontext()
-            self._insert = postgresql.insert
+            self._checkpoint, self._heartbeat = _upserts(postgresql.insert)
             self._single_statements = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._held_locks: set[int] = set()  # SQLite's advisory locks
 
@@ -239,13 +326,13 @@ class SqlJobStore:
                 raise exc.orig from None
             raise
 
-    async def _jobs(self, query: sa.Select[Any]) -> list[Job]:
+    async def _jobs(self, query: sa.Executable, params: dict[str, Any] | None = None) -> list[Job]:
         async with self._begin(single=True) as conn:
-            rows = (await conn.execute(query)).mappings().all()
+            rows = (await conn.execute(query, params)).mappings().all()
         return [job_from_row(r) for r in rows]
 
-    async def _job(self, query: sa.Select[Any]) -> Job | None:
-        found = await self._jobs(query)
+    async def _job(self, query: sa.Executable, params: dict[str, Any] | None = None) -> Job | None:
+        found = await self._jobs(query, params)
         return found[0] if found else None
 
     # --- jobs --------------------------------------------------------------------------------------------------
@@ -273,7 +360,7 @@ class SqlJobStore:
         return job
 
     async def get(self, job_id: str) -> Job | None:
-        return await self._job(sa.select(jobs).where(jobs.c.id == job_id))
+        return await self._job(_GET, {"job_id": job_id})
 
     async def by_idempotency_key(self, owner: str, key: str) -> Job | None:
         return await self._job(sa.select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key))
@@ -300,15 +387,7 @@ class SqlJobStore:
     async def mark_running(self, job_id: str) -> Job | None:
         """queued/running -> running, counting the run; None when the job is gone or already final (a cancel or
         delete won the race)."""
-        async with self._begin(single=True) as conn:
-            row = (await conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id, jobs.c.status.in_(_ACTIVE))
-                .values(status="running", runs=jobs.c.runs + 1,
-                        started_at=sa.func.coalesce(jobs.c.started_at, time.time()))
-                .returning(*jobs.c)
-            )).mappings().first()
-        return job_from_row(row) if row else None
+        return await self._job(_MARK_RUNNING, {"job_id": job_id, "now": time.time()})
 
     async def finish(
         self,
@@ -322,13 +401,10 @@ class SqlJobStore:
         """Move an active job to a final status; False when it was already final (first writer wins, across
         replicas). Its unfinished pages stop being claimable at once: claims only take pages of active jobs."""
         async with self._begin(single=True) as conn:
-            row = (await conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id, jobs.c.status.in_(_ACTIVE))
-                .values(status=status, finished_at=time.time(), error_type=error_type, error_message=error_message,
-                        s3=json.dumps(s3) if s3 else None)
-                .returning(jobs.c.id)
-            )).first()
+            row = (await conn.execute(_FINISH, {
+                "job_id": job_id, "status": status, "now": time.time(), "error_type": error_type,
+                "error_message": error_message, "s3": json.dumps(s3) if s3 else None,
+            })).first()
         return row is not None
 
     async def delete(self, job_id: str) -> None:
@@ -353,41 +429,25 @@ class SqlJobStore:
         """Checkpoint one finished page (0-based index = `page.page - 1`), ending its lease, and return the job's
         pages_done (0 when the job is gone). Saving a page twice keeps the newest result and counts the extra
         computation."""
-        result_json = page.model_dump_json()
+        params = {"job_id": job_id, "page_index": page.page - 1, "result": page.model_dump_json(), "now": time.time()}
         async with self._begin() as conn:
             # The job row's lock orders checkpoints of one job, so each counts its own page and no other's
             # (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every writer).
-            if (await conn.execute(sa.select(jobs.c.id).where(jobs.c.id == job_id).with_for_update())).first() \
-                    is None:
+            if (await conn.execute(_LOCK_JOB, params)).first() is None:
                 return 0
-            upsert = self._insert(pages).values(job_id=job_id, page_index=page.page - 1, state="done",
-                                                result=result_json, computed_at=time.time(), claims=0, computations=1)
-            await conn.execute(upsert.on_conflict_do_update(
-                index_elements=[pages.c.job_id, pages.c.page_index],
-                set_={"state": "done", "result": upsert.excluded.result, "computed_at": upsert.excluded.computed_at,
-                      "computations": pages.c.computations + 1, "lease_holder": None, "lease_expires_at": None},
-            ))
-            done = sa.select(sa.func.count()).where(pages.c.job_id == job_id, pages.c.state == "done")
-            pages_done = (await conn.execute(
-                jobs.update().where(jobs.c.id == job_id).values(pages_done=done.scalar_subquery())
-                .returning(jobs.c.pages_done)
-            )).scalar_one()
+            await conn.execute(self._checkpoint, params)
+            pages_done = (await conn.execute(_COUNT_DONE, params)).scalar_one()
         return int(pages_done)
 
     async def pages(self, job_id: str) -> list[PageCheckpoint]:
         """Stored pages of a job in page order."""
         async with self._begin(single=True) as conn:
-            rows = list((await conn.execute(
-                sa.select(pages.c.page_index, pages.c.result, pages.c.computed_at, pages.c.computations)
-                .where(pages.c.job_id == job_id, pages.c.state == "done").order_by(pages.c.page_index)
-            )).all())
+            rows = list((await conn.execute(_DONE_PAGES, {"job_id": job_id})).all())
         return await asyncio.to_thread(_checkpoints, rows)  # a few hundred pages of JSON: off the event loop
 
     async def done_page_indices(self, job_id: str) -> set[int]:
         async with self._begin(single=True) as conn:
-            return set((await conn.execute(
-                sa.select(pages.c.page_index).where(pages.c.job_id == job_id, pages.c.state == "done")
-            )).scalars())
+            return set((await conn.execute(_DONE_INDICES, {"job_id": job_id})).scalars())
 
     # --- leases: shared work across replicas -------------------------------------------------------------------
     async def claim_pages(self, holder: str, limit: int, lease_s: float) -> list[PageLease]:
@@ -398,49 +458,19 @@ class SqlJobStore:
             return []
         now = time.time()
         expires = now + lease_s
-        # A job's k-th claimable page takes turn (pages already served + k): ordering by turn interleaves jobs.
-        # The window function sits in a CTE because PostgreSQL locks no rows of a query that has one.
-        p, served_pages = pages.alias("p"), pages.alias("s")
-        served = sa.select(sa.func.count()).where(served_pages.c.job_id == p.c.job_id,
-                                                  served_pages.c.state != "pending").scalar_subquery()
-        turn = sa.func.row_number().over(partition_by=p.c.job_id, order_by=p.c.page_index) + served
-        claimable = (
-            sa.select(p.c.job_id, p.c.page_index, jobs.c.created_at, turn.label("turn"))
-            .select_from(p.join(jobs, jobs.c.id == p.c.job_id))
-            .where(jobs.c.status.in_(_ACTIVE), _claimable(p, now))
-            .cte("claimable")
-        )
-        query = (
-            sa.select(pages.c.job_id, pages.c.page_index)
-            .join(claimable, sa.and_(claimable.c.job_id == pages.c.job_id,
-                                     claimable.c.page_index == pages.c.page_index))
-            .where(_claimable(pages, now))
-            .order_by(claimable.c.turn, claimable.c.created_at, claimable.c.job_id, pages.c.page_index)
-            .limit(limit)
-            .with_for_update(of=pages, skip_locked=True)  # replicas claim side by side (SQLite: one writer anyway)
-        )
-        lease = (
-            pages.update()
-            .where(pages.c.job_id == sa.bindparam("key_job"), pages.c.page_index == sa.bindparam("key_index"))
-            .values(state="leased", lease_holder=holder, lease_expires_at=expires, claims=pages.c.claims + 1)
-        )
         async with self._begin() as conn:
-            keys = [(r.job_id, r.page_index) for r in await conn.execute(query)]
+            keys = [(r.job_id, r.page_index) for r in await conn.execute(_CLAIM, {"now": now, "limit": limit})]
             if keys:
-                await conn.execute(lease, [{"key_job": job_id, "key_index": index} for job_id, index in keys])
+                await conn.execute(_LEASE, [{"key_job": job_id, "key_index": index, "holder": holder,
+                                             "expires": expires} for job_id, index in keys])
         return [PageLease(job_id, index, holder, expires) for job_id, index in keys]
 
     async def renew_leases(self, holder: str, lease_s: float) -> set[str]:
         """Extend every lease `holder` still has on pages of active jobs; returns the ids of jobs whose leased
         pages it should stop computing (cancelled, failed or deleted meanwhile, through any replica)."""
-        held = sa.and_(pages.c.lease_holder == holder, pages.c.state == "leased")
-        active_ids = sa.select(jobs.c.id).where(jobs.c.status.in_(_ACTIVE))
         async with self._begin() as conn:
-            await conn.execute(pages.update().where(held, pages.c.job_id.in_(active_ids))
-                               .values(lease_expires_at=time.time() + lease_s))
-            stopped = await conn.execute(sa.select(pages.c.job_id).distinct().where(held,
-                                                                                   pages.c.job_id.not_in(active_ids)))
-            return set(stopped.scalars())
+            await conn.execute(_RENEW, {"holder": holder, "expires": time.time() + lease_s})
+            return set((await conn.execute(_STOPPED, {"holder": holder})).scalars())
 
     async def release_pages(self, holder: str) -> int:
         """Hand back every unfinished page `holder` leased (a graceful stop), so others take them at once."""
@@ -454,23 +484,17 @@ class SqlJobStore:
     async def backlog(self) -> int:
         """Pages of active jobs not done yet, across every replica (the HPA's global queue length)."""
         async with self._begin(single=True) as conn:
-            return int((await conn.execute(
-                sa.select(sa.func.count()).select_from(pages.join(jobs, jobs.c.id == pages.c.job_id))
-                .where(jobs.c.status.in_(_ACTIVE), pages.c.state != "done")
-            )).scalar_one())
+            return int((await conn.execute(_BACKLOG)).scalar_one())
 
     async def heartbeat(self, holder: str) -> None:
         """Record that `holder` is alive (it renews its leases at the same time)."""
-        upsert = self._insert(replicas).values(holder=holder, last_seen=time.time())
         async with self._begin(single=True) as conn:
-            await conn.execute(upsert.on_conflict_do_update(index_elements=[replicas.c.holder],
-                                                            set_={"last_seen": upsert.excluded.last_seen}))
+            await conn.execute(self._heartbeat, {"holder": holder, "now": time.time()})
 
     async def live_replicas(self, within_s: float) -> int:
         """Replicas seen in the last `within_s` seconds (at least 1: the caller is one)."""
         async with self._begin(single=True) as conn:
-            seen = (await conn.execute(sa.select(sa.func.count()).where(replicas.c.last_seen > time.time() - within_s)
-                                       )).scalar_one()
+            seen = (await conn.execute(_LIVE, {"since": time.time() - within_s})).scalar_one()
         return max(1, int(seen))
 
     async def forget_replica(self, holder: str) -> None:
