@@ -133,7 +133,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_immediate(connection: sa.Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if not connection.get_execution_options().get("single_statement"):  # one statement is atomic by itself
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # Alembic's `op` and `context` are process-wide proxies: two migrations at once in one process would mix them up.
@@ -289,7 +290,7 @@ class SqlJobStore:
             sa.event.listen(self._engine.sync_engine, "begin", _begin_immediate)
             self._serial: contextlib.AbstractAsyncContextManager[Any] = asyncio.Lock()
             self._checkpoint, self._heartbeat = _upserts(sqlite.insert)
-            self._single_statements = self._engine  # local: a transaction costs no round trip
+            self._single_statements = self._engine.execution_options(single_statement=True)
         else:
             self.path = None
             self._engine = create_async_engine(target, pool_size=max_connections, max_overflow=0)
@@ -315,7 +316,7 @@ class SqlJobStore:
     @contextlib.asynccontextmanager
     async def _begin(self, *, single: bool = False) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back when it raises. `single`: the block runs one
-        statement, atomic by itself, so PostgreSQL runs it in autocommit (no BEGIN and COMMIT round trips). A full
+        statement, atomic by itself, so it runs in autocommit (no BEGIN and COMMIT round trips). A full
         disk surfaces as the driver's own error, which app/storage/disk.py recognises (the 507)."""
         engine = self._single_statements if single else self._engine
         try:
