@@ -293,7 +293,10 @@ class SqlJobStore:
             self._single_statements = self._engine.execution_options(single_statement=True)
         else:
             self.path = None
-            self._engine = create_async_engine(target, pool_size=max_connections, max_overflow=0)
+            # No rollback when a connection goes back to the pool: every use ends its transaction itself (`_begin`
+            # commits or rolls back; the advisory lock's connection commits), so it would be a wasted hop.
+            self._engine = create_async_engine(target, pool_size=max_connections, max_overflow=0,
+                                               pool_reset_on_return=None)
             self._serial = contextlib.nullcontext()
             self._checkpoint, self._heartbeat = _upserts(postgresql.insert)
             self._single_statements = self._engine.execution_options(isolation_level="AUTOCOMMIT")
