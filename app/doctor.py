@@ -159,21 +159,10 @@ def word_f1(expected: str, got: str) -> float:
 
 def warmup_page_text() -> str:
     """The bundled warm-up page's own text layer: what a perfect reading of it says."""
-    import pypdfium2 as pdfium
-
+    from app.pipeline.pdfium_backend import document_text
     from app.warmup import WARMUP_PDF
 
-    document = pdfium.PdfDocument(str(WARMUP_PDF))
-    try:
-        page = document[0]
-        textpage = page.get_textpage()
-        try:
-            return textpage.get_text_range()
-        finally:
-            textpage.close()
-            page.close()
-    finally:
-        document.close()
+    return document_text(WARMUP_PDF)
 
 
 async def check_vl(services: Services, min_f1: float) -> CheckResult:

@@ -6,12 +6,29 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import AliasChoices
 
 from app.settings import Settings
 
-# Variables that would leak the developer's configuration into a test.
-_PREFIXES = ("CLOUDRU_S3_", "S3_", "AWS_", "VLLM_", "VLM_", "API_KEY", "OUTPUT_DIR", "PADDLEX_HOME", "USE_VLM_API",
-             "PROFILE", "WORKERS", "MAX_", "HOST", "PORT", "JOB_", "FILE_URL_", "MCP_")
+# Variables that would leak the developer's configuration into a test: every name a setting reads (its field name
+# and each alias, from `Settings.model_fields`, so a new setting is scrubbed the day it is added), and the variables
+# boto3 (AWS_) and vLLM (VLLM_) read by themselves.
+_LIBRARY_PREFIXES = ("AWS_", "VLLM_")
+
+
+def _settings_variables() -> frozenset[str]:
+    names: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        names.add(name)
+        for alias in (field.alias, field.validation_alias):
+            if isinstance(alias, str):
+                names.add(alias)
+            elif isinstance(alias, AliasChoices):
+                names.update(choice for choice in alias.choices if isinstance(choice, str))
+    return frozenset(n.upper() for n in names)  # pydantic-settings matches variables case-insensitively
+
+
+_SETTINGS_VARIABLES = _settings_variables()
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EVAL_DIR = SHARED / "eval" / "olmocr-bench-sample"
@@ -20,7 +37,7 @@ EVAL_DIR = SHARED / "eval" / "olmocr-bench-sample"
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith(_PREFIXES):
+        if name.upper() in _SETTINGS_VARIABLES or name.startswith(_LIBRARY_PREFIXES):
             monkeypatch.delenv(name, raising=False)
 
 

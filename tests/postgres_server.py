@@ -73,16 +73,21 @@ class PostgresServer:
 
 
 async def fresh_store(server_url: str, **options: object):
-    """An open `PostgresJobStore` on a new, empty database of the server at `server_url`."""
+    """An open PostgreSQL `SqlJobStore` on a new, empty database of the server at `server_url`."""
+    from app.jobs.sql_store import SqlJobStore
+
+    store = SqlJobStore(await fresh_database(server_url), **options)  # type: ignore[arg-type]
+    await store.open()
+    return store
+
+
+async def fresh_database(server_url: str) -> str:
+    """The URL of a new, empty database on the server at `server_url`."""
     import uuid
 
     import psycopg
 
-    from app.jobs.postgres_store import PostgresJobStore
-
     name = "t" + uuid.uuid4().hex[:12]
     async with await psycopg.AsyncConnection.connect(server_url, autocommit=True) as conn:
         await conn.execute(f"CREATE DATABASE {name}")
-    store = PostgresJobStore(server_url.rsplit("/", 1)[0] + "/" + name, **options)  # type: ignore[arg-type]
-    await store.open()
-    return store
+    return server_url.rsplit("/", 1)[0] + "/" + name

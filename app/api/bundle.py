@@ -18,9 +18,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse
 
 from app.jobs.files import same_directory
-from app.pipeline.figures import IMAGES_DIRNAME
 from app.storage.images import image_files
-from app.storage.local import RESULT_JSON, RESULT_MD
+from app.storage.layout import IMAGES_DIRNAME, RESULT_JSON, RESULT_MD
 
 ZIP_TYPE = "application/zip"
 

@@ -1,5 +1,5 @@
-"""Which `JobStore` a process uses, chosen from the settings in one place: the embedded SQLite database, or the
-PostgreSQL database several replicas share (JOBS_DATABASE_URL)."""
+"""Which database a process's `JobStore` uses, chosen from the settings in one place: the embedded SQLite database,
+or the PostgreSQL database several replicas share (JOBS_DATABASE_URL). Both are app/jobs/sql_store.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import secrets
 import socket
 
-from app.jobs.sqlite_store import SqliteJobStore
+from app.jobs.sql_store import SqlJobStore
 from app.jobs.store import JobStore
 from app.settings import Settings
 
@@ -21,8 +21,6 @@ def replica_name() -> str:
 def create_job_store(settings: Settings) -> JobStore:
     """The store the settings call for: PostgreSQL with JOBS_DATABASE_URL, else `OUTPUT_DIR/jobs.db`."""
     if settings.jobs_database_url is not None:
-        from app.jobs.postgres_store import PostgresJobStore
-
-        return PostgresJobStore(settings.jobs_database_url.get_secret_value(), holder=replica_name(),
-                                lease_s=settings.job_lease_s)
-    return SqliteJobStore(settings.output_dir / "jobs.db")
+        return SqlJobStore(settings.jobs_database_url.get_secret_value(), holder=replica_name(),
+                           lease_s=settings.job_lease_s)
+    return SqlJobStore.sqlite(settings.output_dir / "jobs.db")

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from app.pipeline.result import DocumentResult
 from app.settings import Settings
 from app.storage.disk import require_free_space
-from app.storage.local import RESULT_JSON, RESULT_MD, write_outputs
+from app.storage.layout import RESULT_JSON, RESULT_MD
+from app.storage.local import write_outputs
 
 if TYPE_CHECKING:
     from app.storage.s3 import S3Uploader

@@ -39,7 +39,7 @@ class LeasedJobRunner(JobRunner):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.holder: str = self.store.holder  # type: ignore[attr-defined]
+        self.holder: str = self.store.holder
         self.lease_s = self.settings.job_lease_s
         self.backlog_per_replica: float = 0.0  # /metrics: the HPA's view of the shared backlog
         self._wake = asyncio.Event()
@@ -63,7 +63,7 @@ class LeasedJobRunner(JobRunner):
         tasks = [t for t in self._groups if t.get_name() == f"job-{job_id}"]
         adopted = self._tasks.get(job_id)
         if adopted is not None:
-            tasks.append(adopted)  # type: ignore[arg-type]
+            tasks.append(adopted)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout_s)
 
@@ -83,8 +83,8 @@ class LeasedJobRunner(JobRunner):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            released = await self.store.release_pages(self.holder)  # type: ignore[attr-defined]
-            await self.store.forget_replica(self.holder)  # type: ignore[attr-defined]
+            released = await self.store.release_pages(self.holder)
+            await self.store.forget_replica(self.holder)
             if released:
                 log.info("handed back %d leased pages", released)
         except Exception:  # the database may be gone too; the leases then simply run out
@@ -97,8 +97,7 @@ class LeasedJobRunner(JobRunner):
             try:
                 leases = []
                 if self._in_flight < capacity:
-                    leases = await self.store.claim_pages(  # type: ignore[attr-defined]
-                        self.holder, capacity - self._in_flight, self.lease_s)
+                    leases = await self.store.claim_pages(self.holder, capacity - self._in_flight, self.lease_s)
                 by_job: dict[str, list[int]] = defaultdict(list)
                 for lease in leases:
                     by_job[lease.job_id].append(lease.page_index)
@@ -125,11 +124,11 @@ class LeasedJobRunner(JobRunner):
     async def _renew_loop(self) -> None:
         while True:
             try:
-                await self.store.heartbeat(self.holder)  # type: ignore[attr-defined]
-                for job_id in await self.store.renew_leases(self.holder, self.lease_s):  # type: ignore[attr-defined]
+                await self.store.heartbeat(self.holder)
+                for job_id in await self.store.renew_leases(self.holder, self.lease_s):
                     self.signal_cancel(job_id)  # cancelled, failed or deleted through another replica
-                backlog = await self.store.backlog()  # type: ignore[attr-defined]
-                replicas = await self.store.live_replicas(self.lease_s)  # type: ignore[attr-defined]
+                backlog = await self.store.backlog()
+                replicas = await self.store.live_replicas(self.lease_s)
                 self.backlog_per_replica = backlog / replicas
             except asyncio.CancelledError:
                 raise

@@ -1,7 +1,7 @@
-"""Durable job state: what a job is (`Job`, `PageCheckpoint`) and the operations the runner, submission, the
-sweeper and the routes need from a store (`JobStore`). SQLite (app/jobs/sqlite_store.py) is the embedded
-implementation, chosen in app/jobs/backends.py; a shared database (PostgreSQL, for several replicas) implements
-the same protocol.
+"""Durable job state: what a job is (`Job`, `PageCheckpoint`, `PageLease`) and the operations the runner, the
+leased runner, submission, the sweeper and the routes need from a store (`JobStore`). One implementation,
+app/jobs/sql_store.py, serves the embedded SQLite database and the PostgreSQL one several replicas share; which one
+a process uses is chosen in app/jobs/backends.py.
 
 Every page a job finishes is stored as it completes, so a restarted service resumes at the pages still missing.
 """
@@ -19,7 +19,6 @@ from app.pipeline.result import PageResult
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ACTIVE: frozenset[str] = frozenset({"queued", "running"})
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-
 
 
 @dataclass
@@ -61,6 +60,16 @@ class PageCheckpoint:
     result: PageResult
     computed_at: float
     computations: int
+
+
+@dataclass(frozen=True)
+class PageLease:
+    """A page one holder may compute until `expires_at` (epoch seconds), renewed while it works."""
+
+    job_id: str
+    page_index: int
+    holder: str
+    expires_at: float
 
 
 def job_from_row(row: Mapping[str, Any]) -> Job:
@@ -106,9 +115,14 @@ class JobStore(Protocol):
       taken, so racing submissions end with one job;
     - `mark_running` and `finish` only move an *active* job (queued/running): the first writer of a final
       status wins, and `finish` says whether it did;
-    - `save_page` is an upsert keyed by (job, page index) that counts recomputations and returns pages_done;
-      a job's pages go away with `delete`.
+    - `save_page` is an upsert keyed by (job, page index) that counts recomputations, ends the page's lease and
+      returns pages_done; a job's pages go away with `delete`;
+    - a page is leased to one holder at a time (`claim_pages`), until its lease runs out unrenewed.
+
+    `holder` names this process in page leases (empty for a store no replica shares).
     """
+
+    holder: str
 
     async def open(self) -> None: ...
 
@@ -163,3 +177,34 @@ class JobStore(Protocol):
 
     async def done_page_indices(self, job_id: str) -> set[int]: ...
 
+
+    # --- leases: shared work across replicas (app/jobs/leased_runner.py) ---------------------------------------
+    async def claim_pages(self, holder: str, limit: int, lease_s: float) -> list[PageLease]:
+        """Lease up to `limit` claimable pages of active jobs to `holder`, taking turns across jobs."""
+        ...
+
+    async def renew_leases(self, holder: str, lease_s: float) -> set[str]:
+        """Extend `holder`'s leases; returns the jobs whose pages it should stop (finished or deleted)."""
+        ...
+
+    async def release_pages(self, holder: str) -> int:
+        """Hand back `holder`'s unfinished leased pages at once; returns how many."""
+        ...
+
+    async def backlog(self) -> int:
+        """Pages of active jobs not done yet."""
+        ...
+
+    async def heartbeat(self, holder: str) -> None: ...
+
+    async def live_replicas(self, within_s: float) -> int:
+        """Holders seen in the last `within_s` seconds, at least 1."""
+        ...
+
+    async def forget_replica(self, holder: str) -> None: ...
+
+    async def try_advisory_lock(self, key: int) -> object | None:
+        """A lock one holder at a time has (across replicas): a handle for `release_advisory_lock`, or None."""
+        ...
+
+    async def release_advisory_lock(self, held: object, key: int) -> None: ...

@@ -84,15 +84,11 @@ _SWEEP_LOCK = 0x73776565  # "swee"
 
 
 async def _sweep_when_ours(settings: Settings, store: JobStore, s3: S3Uploader | None) -> None:
-    lock = getattr(store, "try_advisory_lock", None)
-    if lock is None:
-        await sweep_once(settings, store, s3=s3)
-        return
-    held = await lock(_SWEEP_LOCK)
+    held = await store.try_advisory_lock(_SWEEP_LOCK)
     if held is None:
         log.debug("another replica is sweeping")
         return
     try:
         await sweep_once(settings, store, s3=s3)
     finally:
-        await store.release_advisory_lock(held, _SWEEP_LOCK)  # type: ignore[attr-defined]
+        await store.release_advisory_lock(held, _SWEEP_LOCK)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 
 from app.pipeline.mdtext import escape_text
 from app.pipeline.result import Block, PageResult
+from app.storage.layout import IMAGES_DIRNAME, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 EXPORTED: dict[str, str] = {"figure": "fig", "chart": "chart", "table": "table", "formula": "formula"}
 LINKED = frozenset({"figure", "chart"})  # blocks whose Markdown becomes an image link
 ALT_WORDS = {"figure": "Figure", "chart": "Chart"}
-IMAGES_DIRNAME = "images"
 PAD_PT = 2.0
 JPEG_QUALITY = 88
 # A crop with more distinct colours than this (in a sample) is a photograph: JPEG; fewer is line art: PNG.
@@ -228,20 +226,8 @@ def _write_crop(path: Path, data: bytes) -> bool:
     """Write one crop; False when it cannot be written (a full disk, a directory a cancelled request removed):
     the page's text matters more than its picture, so the block keeps its placeholder and the page goes on."""
     try:
-        _atomic_write(path, data)
+        atomic_write(path, data, durable=False, mode=0o644)
     except OSError as exc:
         log.warning("crop %s not written: %s", path.name, exc.strerror or exc)
         return False
     return True
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -16,18 +16,16 @@ job submission with an Idempotency-Key recognises the same upload.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import tempfile
 import warnings
 from pathlib import Path
 
-import pypdfium2 as pdfium
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.errors import ImageTooLarge, InvalidParameter, TooManyPages, UnreadableImage
-from app.pipeline.pdfium_backend import PDFIUM_LOCK
+from app.pipeline import pdfium_backend as backend
 from app.settings import Settings
 
 # Magic numbers; `sniff` returns the Pillow format name.
@@ -103,8 +101,7 @@ def image_to_pdf(path: Path, settings: Settings, *, kind: str | None = None) -> 
     with Path(path).open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
-    out = pdfium.PdfDocument.new()
-    try:
+    with backend.PdfAssembler() as out:
         with warnings.catch_warnings():
             # Pillow warns (and past 2x its limit raises) about bombs; our own limit below is lower and explicit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -121,23 +118,12 @@ def image_to_pdf(path: Path, settings: Settings, *, kind: str | None = None) -> 
                 for index in range(frames):
                     image.seek(index)
                     _check_pixels(image.size, index, frames, settings)
-                    page_pdf = _frame_pdf(image, path if kind == "JPEG" else None, settings)
-                    with PDFIUM_LOCK:
-                        src = pdfium.PdfDocument(page_pdf)
-                        try:
-                            out.import_pages(src)
-                        finally:
-                            src.close()
-        buffer = io.BytesIO()
-        with PDFIUM_LOCK:
-            out.save(buffer)
-    finally:
-        with PDFIUM_LOCK:
-            out.close()
+                    out.append(_frame_pdf(image, path if kind == "JPEG" else None, settings))
+        merged = out.to_bytes()
     # pdfium writes a random document /ID and the time of the merge; the content's hash and a fixed date (each the
     # same length, so the cross-reference offsets stay right) make the wrapper reproducible.
     stable = digest.hexdigest()[:32].upper().encode()
-    data = _ID_TRAILER.sub(b"/ID[<" + stable + b"><" + stable + b">]", buffer.getvalue(), count=1)
+    data = _ID_TRAILER.sub(b"/ID[<" + stable + b"><" + stable + b">]", merged, count=1)
     return _DATES.sub(rb"\g<1>20000101000000", data)
 
 
@@ -166,28 +152,7 @@ def _frame_pdf(frame: Image.Image, jpeg_path: Path | None, settings: Settings) -
         pixels = None if _can_pass_through(frame, jpeg_path, orientation) else _to_rgb_or_grey(upright)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise UnreadableImage(f"the image is truncated or corrupt: {_reason(exc)}") from None
-    with PDFIUM_LOCK:
-        doc = pdfium.PdfDocument.new()
-        try:
-            page = doc.new_page(width_pt, height_pt)
-            obj = pdfium.PdfImage.new(doc)
-            if pixels is None:
-                # A JPEG shown as it is: no decode-encode round trip, no quality lost.
-                with Path(jpeg_path).open("rb") as fh:  # type: ignore[arg-type]
-                    obj.load_jpeg(fh, inline=True)
-            else:
-                bitmap = pdfium.PdfBitmap.from_pil(pixels)
-                obj.set_bitmap(bitmap)
-                bitmap.close()
-            obj.set_matrix(pdfium.PdfMatrix().scale(width_pt, height_pt))
-            page.insert_obj(obj)
-            page.gen_content()
-            page.close()
-            buffer = io.BytesIO()
-            doc.save(buffer)
-        finally:
-            doc.close()
-    return buffer.getvalue()
+    return backend.image_page_pdf(width_pt, height_pt, pixels=pixels, jpeg_path=jpeg_path)
 
 
 def _can_pass_through(frame: Image.Image, jpeg_path: Path | None, orientation: int) -> bool:

@@ -22,7 +22,7 @@ from app.pipeline.options import parse_page_ranges
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    import pypdfium2 as pdfium
+    from app.pipeline.pdfium_backend import PdfDocument
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def check_magic(head: bytes) -> None:
         raise NotAPdf(NOT_A_PDF)
 
 
-def open_pdf(source: Source, settings: Settings) -> pdfium.PdfDocument:
+def open_pdf(source: Source, settings: Settings) -> PdfDocument:
     """Open `source` with pdfium after the size and header checks; typed errors for everything that fails.
 
     The caller owns the document (close it with `pdfium_backend.close_document`)."""

@@ -42,7 +42,7 @@ from app.pipeline.words import page_words
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    import pypdfium2 as pdfium
+    from app.pipeline.pdfium_backend import PdfDocument
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class _Stopwatch:
 
 
 def process_page(
-    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings,
+    doc: PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings,
     images: ImageTarget | None = None,
 ) -> PageResult:
     """Convert one page of an open document (modes `text`, `auto`, `ocr`) to a PageResult with stage timings;
@@ -208,7 +208,7 @@ def process_page(
 
 
 def analyse_for_vl(
-    doc: pdfium.PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings,
+    doc: PdfDocument, page_index: int, options: ConvertOptions, engines: Engines, settings: Settings,
     images: ImageTarget | None = None,
 ) -> VlAnalysis:
     """Render the page and find its regions; crop every region the VLM reads (all but figures) as JPEG.

@@ -18,6 +18,7 @@ these return. All boxes are in displayed PDF points: origin top-left, y down, ro
 from __future__ import annotations
 
 import ctypes
+import io
 import math
 import os
 import re
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
+from PIL import Image
 
 from app.errors import EmptyPdf, EncryptedPdf, UnreadablePdf
 from app.pipeline.result import BBox
@@ -54,6 +56,9 @@ HYPHEN_MARK = "\ufffe"
 HYPHEN_CODE = 0x02
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi|,b$|-b$|extrab", re.IGNORECASE)
 _FORCE_BOLD = 0x40000  # FontDescriptor /Flags bit 19
+
+
+PdfDocument = pdfium.PdfDocument  # an open document, as callers name it in annotations (never call into it)
 
 
 # --- documents --------------------------------------------------------------------------------------------------
@@ -106,6 +111,85 @@ def _classify_load_failure(target: bytes | Path) -> Exception:
     if code == pdfium_c.FPDF_ERR_SECURITY:
         return EncryptedPdf("the PDF uses an encryption scheme this service cannot open")
     return UnreadablePdf("the PDF is damaged or truncated and cannot be read")
+
+
+def document_text(path: Path, page_index: int = 0) -> str:
+    """The raw text layer of one page of the PDF at `path`, as pdfium reads it."""
+    with PDFIUM_LOCK:
+        doc = pdfium.PdfDocument(str(path))
+        try:
+            page = doc[page_index]
+            textpage = page.get_textpage()
+            try:
+                return textpage.get_text_range()
+            finally:
+                textpage.close()
+                page.close()
+        finally:
+            doc.close()
+
+
+# --- writing new documents --------------------------------------------------------------------------------------
+def image_page_pdf(width_pt: float, height_pt: float, *, pixels: Image.Image | None = None,
+                   jpeg_path: Path | None = None) -> bytes:
+    """A one-page PDF of `width_pt` x `height_pt` points showing one image that fills the page: `pixels` (RGB or
+    grey), or the JPEG file at `jpeg_path` embedded as it is (no decode-encode round trip, no quality lost)."""
+    with PDFIUM_LOCK:
+        doc = pdfium.PdfDocument.new()
+        try:
+            page = doc.new_page(width_pt, height_pt)
+            obj = pdfium.PdfImage.new(doc)
+            if pixels is None:
+                if jpeg_path is None:
+                    raise ValueError("image_page_pdf needs pixels or a JPEG file")
+                with Path(jpeg_path).open("rb") as fh:
+                    obj.load_jpeg(fh, inline=True)
+            else:
+                bitmap = pdfium.PdfBitmap.from_pil(pixels)
+                obj.set_bitmap(bitmap)
+                bitmap.close()
+            obj.set_matrix(pdfium.PdfMatrix().scale(width_pt, height_pt))
+            page.insert_obj(obj)
+            page.gen_content()
+            page.close()
+            buffer = io.BytesIO()
+            doc.save(buffer)
+        finally:
+            doc.close()
+    return buffer.getvalue()
+
+
+class PdfAssembler:
+    """A new PDF made of whole PDFs appended one at a time (each imported, in compressed form, as it comes), saved
+    to bytes with `to_bytes()`; `close()` (or leaving the `with` block) frees it."""
+
+    def __init__(self) -> None:
+        with PDFIUM_LOCK:
+            self._doc = pdfium.PdfDocument.new()
+
+    def append(self, pdf: bytes) -> None:
+        with PDFIUM_LOCK:
+            source = pdfium.PdfDocument(pdf)
+            try:
+                self._doc.import_pages(source)
+            finally:
+                source.close()
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        with PDFIUM_LOCK:
+            self._doc.save(buffer)
+        return buffer.getvalue()
+
+    def close(self) -> None:
+        with PDFIUM_LOCK:
+            self._doc.close()
+
+    def __enter__(self) -> PdfAssembler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class DocumentCache:

@@ -18,9 +18,10 @@ import shutil
 import uuid
 from pathlib import Path
 
-from app.pipeline.figures import IMAGES_DIRNAME, ImageTarget
+from app.pipeline.figures import ImageTarget
 from app.pipeline.result import DocumentResult
 from app.settings import Settings
+from app.storage.layout import IMAGES_DIRNAME
 
 log = logging.getLogger(__name__)
 

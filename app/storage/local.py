@@ -6,39 +6,19 @@ reaches the filesystem, so `../../etc/passwd.pdf` is just a string in a log line
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
-from app.pipeline.figures import IMAGES_DIRNAME
 from app.pipeline.result import DocumentResult
 from app.settings import Settings
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
 from app.storage.images import image_files
+from app.storage.layout import IMAGES_DIRNAME, RESULT_JSON, RESULT_MD, atomic_write
 
 # Request ids we accept from clients (X-Request-ID) and use as directory names.
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-RESULT_JSON = "result.json"
-RESULT_MD = "result.md"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a partial one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def local_outputs(out_dir: Path) -> dict[str, object]:
     """How a response names the files written for it: the result id (the directory's name under OUTPUT_DIR) and

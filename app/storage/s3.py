@@ -19,9 +19,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from app.settings import Settings
-from app.pipeline.figures import IMAGES_DIRNAME
 from app.storage.images import MEDIA_TYPES, image_files
-from app.storage.local import RESULT_JSON, RESULT_MD
+from app.storage.layout import IMAGES_DIRNAME, RESULT_JSON, RESULT_MD
 
 log = logging.getLogger(__name__)
 

@@ -170,13 +170,13 @@ def test_an_allow_list_without_a_secret_fails_at_boot():
 async def test_stop_leaves_the_delivery_pending_for_the_next_start(make_settings):
     # The dispatcher's own contract, without the HTTP layer: stop() cancels a waiting retry, state stays pending.
     from app.jobs.callbacks import CallbackDispatcher
-    from app.jobs.sqlite_store import SqliteJobStore
+    from app.jobs.sql_store import SqlJobStore
     from app.jobs.store import Job
     from app.pipeline.options import ConvertOptions
 
     settings = make_settings(callback_allowed_hosts=f"127.0.0.1:{_free_port()}", callback_secret=SECRET,
                              callback_backoff_s=60)
-    store = SqliteJobStore(settings.output_dir / "jobs.db")
+    store = SqlJobStore.sqlite(settings.output_dir / "jobs.db")
     await store.open()
     job = Job(id="jcallback0001", owner="", status="failed", options=ConvertOptions(), upload_sha256="0",
               page_count=1, page_indices=[0], created_at=0.0, finished_at=1.0, error_type="x", error_message="y",
@@ -201,19 +201,20 @@ async def test_a_job_database_from_before_webhooks_gains_the_columns(make_settin
     import sqlite3
     from contextlib import closing
 
-    from app.jobs.sqlite_store import _SCHEMA, SqliteJobStore
+    from app.jobs.migrations.versions.r0001_release_before_alembic import SQLITE
+    from app.jobs.sql_store import SqlJobStore
 
     settings = make_settings()
     settings.output_dir.mkdir(parents=True)
-    old_schema = _SCHEMA.replace("    s3              TEXT,", "    s3              TEXT")
+    old_schema = ";".join(SQLITE).replace("    s3              TEXT,", "    s3              TEXT")
     old_schema = "\n".join(line for line in old_schema.splitlines() if "callback" not in line)
     with closing(sqlite3.connect(settings.output_dir / "jobs.db")) as db:
-        db.executescript(old_schema)
+        db.executescript(old_schema + ";")
         db.execute("INSERT INTO jobs (id, status, options, upload_sha256, page_count, page_indices, pages_total,"
                    " created_at, finished_at) VALUES ('jold00000001', 'succeeded', '{}', '0', 1, '[0]', 1, 0, 1)")
         db.commit()
         assert "callback" not in {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-    store = SqliteJobStore(settings.output_dir / "jobs.db")
+    store = SqlJobStore.sqlite(settings.output_dir / "jobs.db")
     await store.open()
     try:
         old = await store.get("jold00000001")
@@ -305,12 +306,12 @@ def test_callback_urls_are_stored_in_the_senders_normal_form():
 async def test_a_stored_url_the_sender_cannot_use_ends_failed_with_the_reason(make_settings):
     # A row written before URLs were checked this way (the tab URL of the issue): failed, with why, at once.
     from app.jobs.callbacks import CallbackDispatcher
-    from app.jobs.sqlite_store import SqliteJobStore
+    from app.jobs.sql_store import SqlJobStore
     from app.jobs.store import Job
     from app.pipeline.options import ConvertOptions
 
     settings = make_settings(callback_allowed_hosts="127.0.0.1", callback_secret=SECRET)
-    store = SqliteJobStore(settings.output_dir / "jobs.db")
+    store = SqlJobStore.sqlite(settings.output_dir / "jobs.db")
     await store.open()
     job = Job(id="jcallback0002", owner="", status="succeeded", options=ConvertOptions(), upload_sha256="0",
               page_count=1, page_indices=[0], created_at=0.0, finished_at=1.0,

@@ -59,7 +59,8 @@ def _comparable(document: dict[str, Any]) -> dict[str, Any]:
 def _checkpoints(output_dir: Path, job_id: str) -> dict[int, tuple[float, int]]:
     """page index -> (computed_at, computations), read straight from the database file."""
     with closing(sqlite3.connect(output_dir / "jobs.db")) as db:
-        rows = db.execute("SELECT page_index, computed_at, computations FROM pages WHERE job_id = ?", (job_id,))
+        rows = db.execute("SELECT page_index, computed_at, computations FROM pages WHERE job_id = ? AND state = 'done'",
+                          (job_id,))
         return {index: (at, n) for index, at, n in rows}
 
 

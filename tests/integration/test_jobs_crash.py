@@ -109,7 +109,8 @@ def _db(output_dir: Path) -> Any:
 
 def _checkpoints(output_dir: Path, job_id: str) -> dict[int, tuple[float, int]]:
     with _db(output_dir) as db:
-        rows = db.execute("SELECT page_index, computed_at, computations FROM pages WHERE job_id = ?", (job_id,))
+        rows = db.execute("SELECT page_index, computed_at, computations FROM pages WHERE job_id = ? AND state = 'done'",
+                          (job_id,))
         return {index: (at, n) for index, at, n in rows}
 
 

@@ -115,6 +115,15 @@ def _wait_status(replica: Replica, job_id: str, statuses: set[str], timeout_s: f
     return seen
 
 
+def _leased_to(database: str, job_id: str, replica: Replica) -> set[int]:
+    """Pages of the job leased to `replica` and not done (its lease holder name carries its pid)."""
+    assert replica.proc is not None
+    with psycopg.connect(database) as conn:
+        rows = conn.execute("SELECT page_index FROM pages WHERE job_id = %s AND state = 'leased'"
+                            " AND lease_holder LIKE %s", (job_id, f"%-{replica.proc.pid}-%")).fetchall()
+    return {index for (index,) in rows}
+
+
 def _pages_markdown(result: dict) -> list[str]:
     return [page["markdown"] for page in result["pages"]]
 
@@ -157,13 +166,23 @@ def test_a_replica_killed_mid_job_loses_nothing(replicas, tmp_path: Path) -> Non
     pdf = pdfgen.text_pdf(tmp_path / "six.pdf", pages=6)  # read by OCR, about a second a page
     job = _submit(a, pdf, mode="ocr", dpi="100")
     job_id = job["job_id"]
-    wait_until(lambda: a.client.get(f"/jobs/{job_id}").json()["pages_done"] >= 1, 120, "a first page")
+    database = a.env["JOBS_DATABASE_URL"]
+    # Killed while it holds a lease on a page not yet done: the page that has to move to b.
+    wait_until(lambda: a.client.get(f"/jobs/{job_id}").json()["pages_done"] >= 1 and _leased_to(database, job_id, a),
+               120, "a first page, and a page leased to a")
     a.kill()
+    orphaned = _leased_to(database, job_id, a)  # read at once: the lease runs out only LEASE_S after the kill
+    assert orphaned, "a held no lease when killed: nothing had to move"
 
     final = _wait_status(b, job_id, {"succeeded", "failed"}, timeout_s=240)
     assert final["status"] == "succeeded", final
     result = b.client.get(f"/jobs/{job_id}/result").json()
     assert [p["page"] for p in result["pages"]] == [1, 2, 3, 4, 5, 6]
+    with psycopg.connect(database) as conn:
+        moved = conn.execute("SELECT page_index, state, claims, computations FROM pages WHERE job_id = %s"
+                             " AND page_index = ANY(%s)", (job_id, sorted(orphaned))).fetchall()
+    # Each page a held was claimed again (by b, after a's lease ran out), done, and computed once into the result.
+    assert sorted(moved) == [(index, "done", 2, 1) for index in sorted(orphaned)]
 
     reference = _submit(b, pdf, mode="ocr", dpi="100")
     _wait_status(b, reference["job_id"], {"succeeded"})

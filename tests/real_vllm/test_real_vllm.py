@@ -236,9 +236,14 @@ def test_kill_9_of_vllm_under_load_gives_200_or_503_and_readiness_returns(real, 
     running = lambda: real.vllm_metric("vllm:num_requests_running") > 0  # noqa: E731
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(_convert, real, pdf) for _ in range(4)]
-        wait_until(lambda: any(f.done() for f in futures) or running(), 120, "requests running in vLLM", 0.05)
+        wait_until(running, 120, "requests running in vLLM", 0.05)
+        # The kill must land mid-request, else this would only test a restart: vLLM still running some, and ours
+        # still waiting on some, read the instant before it.
+        in_flight = real.vllm_metric("vllm:num_requests_running")
+        waiting = sum(not f.done() for f in futures)
         os.kill(first_pid, signal.SIGKILL)
         responses = [f.result() for f in futures]
+    assert in_flight > 0 and waiting > 0, f"the kill landed after the work: {in_flight} running, {waiting} waiting"
     assert_served_or_shed(responses)
     wait_until(lambda: real.status("/readyz") == 200 and real.info("vlm")["pid"] != first_pid, VLLM_START_S,
                f"supervisord to restart vLLM and readiness to return\n{real.log()[-3000:]}", 1.0)

@@ -130,3 +130,24 @@ def test_lower_layers_never_import_the_api(package: str) -> None:
         for target in targets if _within(target, "app.api")
     )
     assert upward == []
+
+
+# Libraries one module owns: every call into them goes through it (pdfium is not thread-safe; its backend holds the
+# one lock). Every import counts here, also under `if TYPE_CHECKING:` (annotations name the owner's aliases).
+OWNED_LIBRARIES = {"pypdfium2": "app.pipeline.pdfium_backend"}
+
+
+def _library_importers(library: str) -> set[str]:
+    importers = set()
+    for path in APP.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            if any(name == library or name.startswith(library + ".") for name in names):
+                importers.add(_module_name(path))
+    return importers
+
+
+@pytest.mark.parametrize(("library", "owner"), sorted(OWNED_LIBRARIES.items()))
+def test_an_owned_library_is_imported_by_its_owner_alone(library: str, owner: str) -> None:
+    assert _library_importers(library) == {owner}

@@ -16,7 +16,7 @@ from app.jobs import files
 from app.jobs.events import JobEvents
 from app.jobs.handoff import JobHandoff, adopt
 from app.jobs.runner import JobRunner
-from app.jobs.sqlite_store import SqliteJobStore
+from app.jobs.sql_store import SqlJobStore
 from app.jobs.store import Job
 from app.jobs.submission import JobSubmission
 from app.pipeline.document import merge_pages
@@ -34,7 +34,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def store(tmp_path: Path):
-    s = SqliteJobStore(tmp_path / "jobs.db")
+    s = SqlJobStore.sqlite(tmp_path / "jobs.db")
     await s.open()
     yield s
     await s.close()

@@ -12,7 +12,7 @@ from app.jobs import files
 from app.jobs.events import JobEvent, JobEvents
 from app.jobs.handoff import JobHandoff
 from app.jobs.runner import merge_pages
-from app.jobs.sqlite_store import SqliteJobStore
+from app.jobs.sql_store import SqlJobStore
 from app.jobs.store import DuplicateIdempotencyKey, Job, JobStore
 from app.jobs.submission import new_job_id
 from app.jobs.sweeper import sweep_once
@@ -47,7 +47,7 @@ BACKENDS = ("postgres", "sqlite")
 @pytest.fixture(params=BACKENDS)
 async def store(request, tmp_path: Path):
     if request.param == "sqlite":
-        s: JobStore = SqliteJobStore(tmp_path / "jobs.db")
+        s: JobStore = SqlJobStore.sqlite(tmp_path / "jobs.db")
         await s.open()
     else:
         from tests.postgres_server import fresh_store
@@ -73,7 +73,7 @@ async def test_concurrent_checkpoints_and_status_changes_stay_consistent(store: 
 
 @pytest.mark.anyio
 async def test_database_is_in_wal_mode_and_survives_reopening(tmp_path: Path) -> None:
-    store = SqliteJobStore(tmp_path / "jobs.db")
+    store = SqlJobStore.sqlite(tmp_path / "jobs.db")
     await store.open()
     job = _job(owner="o1")
     job.filename = "a.pdf"
@@ -84,7 +84,7 @@ async def test_database_is_in_wal_mode_and_survives_reopening(tmp_path: Path) ->
     with sqlite3.connect(tmp_path / "jobs.db") as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
-    again = SqliteJobStore(tmp_path / "jobs.db")
+    again = SqlJobStore.sqlite(tmp_path / "jobs.db")
     await again.open()
     try:
         loaded = await again.get(job.id)

@@ -1,7 +1,7 @@
-"""The PostgreSQL job store shares page work between replicas through leases: concurrent claimers never get the same
-page, a dead holder's pages come back after the lease, cancel stops renewals, claims take turns across jobs, and a
-job handed off while running is leased to the replica computing it. (The semantics both backends share are tested
-on both in test_job_store.py.)"""
+"""The job store shares page work between replicas through leases: concurrent claimers never get the same page, a
+dead holder's pages come back after the lease, cancel stops renewals, claims take turns across jobs, and a job
+handed off while running is leased to the replica computing it. Replicas share PostgreSQL; the embedded SQLite
+database keeps the same protocol (one store, app/jobs/sql_store.py), so the lease tests run on both."""
 
 from __future__ import annotations
 
@@ -18,14 +18,21 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-async def pg(postgres_url: str):
-    s = await fresh_store(postgres_url)
+@pytest.fixture(params=("postgres", "sqlite"))
+async def pg(request, tmp_path):
+    """An open store on a new database: PostgreSQL, or SQLite (the name stays: most of these are about replicas)."""
+    if request.param == "sqlite":
+        from app.jobs.sql_store import SqlJobStore
+
+        s = SqlJobStore.sqlite(tmp_path / "jobs.db")
+        await s.open()
+    else:
+        s = await fresh_store(request.getfixturevalue("postgres_url"))
     yield s
     await s.close()
 
 
-# --- PostgreSQL: leases ------------------------------------------------------------------------------------------
+# --- leases ------------------------------------------------------------------------------------------------------
 @pytest.mark.anyio
 async def test_concurrent_claimers_never_get_the_same_page(pg) -> None:
     jobs = [await pg.insert(_job(pages=10)) for _ in range(5)]
@@ -108,10 +115,10 @@ async def test_one_replica_at_a_time_holds_an_advisory_lock(pg) -> None:
 
 @pytest.mark.anyio
 async def test_schema_migration_runs_once_for_replicas_starting_together(postgres_url: str) -> None:
-    from app.jobs.postgres_store import PostgresJobStore
+    from app.jobs.sql_store import SqlJobStore
 
     first = await fresh_store(postgres_url)
-    others = [PostgresJobStore(first.url) for _ in range(3)]
+    others = [SqlJobStore(first.url) for _ in range(3)]
     await asyncio.gather(*(s.open() for s in others))
     job = await others[0].insert(_job())
     assert (await first.get(job.id)).id == job.id
