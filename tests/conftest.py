@@ -11,7 +11,7 @@ from app.settings import Settings
 
 # Variables that would leak the developer's configuration into a test.
 _PREFIXES = ("CLOUDRU_S3_", "S3_", "AWS_", "VLLM_", "VLM_", "API_KEY", "OUTPUT_DIR", "PADDLEX_HOME", "USE_VLM_API",
-             "PROFILE", "WORKERS", "MAX_", "HOST", "PORT", "JOB_")
+             "PROFILE", "WORKERS", "MAX_", "HOST", "PORT", "JOB_", "OCR_LANGS")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 EVAL_DIR = SHARED / "eval" / "olmocr-bench-sample"

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from app.pipeline.options import MIN_DPI, MODES, PAGES_PATTERN
+from app.pipeline.options import LANG_PATTERN, MIN_DPI, MODES, PAGES_PATTERN
 from app.settings import Settings
 
 
@@ -115,11 +115,12 @@ def complete(document: dict[str, Any], settings: Settings) -> None:
 
 
 def _bound_options(document: dict[str, Any], settings: Settings) -> None:
-    """`dpi`, `mode` and `pages` as the server checks them (app/pipeline/options.py), in query and form alike."""
+    """`dpi`, `mode`, `pages` and `lang` as the server checks them (app/pipeline/options.py), in query and form alike."""
     bounds = {
         "dpi": {"type": "integer", "minimum": MIN_DPI, "maximum": settings.max_dpi},
         "mode": {"type": "string", "enum": list(MODES)},
         "pages": {"type": "string", "pattern": PAGES_PATTERN},
+        "lang": {"type": "string", "pattern": LANG_PATTERN},
     }
     operation = document["paths"]["/ocr/pdf"]["post"]
     for parameter in operation.get("parameters", []):

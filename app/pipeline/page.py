@@ -109,12 +109,20 @@ class Engines:
 
         return _loaded(create_ocr_engine(self._settings))
 
+    @cached_property
+    def reader(self):
+        """The OCR engine behind the per-script router (recognize/routing.py): what `ocr` pages are read with."""
+        from app.pipeline.recognize.routing import ScriptRouter
+        from app.pipeline.recognize.tesseract import TesseractReader
+
+        return ScriptRouter(self.ocr, TesseractReader(threads=self._settings.threads_per_worker))
+
     def load(self) -> None:
-        _ = self.layout, self.ocr
+        _ = self.layout, self.ocr, self.reader
 
     def warmup(self) -> None:
         self.layout.warmup()
-        self.ocr.warmup()
+        self.reader.warmup()
 
     def health(self) -> bool:
         loaded = (self.__dict__.get(name) for name in ("layout", "ocr"))  # what cached_property has built so far
@@ -167,7 +175,8 @@ def process_page(
                 regions = _to_points(engines.layout.detect(image), scale)
             if source == "ocr":
                 with clock.stage("ocr"):
-                    lines = [_line_to_points(line, scale) for line in engines.ocr.recognize(image, dpi=scale * 72)]
+                    read = engines.reader.recognize(image, dpi=scale * 72, lang=options.lang)
+                    lines = [_line_to_points(line, scale) for line in read]
             rendered = (image, scale)
             del image
         words: list[TextLine] = []

@@ -30,7 +30,7 @@ from app.jobs.manager import JobHandoff
 from app.pipeline.document import convert_document
 from app.pipeline.image_input import check_mode
 from app.pipeline.intake import inspect_pdf
-from app.pipeline.options import IMAGES_MODES, MODES, ConvertOptions, options_from_fields
+from app.pipeline.options import IMAGES_MODES, LANG_HELP, MODES, ConvertOptions, options_from_fields
 from app.pipeline.result import DocumentResult
 from app.observability.metrics import Metrics
 from app.storage import images as image_store
@@ -60,6 +60,7 @@ _UPLOAD_SCHEMA = {
                         "dpi": {"type": "integer"},
                         "images": {"type": "string", "enum": list(IMAGES_MODES),
                                    "description": "Figure/table crops: files (refer), data: URIs (embed), none"},
+                        "lang": {"type": "string", "description": LANG_HELP},
                     },
                 }
             }
@@ -99,6 +100,7 @@ async def ocr_pdf(
     mode: str | None = Query(None, description="auto | text | ocr | vl"),
     dpi: str | None = Query(None, description="Render DPI for OCR"),
     images: str | None = Query(None, description="refer (default) | embed | none"),
+    lang: str | None = Query(None, description=LANG_HELP),
 ) -> Response:
     accepting = lifecycle.accepting(pool)
     if not accepting.ok:
@@ -116,7 +118,8 @@ async def ocr_pdf(
     try:
         # Form fields win over query parameters.
         options = options_from_fields(settings, upload.fields,
-                                      {"pages": pages, "mode": mode, "dpi": dpi, "images": images})
+                                      {"pages": pages, "mode": mode, "dpi": dpi, "images": images,
+                                                               "lang": lang})
         check_mode(upload.image_format, options.mode)
         if options.mode == "vl" and vlm is not None:
             vlm.raise_if_unavailable()  # before any rendering: a down sidecar means 503 now, not after layout
@@ -126,8 +129,8 @@ async def ocr_pdf(
         except AppError:
             metrics.rejections.labels("overloaded").inc()
             raise
-        log.info("converting %d of %d pages (mode=%s dpi=%d, %d bytes)", len(info.page_indices), info.page_count,
-                 options.mode, options.dpi, upload.size)
+        log.info("converting %d of %d pages (mode=%s dpi=%d lang=%s, %d bytes)", len(info.page_indices),
+                 info.page_count, options.mode, options.dpi, options.lang, upload.size)
         handoff = JobHandoff()  # buffers pages so a hand-off to a job keeps them (checkpoints)
         cancel = handoff.cancel
         staging = image_store.staging_dir(settings, request_id)
