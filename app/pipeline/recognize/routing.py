@@ -17,7 +17,8 @@ from dataclasses import replace
 import numpy as np
 
 from app.pipeline.primitives import TextLine
-from app.pipeline.recognize.languages import AUTO_CYRILLIC, LanguageChoice, installed_languages, parse_languages
+from app.pipeline.recognize.languages import AUTO_CYRILLIC, LATIN_PARTNER, LanguageChoice, installed_languages, parse_languages
+from app.pipeline.recognize.mixed import mend_cyrillic_words, mend_latin_words
 from app.pipeline.recognize.script import misread_cyrillic, page_is_cyrillic
 from app.pipeline.recognize.tesseract import TesseractReader
 
@@ -47,15 +48,17 @@ class ScriptRouter:
         choice = parse_languages(lang, self.installed)
         cyrillic = self._cyrillic_langs(choice)
         if cyrillic is not None and not choice.ppocr:
-            self.last_engine = "tesseract"
-            return self.tesseract.read_page(image, cyrillic, dpi)  # type: ignore[union-attr]
-        lines = self.ocr.recognize(image, dpi=dpi)
+            return self._cyrillic_page(image, cyrillic, dpi)
         self.last_engine = self.ocr.name
         if cyrillic is None:
-            return lines
-        if page_is_cyrillic(lines):
-            self.last_engine = "tesseract"
-            return self.tesseract.read_page(image, cyrillic, dpi)  # type: ignore[union-attr]
+            return self.ocr.recognize(image, dpi=dpi)
+        if getattr(self.ocr, "screens", False):  # reads a sample of lines first, the rest only for a Latin page
+            lines = self.ocr.recognize(image, dpi=dpi, screen=page_is_cyrillic)
+        else:
+            lines = self.ocr.recognize(image, dpi=dpi)
+            lines = None if page_is_cyrillic(lines) else lines
+        if lines is None:
+            return self._cyrillic_page(image, cyrillic, dpi)
         mended = []
         for line in lines:
             if misread_cyrillic(line):
@@ -65,6 +68,19 @@ class ScriptRouter:
                     self.last_engine = f"{self.ocr.name}+tesseract"
             mended.append(line)
         return mended
+
+    def _cyrillic_page(self, image: np.ndarray, langs: str, dpi: float | None) -> list[TextLine]:
+        """tesseract reads the page; PP-OCR, where it can read boxes, mends the Latin words in it (mixed.py)."""
+        self.last_engine = "tesseract"
+        tesseract = self.tesseract
+        assert tesseract is not None
+        lines = tesseract.read_page_words(image, langs, dpi)
+        cyrillic_only = "+".join(lang for lang in langs.split("+") if lang != LATIN_PARTNER)
+        lines = mend_cyrillic_words(lines, lambda box: tesseract.read_word(image, box, cyrillic_only))
+        read_boxes = getattr(self.ocr, "read_boxes", None)
+        if read_boxes is None:
+            return [line for line, _ in lines]
+        return mend_latin_words(lines, lambda boxes: read_boxes(image, boxes))
 
     def warmup(self) -> None:
         self.ocr.warmup()

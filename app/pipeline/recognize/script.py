@@ -6,7 +6,7 @@ low confidence. On bench/languages.py's pages (clean and worn, 200 DPI) PP-OCR's
 0.72-0.88 on Russian pages and 0.976-0.999 on English ones; the share of lines under CONFIDENT is 0.64-0.86 on
 Russian pages and at most 0.08 on English ones (tables, formulas and worn pages included). A line counts as
 misread Cyrillic when it is unsure and shows the look-alike signature in at least a fifth of its words: a capital
-inside a lower-case word, digits inside a word of letters (3 for З, 4 for Ч, 6 for б), "bI"/"bl" for ы, or a symbol
+inside a lower-case word, digits inside a word of letters (3 for З, 4 for Ч, 6 for б), "bI"/"bl" for ы, "JI" for Л, or a symbol
 PP-OCR uses for a Cyrillic letter (∏ for П). A page is Cyrillic when most of its letters sit in such lines. The
 cost is a regular expression per word: nothing next to reading the page.
 """
@@ -31,6 +31,7 @@ _SIGNATURE = re.compile(
     r"[a-z][A-Z]"  # a capital inside a lower-case word: "CTpaHIbI"
     r"|[A-Za-z][0-9]+[A-Za-z]"  # digits inside letters: "KIO4eBOrO", "Ha3BaHIAMI"
     r"|[bB][Il]"  # ы
+    r"|JI"  # Л
     r"|[\u220f\u03c0\u0131]"  # ∏, π, ı for П, п, і
     r"|[\u0400-\u04ff]"  # a Cyrillic letter the dictionary does hold (PP-OCRv5 has a few)
 )

@@ -8,12 +8,18 @@ library loads: with several worker processes each tesseract using every core, th
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from app.pipeline.primitives import TextLine
 from app.pipeline.recognize.languages import tessdata_dir
+
+class Word(NamedTuple):
+    text: str
+    bbox: tuple[float, float, float, float]  # pixels
+    confidence: float  # 0-1
+
 
 # A line re-read alone gets this much white round it (pixels at the render's DPI): tesseract wants a margin.
 LINE_PAD_PX = 6
@@ -49,6 +55,11 @@ class TesseractReader:
 
     def read_page(self, image: np.ndarray, langs: str, dpi: float | None = None) -> list[TextLine]:
         """The page's lines (tesseract's own layout analysis), pixel boxes, in tesseract's reading order."""
+        return [line for line, _ in self.read_page_words(image, langs, dpi)]
+
+    def read_page_words(self, image: np.ndarray, langs: str,
+                        dpi: float | None = None) -> list[tuple[TextLine, list[Word]]]:
+        """Each line of the page with its words (text, pixel box, confidence 0-1)."""
         import tesserocr
         from PIL import Image
 
@@ -57,23 +68,43 @@ class TesseractReader:
         if dpi:
             api.SetSourceResolution(int(round(dpi)))
         api.Recognize()
-        lines: list[TextLine] = []
         iterator = api.GetIterator()
-        level = tesserocr.RIL.TEXTLINE
-        if iterator is None:
-            return lines
-        for item in tesserocr.iterate_level(iterator, level):
-            text = " ".join((item.GetUTF8Text(level) or "").split())
-            box = item.BoundingBox(level)
-            if not text or box is None:
-                continue
-            x0, y0, x1, y1 = box
-            lines.append(TextLine(text=text, bbox=(float(x0), float(y0), float(x1), float(y1)),
-                                  score=max(0.0, min(1.0, item.Confidence(level) / 100.0))))
+        lines: list[tuple[TextLine, list[Word]]] = []
+        words: list[Word] = []
+        level, line_level = tesserocr.RIL.WORD, tesserocr.RIL.TEXTLINE
+
+        def close_line() -> None:
+            if words:
+                x0 = min(w.bbox[0] for w in words)
+                y0 = min(w.bbox[1] for w in words)
+                x1 = max(w.bbox[2] for w in words)
+                y1 = max(w.bbox[3] for w in words)
+                score = sum(w.confidence for w in words) / len(words)
+                lines.append((TextLine(text=" ".join(w.text for w in words), bbox=(x0, y0, x1, y1), score=score),
+                              list(words)))
+                words.clear()
+
+        if iterator is not None:
+            for item in tesserocr.iterate_level(iterator, level):
+                if item.IsAtBeginningOf(line_level):
+                    close_line()
+                text = (item.GetUTF8Text(level) or "").strip()
+                box = item.BoundingBox(level)
+                if text and box is not None:
+                    words.append(Word(text, tuple(float(v) for v in box),  # type: ignore[arg-type]
+                                      max(0.0, min(1.0, item.Confidence(level) / 100.0))))
+            close_line()
         api.Clear()
         return lines
 
-    def read_line(self, image: np.ndarray, bbox: tuple[float, float, float, float], langs: str) -> str:
+    def read_word(self, image: np.ndarray, bbox: tuple[float, float, float, float], langs: str) -> str:
+        """The text of one word box of `image` (RGB pixels), read alone."""
+        import tesserocr
+
+        return self.read_line(image, bbox, langs, psm=tesserocr.PSM.SINGLE_WORD)
+
+    def read_line(self, image: np.ndarray, bbox: tuple[float, float, float, float], langs: str,
+                  psm: int | None = None) -> str:
         """The text of one line box of `image` (RGB pixels), read alone."""
         import tesserocr
         from PIL import Image
@@ -84,7 +115,7 @@ class TesseractReader:
                      max(0, int(x0) - LINE_PAD_PX): min(width, int(x1) + LINE_PAD_PX)]
         if crop.size == 0:
             return ""
-        api = self._api(langs, tesserocr.PSM.SINGLE_LINE)
+        api = self._api(langs, tesserocr.PSM.SINGLE_LINE if psm is None else psm)
         api.SetImage(Image.fromarray(np.ascontiguousarray(crop)))
         text = " ".join((api.GetUTF8Text() or "").split())
         api.Clear()
