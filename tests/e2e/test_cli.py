@@ -246,3 +246,18 @@ def test_images_in_and_out_through_the_cli(tmp_path):
     assert embedded.returncode == 0, embedded.stderr
     assert embedded.markdown("my figures").count("](data:image/") == 2
     assert sorted(p.name for p in embedded.output.iterdir()) == ["my figures.json", "my figures.md"]
+
+
+def test_a_language_that_is_not_installed_exits_2_naming_the_installed_ones(tmp_path):
+    source = pdfgen.text_pdf(tmp_path / "report.pdf")
+    run = convert([source], tmp_path / "out", "--lang", "ru+xx", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "--lang: 'xx' is not installed; installed: " in run.stderr and "ru" in run.stderr
+
+
+def test_lang_ru_reads_a_russian_scan(tmp_path):
+    source = pdfgen.scanned_lines_pdf(tmp_path / "dogovor.pdf", pdfgen.RUSSIAN_LINES)
+    run = convert([source], tmp_path / "out", "--lang", "ru", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    markdown = (tmp_path / "out" / "dogovor.md").read_text(encoding="utf-8")
+    assert "Договор поставки" in markdown and "покупателю" in markdown, markdown
