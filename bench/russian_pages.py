@@ -62,12 +62,14 @@ def _cyrillic_share(text: str) -> float:
 def sources(count: int) -> list[Path]:
     """The first `count` pages (by name) long enough and translated (most letters Cyrillic: some pages of the
     package are still English)."""
-    pages = []
+    pages, seen = [], set()
     for path in sorted(MAN_DIR.glob("*.1.gz")):
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
             source = fh.read()
-        if len(source) < MIN_CHARS or _cyrillic_share(source) < 0.5:
+        # Some names are one page under several names (editor, ex and vim): each text once.
+        if len(source) < MIN_CHARS or _cyrillic_share(source) < 0.5 or source in seen:
             continue
+        seen.add(source)
         pages.append(path)
         if len(pages) == count:
             break

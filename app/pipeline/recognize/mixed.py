@@ -1,8 +1,8 @@
 """Latin words inside Cyrillic lines: tesseract's `rus` model reads many of them as Cyrillic look-alikes
 ("аргороз" for apropos, "сгоп" for cron, "-УЕТ" for -vET, "-п" for -n); PP-OCR reads them right and sure of itself.
 
-On a page tesseract read, a word is a suspect when it holds a Cyrillic letter and is no Russian word
-(pyspellchecker's Russian list), or tesseract itself was unsure of it (a Latin word garbled by the English model,
+On a page tesseract read, a word is a suspect when it holds a Cyrillic letter, only Cyrillic letters that stand in
+for Latin ones (`_LATIN_TWINS`), and is no Russian word (pyspellchecker's Russian list), or tesseract itself was unsure of it (a Latin word garbled by the English model,
 "--sShow-all"). PP-OCR reads each suspect on its own box, and its reading replaces tesseract's when PP-OCR is sure
 (every character) and the reading is plain ASCII without the look-alike signature of a Cyrillic word read as Latin
 (script.py), and holds a letter no Cyrillic letter looks like (so "с", "в", "сок" read as "c", "B", "cok" stay
@@ -32,6 +32,10 @@ OPTION_WEAKEST = 0.6
 TESSERACT_UNSURE = 0.6
 # Latin letters with no Cyrillic look-alike (in print, same case): one of them shows the word is Latin.
 _LATIN_ONLY = set("bdfghijlqrstvwzDFGIJLNQRSUVWZ")
+# Cyrillic letters tesseract puts for Latin ones (а for a, г for r, з for s, п for n, У for v, ...): a Latin word
+# misread comes out in these alone, while most Russian words hold another letter (б, ж, л, ч, ы, я, ...) and are
+# not suspects at all, which keeps PP-OCR's re-reads to a few words a page.
+_LATIN_TWINS = set("авгдезийкмнопрстухьАВГДЕЗИЙКМНОПРСТУХЬ")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")
 _CAPITALS_SIGNATURE = re.compile(r"JI|[A-Z][0-9][A-Z]|BI")
@@ -49,7 +53,7 @@ def suspect(word: Word) -> bool:
     """Whether tesseract's reading of `word` may be a Latin word in Cyrillic look-alikes (or a garbled one)."""
     if word.confidence < TESSERACT_UNSURE:
         return True
-    if not _CYRILLIC.search(word.text):
+    if not _CYRILLIC.search(word.text) or any(char.isalpha() and char not in _LATIN_TWINS for char in word.text):
         return False
     known = russian_words()
     runs = _LETTER_RUNS.findall(word.text.lower())

@@ -5,7 +5,8 @@ letters scrambled ("CTpaHIbI", "KOTopbIX", "ABTopcKne ∏paBa" for "страни
 low confidence. On bench/languages.py's pages (clean and worn, 200 DPI) PP-OCR's median line confidence is
 0.72-0.88 on Russian pages and 0.976-0.999 on English ones; the share of lines under CONFIDENT is 0.64-0.86 on
 Russian pages and at most 0.08 on English ones (tables, formulas and worn pages included). A line counts as
-misread Cyrillic when it is unsure and shows the look-alike signature in at least a fifth of its words: a capital
+misread Cyrillic when it is unsure and shows the look-alike signature in at least a fifth of its words (two at
+least): a capital
 inside a lower-case word, digits inside a word of letters (3 for З, 4 for Ч, 6 for б), "bI"/"bl" for ы, "JI" for Л, or a symbol
 PP-OCR uses for a Cyrillic letter (∏ for П). A page is Cyrillic when most of its letters sit in such lines. The
 cost is a regular expression per word: nothing next to reading the page.
@@ -22,6 +23,8 @@ from app.pipeline.primitives import TextLine
 CONFIDENT = 0.9
 # A line is misread Cyrillic when at least this share of its words (3+ characters) shows the signature.
 LINE_WORD_SHARE = 0.2
+# ... and at least this many words: one odd word is a formula ("u∈(R/AnnR(xi))×") more often than Russian.
+MIN_MARKED_WORDS = 2
 # A page is Cyrillic when this share of its letters is in misread-Cyrillic lines (Russian pages: 0.6-0.85,
 # English: under 0.05).
 PAGE_LETTER_SHARE = 0.35
@@ -32,7 +35,7 @@ _SIGNATURE = re.compile(
     r"|[A-Za-z][0-9]+[A-Za-z]"  # digits inside letters: "KIO4eBOrO", "Ha3BaHIAMI"
     r"|[bB][Il]"  # ы
     r"|JI"  # Л
-    r"|[\u220f\u03c0\u0131]"  # ∏, π, ı for П, п, і
+    r"|[\u220f\u0131]"  # ∏, ı for П, і (not π: formulas have it)
     r"|[\u0400-\u04ff]"  # a Cyrillic letter the dictionary does hold (PP-OCRv5 has a few)
 )
 
@@ -45,7 +48,7 @@ def misread_cyrillic(line: TextLine) -> bool:
     if not words:
         return False
     marked = sum(1 for word in words if _SIGNATURE.search(word))
-    return marked >= LINE_WORD_SHARE * len(words)
+    return marked >= max(MIN_MARKED_WORDS, LINE_WORD_SHARE * len(words))
 
 
 def page_is_cyrillic(lines: Sequence[TextLine]) -> bool:
