@@ -143,6 +143,8 @@ def main_sync(args: argparse.Namespace) -> dict[str, Any]:
             doc["english"] = {"auto": runs["auto"][0], "lang_en": runs["en"]}
             doc["ratios"]["english"] = {name: {
                 "pages_per_s_auto_over_en": _ratio(runs["auto"][0][name]["pages_per_s"], _pages_per_s(runs["en"], name)),
+                "cpu_speed_auto_over_en": _ratio(sum(r[name]["cpu_s_per_page"] for r in runs["en"]) / len(runs["en"]),
+                                                 runs["auto"][0][name]["cpu_s_per_page"]),
                 "word_f1_auto_minus_en": round(runs["auto"][0][name]["word_f1"] - runs["en"][0][name]["word_f1"], 4),
             } for name in en_sets}
     return doc
