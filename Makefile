@@ -7,14 +7,17 @@ HOST ?= 127.0.0.1
 PORT ?= 8081
 BIN := $(VENV)/bin
 
-.PHONY: run test test-vllm rehearse lint bench install install-dev system-test-deps clean
+.PHONY: run test test-vllm rehearse lint bench install install-dev system-run-deps system-test-deps clean
 
 # Debian packages some tests use: fonts for CJK, accented and RTL test pages; Chromium and its driver for the
 # browser tests of /ui; PostgreSQL for the shared job store (the tests start their own server). Installed when we
 # are root with apt (CI, a fresh container); elsewhere the tests that need them skip with one line each.
-TEST_DEBS := fonts-wqy-microhei fonts-dejavu-core chromium chromium-driver postgresql
-# tesseract: the OCR peer the benchmarks compare against.
-BENCH_DEBS := tesseract-ocr tesseract-ocr-eng
+# The OCR languages the service reads beyond PP-OCR's Latin and Chinese: tesseract's traineddata for Cyrillic pages
+# (app/pipeline/recognize/languages.py), English to pair with them; installed by `make run` and `make test`.
+RUN_DEBS := tesseract-ocr-eng tesseract-ocr-rus tesseract-ocr-ukr
+TEST_DEBS := fonts-wqy-microhei fonts-dejavu-core chromium chromium-driver postgresql $(RUN_DEBS)
+# tesseract: the OCR peer the benchmarks compare against; manpages-ru: the Russian text of bench/russian_pages.py.
+BENCH_DEBS := tesseract-ocr $(RUN_DEBS) manpages-ru
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +36,10 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt requirements-paddlex-schemas
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
-run: install
+system-run-deps:
+	@bash scripts/system_packages.sh "OCR languages" $(RUN_DEBS)
+
+run: install system-run-deps
 	HOST=$(HOST) PORT=$(PORT) exec $(BIN)/python -m app serve
 
 lint: install-dev

@@ -93,6 +93,18 @@ def check_models(settings: Settings) -> CheckResult:
                                        f"{settings.models_path}")
 
 
+def check_languages(settings: Settings) -> CheckResult:
+    """The languages OCR reads here, and whether OCR_LANGS names only those."""
+    from app.pipeline.recognize.languages import UnknownLanguage, installed_languages, parse_languages
+
+    installed = installed_languages()
+    try:
+        parse_languages(settings.ocr_langs, installed)
+    except UnknownLanguage as exc:
+        return CheckResult("languages", "FAIL", f"OCR_LANGS: {exc}")
+    return CheckResult("languages", "ok", f"installed: {', '.join(installed)}; OCR_LANGS={settings.ocr_langs}")
+
+
 def installed_opencv() -> list[str]:
     found = []
     for name in OPENCV_DISTRIBUTIONS:
@@ -192,7 +204,7 @@ async def check_vl(services: Services, min_f1: float) -> CheckResult:
 
 async def run_checks(parts: DoctorParts, *, cpu_only: bool, timeout_s: float, min_f1: float) -> list[CheckResult]:
     settings = parts.settings
-    results = [check_models(settings), check_opencv(settings)]
+    results = [check_models(settings), check_opencv(settings), check_languages(settings)]
     results.append(await asyncio.to_thread(check_layout, parts.layout))
     if cpu_only:
         reason = "--cpu-only"

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         "(fewer / more, best also words an English word list does not know) read again by PP-OCRv6 small. "
         "Figures in bench/README.md"
     )
+    ocr_langs: str = Field(
+        "auto", pattern=r"^[ \t]*([Aa][Uu][Tt][Oo]|[A-Za-z]{2,3}([ \t]*\+[ \t]*[A-Za-z]{2,3})*)[ \t]*$",
+        description="Languages OCR reads when a request names none: ISO 639-1 codes joined by '+' (ru+en), or auto "
+        "(each page's script decides: Cyrillic pages go to tesseract, Latin and Chinese to PP-OCR)"
+    )
     layout_engine: Literal["cdla", "paddlex"] = "cdla"
 
     # --- VLM sidecar (vl mode) ---------------------------------------------------------------------------------

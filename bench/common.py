@@ -35,12 +35,12 @@ DENSE_PAGES = (
 )
 
 
-def tesseract_text(png: Path, dpi: int, threads: int) -> str:
-    """The peer: `tesseract PNG stdout --dpi DPI -l eng` with `threads` OpenMP threads; its text."""
+def tesseract_text(png: Path, dpi: int, threads: int, lang: str = "eng") -> str:
+    """The peer: `tesseract PNG stdout --dpi DPI -l LANG` with `threads` OpenMP threads; its text."""
     import subprocess
 
     env = {**os.environ, "OMP_THREAD_LIMIT": str(threads)}
-    done = subprocess.run(["tesseract", str(png), "stdout", "--dpi", str(dpi), "-l", "eng"], env=env,
+    done = subprocess.run(["tesseract", str(png), "stdout", "--dpi", str(dpi), "-l", lang], env=env,
                           capture_output=True, text=True, check=True, timeout=300)
     return done.stdout
 
@@ -133,11 +133,11 @@ async def running_pool(settings: Any) -> AsyncIterator[tuple[Any, float]]:
 
 
 async def convert(pool: Any, path: Path, mode: str, page_indices: list[int] | None = None, *, vl: Any = None,
-                  dpi: int | None = None) -> Any:
+                  dpi: int | None = None, lang: str = "auto") -> Any:
     """One document through the pool the way the API runs it (`convert_document` admits its own pages)."""
     from app.pipeline.document import convert_document
     from app.pipeline.options import ConvertOptions
 
     pages = None if page_indices is None else ",".join(str(i + 1) for i in page_indices)
-    options = ConvertOptions(mode=mode, pages=pages, **({"dpi": dpi} if dpi else {}))
+    options = ConvertOptions(mode=mode, pages=pages, lang=lang, **({"dpi": dpi} if dpi else {}))
     return await convert_document(pool, path, options, page_indices=page_indices, vl=vl)

@@ -225,7 +225,8 @@ def _reaped_children_cpu_s() -> float:
 
 
 # --- contenders ------------------------------------------------------------------------------------------------
-async def run_ours(sets: dict[str, list[ScanPage]], settings: Any, dpi: int) -> dict[str, dict[str, Any]]:
+async def run_ours(sets: dict[str, list[ScanPage]], settings: Any, dpi: int, lang: str = "auto",
+                   mode: str = "ocr") -> dict[str, dict[str, Any]]:
     """Each set through one warmed-up pool in turn; per set, the raw outcome `contender_report` scores."""
     results = {}
     async with running_pool(settings) as (pool, warmup_s):
@@ -234,7 +235,7 @@ async def run_ours(sets: dict[str, list[ScanPage]], settings: Any, dpi: int) -> 
 
             async def one(page: ScanPage) -> tuple[Any, float]:
                 t0 = time.perf_counter()
-                document = await convert(pool, page.pdf, "ocr", [0], dpi=dpi)
+                document = await convert(pool, page.pdf, mode, [0], dpi=dpi, lang=lang)
                 return document, time.perf_counter() - t0
 
             outcomes = await asyncio.gather(*(one(p) for p in pages))
@@ -246,7 +247,7 @@ async def run_ours(sets: dict[str, list[ScanPage]], settings: Any, dpi: int) -> 
     return results
 
 
-def run_tesseract(pages: list[ScanPage], workers: int, threads: int, dpi: int) -> dict[str, Any]:
+def run_tesseract(pages: list[ScanPage], workers: int, threads: int, dpi: int, lang: str = "eng") -> dict[str, Any]:
     binary = shutil.which("tesseract")
     if binary is None:
         raise FileNotFoundError("tesseract not on PATH (apt-get install -y tesseract-ocr)")
@@ -254,7 +255,7 @@ def run_tesseract(pages: list[ScanPage], workers: int, threads: int, dpi: int) -
 
     def one(page: ScanPage) -> tuple[str, float]:
         t0 = time.perf_counter()
-        text = tesseract_text(page.png, dpi, threads)
+        text = tesseract_text(page.png, dpi, threads, lang)
         return text, time.perf_counter() - t0
 
     one(pages[0])  # page cache and traineddata load, as our pool gets a warm-up

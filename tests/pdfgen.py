@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from fpdf import FPDF
@@ -712,3 +713,53 @@ def hostile_text_pdf(path: str | os.PathLike[str]) -> Path:
             doc.cell(200, 20, cell, border=1)
         y += 20
     return _write(doc, path)
+
+
+# Pages in other scripts, for the language routing (app/pipeline/recognize/routing.py). Real sentences, so that the
+# engines read them as they read documents: Russian, Ukrainian (і, ї, є, ґ are Ukrainian letters Russian lacks), and
+# Russian lines with English commands inside.
+RUSSIAN_LINES = (
+    "Договор поставки заключён в городе Москве",
+    "Поставщик обязуется передать покупателю товар",
+    "в количестве и в сроки, указанные в приложении",
+    "Оплата производится в течение десяти дней",
+    "после подписания акта приёма и передачи товара",
+    "Споры решаются путём переговоров между сторонами",
+)
+UKRAINIAN_LINES = (
+    "Постачальник зобов'язується передати товар",
+    "Покупець сплачує вартість протягом десяти днів",
+    "Їхні підписи засвідчують згоду обох сторін",
+    "Договір набирає чинності з дня підписання",
+    "Усі зміни оформлюються у письмовій формі",
+)
+MIXED_LINES = (
+    "Команда grep выводит строки, в которых найден образец",
+    "Ключ --recursive просматривает все каталоги подряд",
+    "Программа cat объединяет файлы и печатает их",
+    "Параметр --help выводит справку и завершает работу",
+    "Сообщайте об ошибках по адресу bugs@example.org",
+)
+
+
+def scanned_lines_pdf(path: str | os.PathLike[str], lines: Sequence[str], dpi: int = 200) -> Path:
+    """`lines` typeset in DejaVu Serif 14 pt (it has Cyrillic), rasterised at `dpi` and embedded as an image-only
+    page: a scan of them."""
+    import pypdfium2 as pdfium
+
+    doc = FPDF(unit="pt", format="A4")
+    doc.add_font("serif", "", str(dejavu_font()))
+    doc.set_margins(60, 80, 60)
+    doc.add_page()
+    doc.set_font("serif", "", 14)
+    for line in lines:
+        doc.cell(0, 26, line, new_x="LMARGIN", new_y="NEXT")
+    source = pdfium.PdfDocument(bytes(doc.output()))
+    try:
+        image = source[0].render(scale=dpi / 72, grayscale=True).to_pil()
+    finally:
+        source.close()
+    scan = FPDF(unit="pt", format="A4")
+    scan.add_page()
+    scan.image(image, x=0, y=0, w=scan.w, h=scan.h)
+    return _write(scan, path)

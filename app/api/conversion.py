@@ -89,8 +89,8 @@ async def convert_upload(services: Services, upload: Upload, options: ConvertOpt
         except AppError:
             metrics.rejections.labels("overloaded").inc()
             raise
-        log.info("converting %d of %d pages (mode=%s dpi=%d, %d bytes)", len(info.page_indices), info.page_count,
-                 options.mode, options.dpi, upload.size)
+        log.info("converting %d of %d pages (mode=%s dpi=%d lang=%s, %d bytes)", len(info.page_indices),
+                 info.page_count, options.mode, options.dpi, options.lang, upload.size)
         handoff = JobHandoff()  # buffers pages so a hand-off to a job keeps them (checkpoints)
         cancel = handoff.cancel
         staging = image_store.staging_dir(settings, request_id)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from app.pipeline.options import IMAGES_MODES, MIN_DPI, MODES, PAGES_PATTERN
+from app.pipeline.options import IMAGES_MODES, LANG_PATTERN, MIN_DPI, MODES, PAGES_PATTERN
 from app.settings import Settings
 
 
@@ -123,13 +123,14 @@ def complete(document: dict[str, Any], settings: Settings,
 
 
 def _bound_options(document: dict[str, Any], settings: Settings) -> None:
-    """`dpi`, `mode`, `pages` and `images` as the server checks them (app/pipeline/options.py), in query and form
-    alike."""
+    """`dpi`, `mode`, `pages`, `images` and `lang` as the server checks them (app/pipeline/options.py), in query
+    and form alike."""
     bounds = {
         "dpi": {"type": "integer", "minimum": MIN_DPI, "maximum": settings.max_dpi},
         "mode": {"type": "string", "enum": list(MODES)},
         "pages": {"type": "string", "pattern": PAGES_PATTERN},
         "images": {"type": "string", "enum": list(IMAGES_MODES)},
+        "lang": {"type": "string", "pattern": LANG_PATTERN},
     }
     operation = document["paths"]["/ocr/pdf"]["post"]
     for parameter in operation.get("parameters", []):

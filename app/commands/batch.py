@@ -29,6 +29,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--images", choices=("refer", "embed", "none"), default="refer",
                         help="figure/table crops: uploaded to <stem>_images/ and linked (refer, default), "
                              "data: URIs in the outputs (embed), or none")
+    parser.add_argument("--lang", default=None,
+                        help="languages OCR reads: ISO 639-1 codes joined by '+' (ru, ru+en, uk, de, zh) or auto "
+                             "(default: OCR_LANGS; each page's script decides)")
     add_chunking_arguments(parser, "<stem>.chunks.json")
     parser.set_defaults(func=run)
 
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         source, dest = parse_s3_url(args.source), parse_s3_url(args.out)
         shard, shards = parse_shard(args.shard)
-        options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi, images=args.images)
+        options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi, images=args.images,
+                                  lang=args.lang)
         require_vl_available(options, settings.vlm_enabled)
         chunk_options = parse_chunk_options(args.chunking, args.max_tokens)
     except AppError as exc:

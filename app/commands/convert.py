@@ -46,6 +46,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--images", choices=("refer", "embed", "none"), default="refer",
                         help="figure/table crops: files in OUTDIR/<stem>_images/ linked from the Markdown "
                              "(refer, default), data: URIs inside the outputs (embed), or none")
+    parser.add_argument("--lang", default=None,
+                        help="languages OCR reads: ISO 639-1 codes joined by '+' (ru, ru+en, uk, de, zh) or auto "
+                             "(default: OCR_LANGS; each page's script decides)")
     add_chunking_arguments(parser, "OUTDIR/<stem>.chunks.json")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: WORKERS, one per core)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from app.pipeline.options import OptionError, require_vl_available, resolve_options
 
     try:
-        options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi, images=args.images)
+        options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi, images=args.images,
+                                  lang=args.lang)
         require_vl_available(options, settings.vlm_enabled)
         args.chunk_options = parse_chunk_options(args.chunking, args.max_tokens)
     except OptionError as exc:

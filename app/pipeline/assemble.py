@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.pipeline.formula import reads_as_formula
-from app.pipeline.furniture import furniture_kind, mark_edge_rows, mark_folios
+from app.pipeline.furniture import furniture_kind, labelled_furniture, mark_edge_rows, mark_folios
 from app.pipeline.layout.base import area, intersection
 from app.pipeline.mdtext import escape_text
 from app.pipeline.primitives import Region, TextLine
@@ -259,11 +259,12 @@ def _region_items(
                       markdown=f"$$\n{escape_text(text)}\n$$")]
     if label in ("header", "footer"):
         top, bottom = region.bbox[3] <= HEADER_ZONE * height, region.bbox[1] >= FOOTER_ZONE * height
-        if (label == "header" and top) or (label == "footer" and bottom):
-            kind = furniture_kind(text, region.bbox, 1, width, height)
+        kind = labelled_furniture(text, region.bbox, len(members), width, height) if (
+            (label == "header" and top) or (label == "footer" and bottom)) else None
+        if kind is not None:
             return [_Item(type="page_number" if kind == "page_number" else label, bbox=region.bbox, text=text,
                           score=score)]
-        label = "text"  # the model's header far from the edge: a heading or paragraph, keep it in the body
+        label = "text"  # far from the edge, or a paragraph: a heading or paragraph, keep it in the body
     if label == "title":
         if len(members) <= 4 and len(text) <= 300:
             level = heading_level(members, stats, layout_title=True)

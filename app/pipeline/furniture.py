@@ -37,6 +37,24 @@ def furniture_kind(text: str, box: BBox, n_lines: int, width: float, height_: fl
     return None
 
 
+# A block the layout model labels `header`/`footer` near the page's edge is furniture when it is this short; a
+# longer one is a paragraph the model mislabelled (Russian manuals: the first paragraph of a page as `header`).
+LABELLED_MAX_LINES = 2
+LABELLED_MAX_CHARS = 100
+
+
+def labelled_furniture(text: str, box: BBox, n_lines: int, width: float, height: float) -> str | None:
+    """For a layout `header`/`footer` block in the edge zones: `page_number`, `header` or `footer` when it looks
+    like one (in the margin bands and short, see `furniture_kind`, or a line or two of running head a little below
+    them), else None: a paragraph at the top of a page is text."""
+    kind = furniture_kind(text, box, n_lines, width, height)
+    if kind is not None:
+        return kind
+    if n_lines <= LABELLED_MAX_LINES and len(text.strip()) <= LABELLED_MAX_CHARS:
+        return "header" if (box[1] + box[3]) / 2 < height / 2 else "footer"
+    return None
+
+
 def mark_folios(items: list[Any], width: float, height: float) -> None:
     """A bare number (or "Page 3") that is the last or first thing on the page, and sits centred or near a side,
     is the page number even away from the margin bands (cropped pages, short pages)."""

@@ -32,6 +32,10 @@ IMAGES_MODES: tuple[str, ...] = get_args(ImagesMode)
 MODES: tuple[str, ...] = get_args(Mode)
 # Below this a page of body text is a few pixels high: nothing can read it. Settings.default_dpi has the same floor.
 MIN_DPI = 36
+# The shape of a `lang` value (whether each code is installed is checked per request).
+LANG_PATTERN = r"^[ \t]*([Aa][Uu][Tt][Oo]|[A-Za-z]{2,3}([ \t]*\+[ \t]*[A-Za-z]{2,3})*)[ \t]*$"
+LANG_HELP = ("Languages OCR reads: ISO 639-1 codes joined by '+' (ru, ru+en, uk, de, zh) or auto (default "
+             "OCR_LANGS; each page's script decides). One not installed is a 422 listing those that are")
 VL_NEEDS_SIDECAR = "vl mode needs the VLM sidecar: set PROFILE=gpu or USE_VLM_API=true"
 
 
@@ -41,10 +45,12 @@ class ConvertOptions(BaseModel):
     dpi: int = 200
     images: ImagesMode = Field("refer", description="Figure/table crops: files linked from the result (refer), "
                                "data: URIs inside it (embed), or none")
+    lang: str = Field("auto", description="Languages OCR reads: ISO 639-1 codes joined by '+' (ru+en), or auto "
+                      "(each page's script decides)")
 
 
 class OptionError(InvalidParameter):
-    """A bad option value. `option` names it (`mode`, `pages`, `dpi`, `images`) so the CLI can say `--dpi` and the
+    """A bad option value. `option` names it (`mode`, `pages`, `dpi`, `images`, `lang`) so the CLI can say `--dpi` and the
     API `dpi`; the message is `"<option>: <problem>"`."""
 
     def __init__(self, option: str, problem: str) -> None:
@@ -94,6 +100,17 @@ def parse_images(raw: str | None) -> str:
     return images
 
 
+def parse_lang(raw: str | None, default: str) -> str:
+    """The languages asked for, normalised (`RU + en` -> `ru+en`), or `default` (OCR_LANGS) when none was sent; a
+    language that is not installed is refused with the list of those that are."""
+    from app.pipeline.recognize.languages import UnknownLanguage, parse_languages
+
+    try:
+        return str(parse_languages(default if raw is None else raw))
+    except UnknownLanguage as exc:
+        raise OptionError("lang", str(exc)) from None
+
+
 def check_page_syntax(spec: str | None) -> None:
     """Refuse a selection that cannot be read, before the page count is known (the rest: `parse_page_ranges`).
     An empty selection means every page."""
@@ -107,10 +124,10 @@ def check_page_syntax(spec: str | None) -> None:
 
 def resolve_options(
     settings: Settings, *, mode: str | None = None, pages: str | None = None, dpi: str | int | None = None,
-    images: str | None = None,
+    images: str | None = None, lang: str | None = None,
 ) -> ConvertOptions:
     """Validate raw option values; one not sent (None) takes the service default (DEFAULT_MODE, DEFAULT_DPI or
-    VL_DPI in `vl` mode, all pages, `refer`)."""
+    VL_DPI in `vl` mode, all pages, `refer`, OCR_LANGS)."""
     check_page_syntax(pages)
     chosen_mode = parse_mode(mode, settings.default_mode)
     return ConvertOptions(
@@ -118,6 +135,7 @@ def resolve_options(
         pages=pages.strip() or None if pages is not None else None,
         dpi=parse_dpi(dpi, settings.dpi_for(chosen_mode), settings.max_dpi),
         images=parse_images(images),  # type: ignore[arg-type]
+        lang=parse_lang(lang, settings.ocr_langs),
     )
 
 
@@ -159,7 +177,7 @@ def options_from_fields(settings: Settings, *sources: Mapping[str, str | None]) 
     with the same bounds, and a bad one is a mistake worth a 422 either way."""
     chosen: dict[str, str | None] = {}
     for source in sources:
-        for name in ("mode", "pages", "dpi", "images"):
+        for name in ("mode", "pages", "dpi", "images", "lang"):
             value = source.get(name)
             if value is None:
                 continue

@@ -115,12 +115,20 @@ class Engines:
     def orientation(self):
         return _loaded(orientation.OrientationClassifier(threads=self._settings.threads_per_worker))
 
+    @cached_property
+    def reader(self):
+        """The OCR engine behind the per-script router (recognize/routing.py): what `ocr` pages are read with."""
+        from app.pipeline.recognize.routing import ScriptRouter
+        from app.pipeline.recognize.tesseract import TesseractReader
+
+        return ScriptRouter(self.ocr, TesseractReader(threads=self._settings.threads_per_worker))
+
     def load(self) -> None:
-        _ = self.layout, self.ocr, self.orientation
+        _ = self.layout, self.ocr, self.reader, self.orientation
 
     def warmup(self) -> None:
         self.layout.warmup()
-        self.ocr.warmup()
+        self.reader.warmup()
         self.orientation.warmup()
 
     def health(self) -> bool:
@@ -183,7 +191,8 @@ def process_page(
                 regions = _to_points(engines.layout.detect(image), scale)
             if source == "ocr":
                 with clock.stage("ocr"):
-                    lines = [_line_to_points(line, scale) for line in engines.ocr.recognize(image, dpi=scale * 72)]
+                    read = engines.reader.recognize(image, dpi=scale * 72, lang=options.lang)
+                    lines = [_line_to_points(line, scale) for line in read]
             rendered = (image, scale)
             del image
         words: list[TextLine] = []

@@ -174,3 +174,30 @@ async def test_vl_is_refused_before_any_page_work_while_the_sidecar_breaker_is_o
     assert response.json()["error"]["type"] == "sidecar_unavailable"
     assert float(response.headers["Retry-After"]) >= 1
     assert app.state.services.pool.stats().pages_done == pages_before  # no page was rendered or laid out
+
+
+async def test_a_language_that_is_not_installed_is_422_listing_the_installed_ones(client, pdf_dir):
+    response = await post(client, pdf_dir / "scan.pdf", lang="ru+xx")
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["type"] and error["request_id"]
+    assert error["message"].startswith("lang: 'xx' is not installed; installed: ")
+    assert "ru" in error["message"] and "uk" in error["message"]
+    form = await client.post("/jobs", data={"lang": "klingon"},
+                             files={"file": ("scan.pdf", (pdf_dir / "scan.pdf").read_bytes(), "application/pdf")})
+    assert form.status_code == 422 and "lang: cannot read" not in form.json()["error"]["message"]
+    assert "installed: " in form.json()["error"]["message"]
+    assert (await client.get("/health")).status_code == 200  # the service shrugs it off
+
+
+async def test_version_lists_the_languages_lang_may_name(client):
+    body = (await client.get("/version")).json()
+    assert {"en", "ru", "uk", "zh"} <= set(body["languages"]) and body["default_lang"] == "auto"
+
+
+async def test_a_russian_scan_reads_as_russian_with_no_language_given(client, tmp_path):
+    path = pdfgen.scanned_lines_pdf(tmp_path / "ru.pdf", pdfgen.RUSSIAN_LINES)
+    response = await post(client, path)
+    assert response.status_code == 200, response.text
+    markdown = response.json()["markdown"]
+    assert "Договор поставки" in markdown and "Москве" in markdown, markdown

@@ -270,3 +270,18 @@ def test_a_folder_of_scans_turned_any_way_is_read_upright(tmp_path):
         page = run.document(f"turned{angle}").pages[0]
         assert page.rotation == angle and page.source == "ocr"
         assert fuzz.partial_ratio(pdfgen.SCAN_LINES[1], run.markdown(f"turned{angle}")) >= 90
+
+
+def test_a_language_that_is_not_installed_exits_2_naming_the_installed_ones(tmp_path):
+    source = pdfgen.text_pdf(tmp_path / "report.pdf")
+    run = convert([source], tmp_path / "out", "--lang", "ru+xx", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "--lang: 'xx' is not installed; installed: " in run.stderr and "ru" in run.stderr
+
+
+def test_lang_ru_reads_a_russian_scan(tmp_path):
+    source = pdfgen.scanned_lines_pdf(tmp_path / "dogovor.pdf", pdfgen.RUSSIAN_LINES)
+    run = convert([source], tmp_path / "out", "--lang", "ru", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    markdown = (tmp_path / "out" / "dogovor.md").read_text(encoding="utf-8")
+    assert "Договор поставки" in markdown and "покупателю" in markdown, markdown

@@ -37,7 +37,8 @@ def test_a_sidecar_that_reads_the_page_passes_every_check(fake_vllm, tmp_path): 
     url = fake_vllm("--answers", "ocr")
     result = doctor(tmp_path, USE_VLM_API="true", VLLM_URL=f"{url}/v1")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert lines(result.stdout) == {"models": "ok", "opencv": "ok", "layout": "ok", "sidecar": "ok", "vl": "ok"}
+    assert lines(result.stdout) == {"models": "ok", "opencv": "ok", "languages": "ok", "layout": "ok", "sidecar": "ok",
+                                   "vl": "ok"}
     assert result.stderr == ""
     f1 = float(result.stdout.split("word F1 ")[1].split()[0])
     assert f1 >= 0.9
@@ -49,7 +50,7 @@ def test_a_sidecar_that_answers_but_cannot_read_fails_the_vl_check_with_one_line
     assert result.returncode == 1
     (failed,) = result.stderr.strip().splitlines()
     assert failed.startswith("FAIL vl: word F1 0.") and "needs >= 0.90" in failed
-    assert lines(result.stdout) == {"models": "ok", "opencv": "ok", "layout": "ok", "sidecar": "ok"}
+    assert lines(result.stdout) == {"models": "ok", "opencv": "ok", "languages": "ok", "layout": "ok", "sidecar": "ok"}
 
 
 def test_a_sidecar_serving_another_model_name_fails_the_sidecar_check(fake_vllm, tmp_path):  # noqa: F811
@@ -70,13 +71,22 @@ def test_cpu_only_on_a_gpu_node_without_baked_models_names_each_problem(tmp_path
     assert "no manifest.json in" in result.stderr
     assert "requires the opencv-contrib-python distribution" in result.stderr
     assert "PP-DocLayoutV3 missing" in result.stderr  # the layout model paired with the default VLM (1.6)
-    assert lines(result.stdout) == {"sidecar": "skip", "vl": "skip"}
+    assert lines(result.stdout) == {"languages": "ok", "sidecar": "skip", "vl": "skip"}
 
 
 def test_sidecar_checks_are_skipped_when_the_sidecar_is_off(tmp_path):
     result = doctor(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert lines(result.stdout) == {"models": "ok", "opencv": "ok", "layout": "ok", "sidecar": "skip", "vl": "skip"}
+    assert lines(result.stdout) == {"models": "ok", "opencv": "ok", "languages": "ok", "layout": "ok",
+                                    "sidecar": "skip", "vl": "skip"}
+    assert "installed: " in result.stdout and " ru" in result.stdout.split("languages: ")[1].splitlines()[0]
+
+
+def test_a_default_language_that_is_not_installed_fails_the_languages_check(tmp_path):
+    result = doctor(tmp_path, "--cpu-only", OCR_LANGS="ru+xx")
+    assert result.returncode == 1
+    (failed,) = result.stderr.strip().splitlines()
+    assert failed.startswith("FAIL languages: OCR_LANGS: 'xx' is not installed; installed: ") and "ru" in failed
 
 
 def test_bad_settings_exit_2_with_one_line(tmp_path):

@@ -70,6 +70,24 @@ def test_headers_footers_and_page_numbers_stay_in_blocks_but_not_in_markdown():
     assert result.markdown.strip().endswith("alpha three ends it.")
 
 
+def test_a_paragraph_the_layout_labels_header_at_the_top_of_a_page_stays_text():
+    # Russian manuals: the layout model labels the page's opening paragraph `header` (and the body `reference`).
+    paragraph = ["Эта программа читает файлы и выводит их содержимое на стандартный",
+                 "вывод; если файл не задан, читается стандартный ввод, а ошибки",
+                 "записываются в поток ошибок с указанием имени программы и файла."]
+    lines = [line("Руководство пользователя", 72, 20, size=8),
+             *[line(text, 72, 60 + 14 * i, width=460) for i, text in enumerate(paragraph)],
+             line("Второй абзац идёт дальше по странице.", 72, 300, width=300)]
+    regions = [Region("header", (70, 18, 200, 32), 0.9), Region("header", (70, 58, 535, 104), 0.8),
+               Region("text", (70, 298, 375, 314), 0.9)]
+    result = page(lines, regions)
+    assert "Руководство пользователя" not in result.markdown  # short, in the margin: a running head
+    for text in paragraph:
+        assert text in result.markdown
+    kinds = {block.text.split()[0]: block.type for block in result.blocks}
+    assert kinds["Руководство"] == "header" and kinds["Эта"] == "text"
+
+
 def test_layout_header_label_is_trusted_only_near_the_top_edge():
     lines = [line("Running head", 72, 20, size=8), line("Not a header at all", 72, 400, size=10)]
     regions = [Region("header", (70, 18, 200, 32), 0.9), Region("header", (70, 398, 300, 414), 0.6)]

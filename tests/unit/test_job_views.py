@@ -27,7 +27,8 @@ def test_job_view_carries_progress_times_and_urls() -> None:
     view = job_view(_job(status="running", pages_done=2, started_at=1_700_000_001.5))
     assert view["job_id"] == "jAbCdEfGh12345678" and view["status"] == "running"
     assert (view["pages_done"], view["pages_total"], view["page_count"]) == (2, 3, 9)
-    assert view["options"] == {"mode": "ocr", "pages": None, "dpi": 150, "images": "refer"}
+    assert view["options"] == {"mode": "ocr", "pages": None, "dpi": 150, "images": "refer",
+                               "lang": "auto"}
     assert view["created_at"] == "2023-11-14T22:13:20.250Z" and view["started_at"] == "2023-11-14T22:13:21.500Z"
     assert view["finished_at"] is None and view["error"] is None
     assert view["status_url"] == "/jobs/jAbCdEfGh12345678"

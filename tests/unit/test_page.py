@@ -15,6 +15,7 @@ from app.errors import PageTooLarge
 from app.pipeline import page as page_mod
 from app.pipeline.options import ConvertOptions
 from app.pipeline.primitives import Region, TextLine
+from app.pipeline.recognize.routing import ScriptRouter
 from tests import pdfgen
 
 
@@ -36,6 +37,8 @@ class FakeLayout:
 
 
 class FakeOcr:
+    name = "fake"
+
     def __init__(self) -> None:
         self.shapes: list[tuple[int, ...]] = []
         self.dpis: list[float | None] = []
@@ -62,6 +65,7 @@ class FakeEngines:
         self.layout = FakeLayout()
         self.ocr = FakeOcr()
         self.orientation = UprightPages()
+        self.reader = ScriptRouter(self.ocr, None)  # no tesseract: every page goes to the (fake) OCR engine
 
 
 class NoEngines:
@@ -73,6 +77,10 @@ class NoEngines:
 
     @property
     def ocr(self):
+        raise AssertionError("text mode used the OCR engine")
+
+    @property
+    def reader(self):
         raise AssertionError("text mode used the OCR engine")
 
 

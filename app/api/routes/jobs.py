@@ -42,7 +42,7 @@ _POLL_S = 1.0
     "/jobs",
     status_code=202,
     summary="Convert a PDF asynchronously",
-    description="Multipart `file` plus the options of /ocr/pdf (`pages`, `mode`, `dpi`, `images`) and an optional "
+    description="Multipart `file` plus the options of /ocr/pdf (`pages`, `mode`, `dpi`, `images`, `lang`) and an optional "
     "`callback_url` (signed POST when the job ends). Answers 202 with the "
     "job's URLs once the upload is stored; the same `Idempotency-Key` (per API key) returns the same job. "
     "Bad input gets the same 4xx as /ocr/pdf; 507 when the output disk is nearly full.",

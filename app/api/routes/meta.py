@@ -11,6 +11,7 @@ from app import __version__
 from app.api.deps import JobsDep, LifecycleDep, MetricsDep, PoolDep, SettingsDep
 from app.observability.metrics import CONTENT_TYPE
 from app.pipeline.layout import layout_model_name
+from app.pipeline.recognize.languages import installed_languages
 
 router = APIRouter(tags=["meta"])
 
@@ -23,6 +24,9 @@ async def version(settings: SettingsDep) -> dict[str, object]:
         "ocr_engine": settings.ocr_engine,
         "layout_engine": settings.layout_engine,
         "layout_model": layout_model_name(settings),
+        # What `lang` may name here (PP-OCR's, and each Cyrillic language whose tesseract pack is installed).
+        "languages": list(installed_languages()),
+        "default_lang": settings.ocr_langs.strip().lower(),
         "vlm_model": settings.vlm_model_name if settings.vlm_enabled else None,
         "python": platform.python_version(),
     }

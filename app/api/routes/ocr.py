@@ -25,7 +25,7 @@ from app.api.upload import FILE_FIELD, receive_pdf_upload, uploads_dir
 from app.chunking.chunker import CHUNKING_METHODS, DEFAULT_MAX_TOKENS, ChunkOptions, chunk_document, parse_chunk_options
 from app.chunking.tokens import TOKENIZER_NAME
 from app.errors import InsufficientStorage
-from app.pipeline.options import IMAGES_MODES, MODES, options_from_fields
+from app.pipeline.options import IMAGES_MODES, LANG_HELP, MODES, options_from_fields
 from app.pipeline.result import DocumentResult
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ _UPLOAD_SCHEMA = {
                         "chunking": {"type": "string", "enum": list(CHUNKING_METHODS),
                                      "description": "Add retrieval chunks to the JSON"},
                         "max_tokens": {"type": "integer", "description": "Largest chunk, in tokens"},
+                        "lang": {"type": "string", "description": LANG_HELP},
                     },
                 }
             }
@@ -90,6 +91,7 @@ async def ocr_pdf(
     chunking: str | None = Query(None, description="hierarchical | hybrid: add retrieval `chunks` to the JSON"),
     max_tokens: str | None = Query(None, description=f"Chunk size bound in {TOKENIZER_NAME} tokens "
                                    f"(default {DEFAULT_MAX_TOKENS})"),
+    lang: str | None = Query(None, description=LANG_HELP),
 ) -> Response:
     check_accepting(lifecycle, services)  # before the body: a full queue costs a rejection nothing to read
     settings = services.settings
@@ -97,7 +99,8 @@ async def ocr_pdf(
     try:
         # Form fields win over query parameters.
         options = options_from_fields(settings, upload.fields,
-                                      {"pages": pages, "mode": mode, "dpi": dpi, "images": images})
+                                      {"pages": pages, "mode": mode, "dpi": dpi, "images": images,
+                                       "lang": lang})
         chunk_options = parse_chunk_options(upload.fields.get("chunking", chunking),
                                             upload.fields.get("max_tokens", max_tokens))
     except BaseException:

