@@ -91,23 +91,25 @@ def build_mcp_server(backend: BackendGetter, *, lifespan: Any = None) -> MCPServ
     root.setLevel(level)
 
     @server.tool(description="Convert one document. Give exactly one of content_base64 (with filename), url or "
-                 "path. mode: auto | text | ocr | vl; pages: 1-based selection such as '1-3,7'; output: markdown "
+                 "path. mode: auto | text | ocr | vl; pages: 1-based selection such as '1-3,7'; lang: ISO 639-1 codes joined "
+                 "by '+' (ru, ru+en, uk, de, zh) or auto (each page's script decides); output: markdown "
                  "(default) | json (the whole result: pages, blocks with boxes) | chunks (retrieval chunks; "
                  "chunking: hierarchical | hybrid, max_tokens).")
     async def convert_document(ctx: Context, content_base64: str | None = None, filename: str | None = None,
                                url: str | None = None, path: str | None = None, mode: str | None = None,
-                               pages: str | None = None, output: Output = "markdown", chunking: str | None = None,
-                               max_tokens: int | None = None) -> CallToolResult:
+                               pages: str | None = None, lang: str | None = None, output: Output = "markdown",
+                               chunking: str | None = None, max_tokens: int | None = None) -> CallToolResult:
         return await _call(backend(), "convert_document", lambda b, rid: _convert(
-            b, ctx, rid, _Source(content_base64, filename, url, path), mode, pages, output, chunking, max_tokens))
+            b, ctx, rid, _Source(content_base64, filename, url, path), _options(b, mode, pages, lang), output,
+            chunking, max_tokens))
 
     @server.tool(description="Start converting a document in the background; answers the job id. Same document "
                  "arguments as convert_document. Follow it with get_job, fetch it with get_job_result.")
     async def submit_job(ctx: Context, content_base64: str | None = None, filename: str | None = None,
                          url: str | None = None, path: str | None = None, mode: str | None = None,
-                         pages: str | None = None) -> CallToolResult:
+                         pages: str | None = None, lang: str | None = None) -> CallToolResult:
         return await _call(backend(), "submit_job", lambda b, rid: _submit(
-            b, ctx, rid, _Source(content_base64, filename, url, path), mode, pages))
+            b, ctx, rid, _Source(content_base64, filename, url, path), _options(b, mode, pages, lang)))
 
     @server.tool(description="A job's status and progress (pages_done of pages_total).")
     async def get_job(ctx: Context, job_id: str) -> CallToolResult:
@@ -207,9 +209,9 @@ def _chunk_options(output: Output, chunking: str | None, max_tokens: int | None)
     return parse_chunk_options(chunking or "hybrid", max_tokens)
 
 
-def _options(b: Backend, mode: str | None, pages: str | None) -> ConvertOptions:
+def _options(b: Backend, mode: str | None, pages: str | None, lang: str | None) -> ConvertOptions:
     # Crops stay on the server's disk, where an agent cannot open them: MCP conversions keep none.
-    return resolve_options(b.services.settings, mode=mode, pages=pages, images="none")
+    return resolve_options(b.services.settings, mode=mode, pages=pages, images="none", lang=lang)
 
 
 async def _wait_started(b: Backend) -> None:
@@ -281,9 +283,8 @@ def _copy_local(b: Backend, raw: str, target: Path) -> int:
 
 # --- the tools' work ------------------------------------------------------------------------------------------------
 
-async def _convert(b: Backend, ctx: Context, request_id: str, source: _Source, mode: str | None, pages: str | None,
+async def _convert(b: Backend, ctx: Context, request_id: str, source: _Source, options: ConvertOptions,
                    output: Output, chunking: str | None, max_tokens: int | None) -> CallToolResult:
-    options = _options(b, mode, pages)
     chunk_options = _chunk_options(output, chunking, max_tokens)
     await _wait_started(b)
     check_accepting(b.lifecycle, b.services)
@@ -307,9 +308,8 @@ async def _convert(b: Backend, ctx: Context, request_id: str, source: _Source, m
     return await _document_result(outcome.result, output, chunk_options, {"request_id": request_id})
 
 
-async def _submit(b: Backend, ctx: Context, request_id: str, source: _Source, mode: str | None,
-                  pages: str | None) -> CallToolResult:
-    options = _options(b, mode, pages)
+async def _submit(b: Backend, ctx: Context, request_id: str, source: _Source,
+                  options: ConvertOptions) -> CallToolResult:
     manager = _jobs(b)
     files.check_free_space(b.services.settings)  # 507 below MIN_FREE_DISK_MB, as POST /jobs answers
     upload = await _receive(b, source, request_id)
