@@ -33,7 +33,6 @@ MODES: tuple[str, ...] = get_args(Mode)
 # Below this a page of body text is a few pixels high: nothing can read it. Settings.default_dpi has the same floor.
 MIN_DPI = 36
 # The shape of a `lang` value (whether each code is installed is checked per request).
-LANG_PATTERN = r"^[ \t]*([Aa][Uu][Tt][Oo]|[A-Za-z]{2,3}([ \t]*\+[ \t]*[A-Za-z]{2,3})*)[ \t]*$"
 LANG_HELP = ("Languages OCR reads: ISO 639-1 codes joined by '+' (ru, ru+en, uk, de, zh) or auto (default "
              "OCR_LANGS; each page's script decides). One not installed is a 422 listing those that are")
 VL_NEEDS_SIDECAR = "vl mode needs the VLM sidecar: set PROFILE=gpu or USE_VLM_API=true"

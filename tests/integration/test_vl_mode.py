@@ -172,6 +172,14 @@ class TwoColumnLayout:
                 for i, (label, kind, box) in enumerate(self.boxes)]
 
 
+class _Upright:
+    """The orientation classifier's interface: the page lies upright (tests/unit/test_orientation.py runs the real
+    one)."""
+
+    def classify(self, image):
+        return 0, 1.0
+
+
 @pytest.mark.anyio
 async def test_text_regions_merged_like_the_official_pipeline_are_one_request_and_read_whole(
         fake_vllm, make_settings, tmp_path):
@@ -197,7 +205,8 @@ async def test_text_regions_merged_like_the_official_pipeline_are_one_request_an
                                   ("text", "text", upper.bbox), ("figure", "image", picture),
                                   ("text", "text", lower.bbox)])
         analysis = page_mod.analyse_for_vl(doc, 0, ConvertOptions(mode="vl", dpi=144),
-                                           SimpleNamespace(layout=layout), settings)  # type: ignore[arg-type]
+                                           SimpleNamespace(layout=layout, orientation=_Upright()),  # type: ignore[arg-type]
+                                           settings)
     finally:
         doc.close()
     assert len(analysis.crops) == 2  # four text regions, two requests; the picture is never sent
