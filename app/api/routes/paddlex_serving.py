@@ -128,21 +128,16 @@ async def layout_parsing(request: Request, services: ServicesDep, lifecycle: Lif
     sampling = paddlex.sampling_overrides(req)
     use_vl = fields["mode"] == "vl" and vl is not None
     request_vl = vl.with_sampling(sampling) if use_vl and sampling and vl is not None else None
-    try:
+    try:  # the upload (the PDF) is ours again once converted (keep_input): pages are rendered from it
         options = resolve_options(settings, **fields)
-    except BaseException:
-        upload.discard()
-        raise
-    try:
         outcome = await convert_upload(services, upload, options, owner=owner, request_id=request_id,
                                        hand_off=False, vl=request_vl, keep_input=True)
-    except NotAPdf as exc:  # PaddleX answers a file it cannot read with 422 ("Invalid input file")
-        raise InvalidParameter(exc.message) from None
-    assert isinstance(outcome, Converted)  # hand_off=False: never a 202
-    try:
+        assert isinstance(outcome, Converted)  # hand_off=False: never a 202
         ignored = paddlex.ignored_fields(req, vl=use_vl)
         return await _answer(request, log_id, _layout_parsing_result, outcome, options, upload.path, req,
                              settings, file_type, image_format, frame_sizes, ignored)
+    except NotAPdf as exc:  # PaddleX answers a file it cannot read with 422 ("Invalid input file")
+        raise InvalidParameter(exc.message) from None
     finally:
         upload.discard()
 
