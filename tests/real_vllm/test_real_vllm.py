@@ -225,7 +225,7 @@ def test_doctor_on_the_real_server_passes_all_but_reading_and_says_so(real, tmp_
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 1
     ok = {line.split(":")[0].split()[1] for line in result.stdout.splitlines() if line.startswith("ok ")}
-    assert ok == {"models", "opencv", "layout", "sidecar"}, result.stdout + result.stderr
+    assert ok == {"models", "opencv", "languages", "layout", "sidecar"}, result.stdout + result.stderr
     (failed,) = result.stderr.strip().splitlines()
     assert failed.startswith("FAIL vl: word F1 0.") and "needs >= 0.90" in failed  # random weights cannot read
 
