@@ -193,6 +193,19 @@ def scanned_pdf(path: str | os.PathLike[str], dpi: int = 150) -> tuple[Path, str
     return _write(doc, path), "\n".join(SCAN_LINES)
 
 
+def scanned_page_image(path: str | os.PathLike[str], dpi: int = 150):
+    """The page of `scanned_pdf` as the RGB numpy array a worker renders from it at `dpi`."""
+    import numpy as np
+    import pypdfium2 as pdfium
+
+    source, _ = scanned_pdf(path, dpi=dpi)
+    doc = pdfium.PdfDocument(str(source))
+    try:
+        return np.asarray(doc[0].render(scale=dpi / 72).to_pil().convert("RGB"))
+    finally:
+        doc.close()
+
+
 def cjk_font() -> Path | None:
     return next((font for font in CJK_FONTS if font.exists()), None)
 

@@ -26,12 +26,7 @@ def classifier():
 
 @pytest.fixture(scope="module")
 def scan_image(tmp_path_factory) -> np.ndarray:
-    path, _ = pdfgen.scanned_pdf(tmp_path_factory.mktemp("scan") / "scan.pdf", dpi=DPI)
-    doc = pdfium.PdfDocument(str(path))
-    try:
-        return np.asarray(doc[0].render(scale=DPI / 72).to_pil().convert("RGB"))
-    finally:
-        doc.close()
+    return pdfgen.scanned_page_image(tmp_path_factory.mktemp("scan") / "scan.pdf", dpi=DPI)
 
 
 def turned(image: np.ndarray, clockwise: int) -> np.ndarray:

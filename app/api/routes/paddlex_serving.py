@@ -15,7 +15,7 @@ import asyncio
 import base64
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -47,6 +47,7 @@ RESTRUCTURE_PAGES = "/restructure-pages"
 _OK = {200: {"description": "PaddleX's success envelope", "content": {"application/json": {
     "schema": paddlex.SUCCESS_SCHEMA}}}}
 _JSON_SLACK_BYTES = 64 * 1024  # the other fields of the request body
+RequestT = TypeVar("RequestT", paddlex.LayoutParsingRequest, paddlex.RestructurePagesRequest)
 
 
 def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -84,6 +85,19 @@ def _body_limit(settings: Settings) -> int:
     return settings.max_upload_bytes * 4 // 3 + 4 + _JSON_SLACK_BYTES
 
 
+async def _read_request(request: Request, settings: Settings, request_id: str, model: type[RequestT]
+                        ) -> tuple[RequestT, str]:
+    """The JSON body (bounded like an upload) as `model` (422 in PaddleX's envelope), and the log id its answer
+    and errors carry: the client's `logId`, else our request id."""
+    body = await receive_json_body(request, settings, _body_limit(settings))
+    req = paddlex.parse_request(body, model)
+    del body
+    assert isinstance(req, model)
+    log_id = req.logId or request_id
+    request.state.log_id = log_id
+    return req, log_id
+
+
 async def _answer(request: Request, log_id: str, build: Any, *args: Any) -> JSONResponse:
     try:
         result = await asyncio.to_thread(build, *args)
@@ -102,12 +116,7 @@ async def layout_parsing(request: Request, services: ServicesDep, lifecycle: Lif
                          request_id: RequestIdDep, vl: VlDep) -> JSONResponse:
     check_accepting(lifecycle, services)  # before the body: a full queue costs a rejection nothing to read
     settings = services.settings
-    body = await receive_json_body(request, settings, _body_limit(settings))
-    req = paddlex.parse_request(body, paddlex.LayoutParsingRequest)
-    del body
-    assert isinstance(req, paddlex.LayoutParsingRequest)
-    log_id = req.logId or request_id
-    request.state.log_id = log_id
+    req, log_id = await _read_request(request, settings, request_id, paddlex.LayoutParsingRequest)
 
     path = scratch_upload(settings, request_id)
     try:
@@ -219,12 +228,7 @@ def _b64(data: bytes) -> str:
              responses=_OK, openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": _inline_schema(paddlex.RestructurePagesRequest)}}}})
 async def restructure_pages(request: Request, settings: SettingsDep, request_id: RequestIdDep) -> JSONResponse:
-    body = await receive_json_body(request, settings, _body_limit(settings))
-    req = paddlex.parse_request(body, paddlex.RestructurePagesRequest)
-    del body
-    assert isinstance(req, paddlex.RestructurePagesRequest)
-    log_id = req.logId or request_id
-    request.state.log_id = log_id
+    req, log_id = await _read_request(request, settings, request_id, paddlex.RestructurePagesRequest)
     if len(req.pages) > settings.max_pages:
         raise InvalidParameter(f"pages: at most {settings.max_pages} (MAX_PAGES)")
     return await _answer(request, log_id, _restructured, req)
