@@ -215,10 +215,10 @@ async def run_batch(
 ) -> BatchReport:
     """Convert this shard's missing results. Documents run concurrently (bounded) through one PagePool, which
     interleaves their pages fairly across its workers; every S3 call goes through the services' one uploader."""
-    from app.pipeline.document import admit_waiting, convert_document, for_each_document
-    from app.pipeline.document import documents_in_flight as in_flight
-    from app.pipeline.image_input import ensure_pdf
-    from app.pipeline.intake import inspect_pdf
+    from app.runtime.document import admit_waiting, convert_document, for_each_document
+    from app.runtime.document import documents_in_flight as in_flight
+    from app.runtime.image_input import ensure_pdf
+    from app.runtime.intake import inspect_pdf
     from app.services import build_services
     from app.storage import images as image_store
 

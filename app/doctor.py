@@ -178,7 +178,7 @@ def warmup_page_text() -> str:
 
 
 async def check_vl(services: Services, min_f1: float) -> CheckResult:
-    from app.pipeline.document import convert_document
+    from app.runtime.document import convert_document
     from app.pipeline.options import ConvertOptions
     from app.warmup import WARMUP_PDF
 

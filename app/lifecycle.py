@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from app.pipeline.pool import PagePool
+    from app.runtime.pool import PagePool
     from app.services import Services
     from app.storage.s3 import S3Uploader
     from app.vlm.client import VlmClient

@@ -18,7 +18,7 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.jobs.manager import JobManager
-    from app.pipeline.pool import PagePool
+    from app.runtime.pool import PagePool
     from app.storage.s3 import S3Uploader
     from app.vlm.client import VlmClient
     from app.vlm.recognizer import VlRecognizer
@@ -70,7 +70,7 @@ def build_services(
     engines loaded at start); `vlm` builds the sidecar client and its recognizer (default: when the settings
     enable the sidecar); `jobs` adds the job manager (the server only); `s3` the one S3 uploader (default: with
     S3_BUCKET; batch asks for it with buckets of its own)."""
-    from app.pipeline.pool import PagePool
+    from app.runtime.pool import PagePool
 
     pool = PagePool(settings, workers=workers, preload_engines=preload_engines)
     client = recognizer = None

@@ -38,7 +38,7 @@ async def wait_for_sidecar(client: Any, timeout_s: float) -> float:
 async def vl_pass(pool: Any, vl: Any, settings: Settings) -> float:
     """One full `vl`-mode conversion of the bundled page (layout -> crops -> VLM -> assembly); seconds taken.
     Raises what the conversion raises (SidecarUnavailable, ...)."""
-    from app.pipeline.document import convert_document
+    from app.runtime.document import convert_document
 
     started = time.perf_counter()
     result = await convert_document(pool, WARMUP_PDF, ConvertOptions(mode="vl", dpi=WARMUP_DPI), vl=vl)
@@ -62,7 +62,7 @@ def _record(settings: Settings, report: dict[str, Any]) -> None:
 
 async def run(settings: Settings) -> dict[str, Any]:
     """The standalone warm-up: sidecar wait (when enabled), worker pool warm-up, one full pipeline pass."""
-    from app.pipeline.document import convert_document
+    from app.runtime.document import convert_document
     from app.services import build_services
 
     report: dict[str, Any] = {"profile": settings.profile, "vlm": settings.vlm_enabled}

@@ -118,7 +118,7 @@ def plain_text_of(page: Any, *, include_furniture: bool = True) -> str:
 @contextlib.asynccontextmanager
 async def running_pool(settings: Any) -> AsyncIterator[tuple[Any, float]]:
     """A started and warmed-up PagePool; yields (pool, warmup seconds) and stops it on the way out."""
-    from app.pipeline.pool import PagePool
+    from app.runtime.pool import PagePool
 
     pool = PagePool(settings)
     started = time.perf_counter()
@@ -135,7 +135,7 @@ async def running_pool(settings: Any) -> AsyncIterator[tuple[Any, float]]:
 async def convert(pool: Any, path: Path, mode: str, page_indices: list[int] | None = None, *, vl: Any = None,
                   dpi: int | None = None, lang: str = "auto") -> Any:
     """One document through the pool the way the API runs it (`convert_document` admits its own pages)."""
-    from app.pipeline.document import convert_document
+    from app.runtime.document import convert_document
     from app.pipeline.options import ConvertOptions
 
     pages = None if page_indices is None else ",".join(str(i + 1) for i in page_indices)

@@ -27,7 +27,7 @@ TARGET_RATIO = 0.9
 
 
 async def _one(pool: Any, pdf: Path, mode: str, images: str, crops: Path, settings: Any) -> tuple[float, Any]:
-    from app.pipeline.document import convert_document
+    from app.runtime.document import convert_document
     from app.pipeline.options import ConvertOptions
     from app.storage import images as image_store
 

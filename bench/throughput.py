@@ -95,7 +95,7 @@ def in_process_rate(path: Path, mode: str, n_pages: int, settings: Any) -> dict[
     "pool vs in-process" (pool pages/s over this) is the honest figure on a shared machine, since both are
     measured in the same run under the same load."""
     from app.pipeline import page as page_mod
-    from app.pipeline.document import merge_pages
+    from app.runtime.document import merge_pages
     from app.pipeline.options import ConvertOptions
 
     page_mod.init_worker(settings, preload=mode != "text")

@@ -45,9 +45,9 @@ def _ui_bytes(client: httpx.Client) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from app.pipeline.intake import open_pdf
+    from app.pipeline.pdf_input import open_pdf
     from app.pipeline.pdfium_backend import close_document, open_page
-    from app.pipeline.page_image import page_png
+    from app.runtime.page_image import page_png
     from app.pipeline.render import render_page
     from tests.server_process import ServerProcess
 

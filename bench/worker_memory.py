@@ -75,7 +75,7 @@ class _Sampler:
 
 
 async def _run_config(name: str, config: dict[str, Any], pdfs: list[Path], args: argparse.Namespace) -> dict:
-    from app.pipeline.pool import PagePool
+    from app.runtime.pool import PagePool
 
     settings = bench_settings(workers=args.workers, **config["settings"])
     pool = PagePool(settings, trim_idle_heap=config["trim_idle_heap"])

@@ -24,9 +24,9 @@ from app.jobs.manager import JobHandoff
 from app.jobs.store import Job
 from app.lifecycle import Lifecycle
 from app.observability.metrics import Metrics
-from app.pipeline.document import convert_document
-from app.pipeline.image_input import check_mode
-from app.pipeline.intake import inspect_pdf
+from app.runtime.document import convert_document
+from app.runtime.image_input import check_mode
+from app.runtime.intake import inspect_pdf
 from app.pipeline.options import ConvertOptions
 from app.pipeline.result import DocumentResult, PageResult
 from app.services import Services

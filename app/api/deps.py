@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from app.jobs.manager import JobManager
 from app.lifecycle import Lifecycle
 from app.observability.metrics import Metrics
-from app.pipeline.pool import PagePool
+from app.runtime.pool import PagePool
 from app.services import Services
 from app.settings import Settings
 from app.storage.s3 import S3Uploader

@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from app.api.limits import UploadSlots, paced
 from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
-from app.pipeline.image_input import ensure_pdf, sniff_file
+from app.runtime.image_input import ensure_pdf, sniff_file
 from app.settings import Settings
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
 

@@ -97,15 +97,15 @@ def run(args: argparse.Namespace) -> int:
 
 async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) -> int:
     from app.errors import AppError
-    from app.pipeline.document import (
+    from app.runtime.document import (
         MODEL_MODES,
         admit_waiting,
         convert_document,
         documents_in_flight,
         for_each_document,
     )
-    from app.pipeline.image_input import ensure_pdf
-    from app.pipeline.intake import inspect_pdf
+    from app.runtime.image_input import ensure_pdf
+    from app.runtime.intake import inspect_pdf
     from app.services import build_services
     from app.storage import images as image_store
 

@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.errors import InvalidParameter
-from app.pipeline.image_input import ACCEPTED
+from app.runtime.image_input import ACCEPTED
 from app.settings import Settings
 
 FileType = Literal[0, 1]  # 0 = PDF, 1 = image

@@ -65,7 +65,7 @@ async def adopt(
     the conversion goes on. The upload is hard-linked into the job directory; the job takes over `upload_path`
     (the running conversion still reads it) and removes it once `task` is done. With `handoff`, its pages are
     checkpointed as they finish and DELETE cancels it; without, its pages are stored when it completes."""
-    from app.pipeline.intake import inspect_pdf
+    from app.runtime.intake import inspect_pdf
 
     info = await asyncio.to_thread(inspect_pdf, upload_path, settings, options.pages)
     digest = await asyncio.to_thread(files.sha256_file, upload_path)

@@ -30,7 +30,7 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.pipeline.page import RegionRecognizer
-    from app.pipeline.pool import PagePool
+    from app.runtime.pool import PagePool
     from app.storage.s3 import S3Uploader
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from app.storage.disk import as_insufficient_storage, is_disk_full
 
 if TYPE_CHECKING:
     from app.jobs.callbacks import CallbackDispatcher
-    from app.pipeline.pool import PagePool
+    from app.runtime.pool import PagePool
     from app.pipeline.page import RegionRecognizer
     from app.storage.s3 import S3Uploader
 
@@ -43,7 +43,7 @@ _FINISH_RETRY_MAX_S = 10.0
 
 def merge_pages(pages: list[PageResult], page_count: int) -> DocumentResult:
     """One document from its pages (any order), exactly as `convert_document` builds it."""
-    from app.pipeline.document import merge_pages as merge
+    from app.runtime.document import merge_pages as merge
 
     return merge(pages, page_count)
 
@@ -225,7 +225,7 @@ class JobRunner:
 
     async def _convert_pages(self, job: Job, input_path: Path, indices: list[int], cancel: asyncio.Event) -> None:
         """Send these pages of the job through the pool, checkpointing each as it finishes, crops to its images/."""
-        from app.pipeline.document import convert_document
+        from app.runtime.document import convert_document
 
         images = files.job_images_dir(self.settings, job.id)
         await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)

@@ -77,7 +77,7 @@ class JobSubmission:
         """Validate the upload, move it into the job's directory (and S3) and queue the job. The returned job is
         durable. A repeated idempotency key returns the first job (409 if it named a different file or options);
         the upload of a repeated or rejected submission is deleted."""
-        from app.pipeline.intake import inspect_pdf
+        from app.runtime.intake import inspect_pdf
 
         owner = owner or ""
         idempotency_key = (idempotency_key or "").strip() or None  # an empty header names no key

@@ -48,7 +48,7 @@ from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED, Job
 from app.lifecycle import Lifecycle
-from app.pipeline.image_input import check_mode
+from app.runtime.image_input import check_mode
 from app.pipeline.options import ConvertOptions, resolve_options
 from app.pipeline.result import DocumentResult
 from app.services import Services

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from app.pipeline import figures, intake, orientation, render, scan_cleanup, textlayer
+from app.pipeline import figures, orientation, pdf_input, render, scan_cleanup, textlayer
 from app.pipeline.figures import ImageTarget
 from app.pipeline.layout import merge
 from app.pipeline.layout.crop import fit_for_the_vlm, region_crop
@@ -308,7 +308,7 @@ def _upright(image: np.ndarray, engines: Engines) -> tuple[np.ndarray, int]:
 
 
 def _check_images(objects: PageObjects, page_index: int, settings: Settings) -> None:
-    intake.check_image_sizes(objects.image_sizes, page_index + 1, settings)
+    pdf_input.check_image_sizes(objects.image_sizes, page_index + 1, settings)
 
 
 def _to_points(regions: list[Region], scale: float) -> list[Region]:
@@ -341,7 +341,7 @@ class WorkerState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engines = Engines(settings)
-        self.documents = intake.document_cache(settings)
+        self.documents = pdf_input.document_cache(settings)
 
 
 _STATE: WorkerState | None = None

@@ -12,9 +12,9 @@ import pytest
 
 from app.chunking.chunker import ChunkOptions, Chunk, chunk_document
 from app.chunking.tokens import TOKENIZER_NAME, count_tokens
-from app.pipeline.document import convert_file_sync
+from app.runtime.document import convert_file_sync
 from app.pipeline.options import ConvertOptions
-from app.pipeline.pool import PagePool
+from app.runtime.pool import PagePool
 from app.pipeline.result import FURNITURE, DocumentResult
 from tests.conftest import EVAL_DIR, SHARED
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rapidfuzz import fuzz
 
-from app.pipeline.intake import NOT_A_PDF
+from app.pipeline.pdf_input import NOT_A_PDF
 from app.pipeline.result import DocumentResult
 from tests import pdfgen
 

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from app.errors import Cancelled, InvalidParameter, Overloaded, PageTooLarge
-from app.pipeline.document import convert_document, convert_file_sync, merge_pages
+from app.runtime.document import convert_document, convert_file_sync, merge_pages
 from app.pipeline.options import ConvertOptions
-from app.pipeline.pool import PagePool
+from app.runtime.pool import PagePool
 from app.pipeline.result import PageResult
 from app.settings import Settings
 from tests import pdfgen

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.pipeline.document import convert_file_sync
+from app.runtime.document import convert_file_sync
 from app.pipeline.options import ConvertOptions
-from app.pipeline.pool import PagePool
+from app.runtime.pool import PagePool
 from bench.facts import PageOutput, check_fact, load_facts
 from tests.conftest import EVAL_DIR
 

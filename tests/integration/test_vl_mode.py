@@ -14,9 +14,9 @@ import pytest
 from rapidfuzz import fuzz
 
 from app.errors import SidecarUnavailable
-from app.pipeline.document import convert_document
+from app.runtime.document import convert_document
 from app.pipeline.options import ConvertOptions
-from app.pipeline.pool import PagePool
+from app.runtime.pool import PagePool
 from app.vlm.client import VlmClient
 from app.vlm.recognizer import VlRecognizer
 from app.warmup import WARMUP_PDF, vl_pass

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from app.pipeline.document import admit_waiting, documents_in_flight, for_each_document
-from app.pipeline.pool import PagePool
+from app.runtime.document import admit_waiting, documents_in_flight, for_each_document
+from app.runtime.pool import PagePool
 
 
 def test_documents_in_flight_keeps_every_worker_fed_and_stays_bounded():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.pipeline.document import merge_pages
+from app.runtime.document import merge_pages
 from app.pipeline.figures import ImageTarget, export_page_images, is_photographic
 from app.pipeline.result import Block, PageResult
 from app.storage import images as image_store
@@ -140,7 +140,7 @@ def test_vl_mode_crops_regions_in_the_worker_and_links_them_after_assembly(tmp_p
     import pickle
 
     from app.pipeline import page as page_mod
-    from app.pipeline.intake import open_pdf
+    from app.pipeline.pdf_input import open_pdf
     from app.pipeline.pdfium_backend import close_document
     from app.pipeline.options import ConvertOptions
     from app.pipeline.primitives import Region

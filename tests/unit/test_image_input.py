@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app.errors import ImageTooLarge, TooManyPages, UnreadableImage
-from app.pipeline import image_input
-from app.pipeline.image_input import ensure_pdf, image_to_pdf, sniff
+from app.runtime import image_input
+from app.runtime.image_input import ensure_pdf, image_to_pdf, sniff
 from tests import pdfgen
 
 
@@ -149,6 +149,6 @@ def _settings(tmp_path, **overrides):
 
 
 def test_accepted_list_is_what_the_415_names():
-    from app.pipeline.intake import NOT_A_PDF
+    from app.pipeline.pdf_input import NOT_A_PDF
 
     assert image_input.ACCEPTED in NOT_A_PDF

@@ -11,8 +11,8 @@ import pytest
 
 APP = Path(__file__).resolve().parents[2] / "app"
 # Packages that must not import app.api (nor anything under it).
-BELOW_THE_API = ("app.observability", "app.jobs", "app.pipeline", "app.storage", "app.vlm", "app.chunking",
-                 "app.compat")
+BELOW_THE_API = ("app.observability", "app.jobs", "app.pipeline", "app.runtime", "app.storage", "app.vlm",
+                 "app.chunking", "app.compat")
 
 
 def _module_name(path: Path) -> str:
@@ -128,6 +128,17 @@ def test_lower_layers_never_import_the_api(package: str) -> None:
         f"{module} -> {target}"
         for module, targets in import_graph().items() if _within(module, package)
         for target in targets if _within(target, "app.api")
+    )
+    assert upward == []
+
+
+def test_the_page_algorithms_never_import_the_runtime() -> None:
+    """app/pipeline is the pure side of the split: one page in, one PageResult out. The pool, whole documents and
+    intake (app/runtime) drive it, never the other way round."""
+    upward = sorted(
+        f"{module} -> {target}"
+        for module, targets in import_graph().items() if _within(module, "app.pipeline")
+        for target in targets if _within(target, "app.runtime")
     )
     assert upward == []
 

@@ -19,7 +19,8 @@ from app.errors import (
     UploadTooLarge,
     WorkerCrashed,
 )
-from app.pipeline.intake import check_image_sizes, document_cache, inspect_pdf
+from app.pipeline.pdf_input import check_image_sizes, document_cache
+from app.runtime.intake import inspect_pdf
 from app.pipeline.pdfium_backend import PdfPage
 from tests import pdfgen
 

@@ -19,7 +19,7 @@ from app.jobs.runner import JobRunner
 from app.jobs.sql_store import SqlJobStore
 from app.jobs.store import Job
 from app.jobs.submission import JobSubmission
-from app.pipeline.document import merge_pages
+from app.runtime.document import merge_pages
 from app.pipeline.options import ConvertOptions
 from app.pipeline.result import Block, DocumentResult, PageResult
 from tests import pdfgen

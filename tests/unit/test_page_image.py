@@ -9,9 +9,9 @@ import numpy as np
 from fpdf import FPDF
 from PIL import Image
 
-from app.pipeline.intake import open_pdf
+from app.pipeline.pdf_input import open_pdf
 from app.pipeline.pdfium_backend import close_document, open_page
-from app.pipeline.page_image import page_png
+from app.runtime.page_image import page_png
 from app.pipeline.render import render_page
 from tests import pdfgen
 

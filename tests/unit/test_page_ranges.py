@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import InvalidParameter
-from app.pipeline.intake import inspect_pdf
+from app.runtime.intake import inspect_pdf
 from app.pipeline.options import parse_dpi, parse_mode, parse_page_ranges
 from tests import pdfgen
 

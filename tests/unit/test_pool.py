@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import NotReady, Overloaded, PageTooLarge, WorkerCrashed
-from app.pipeline.pool import PagePool
+from app.runtime.pool import PagePool
 
 
 # --- functions the workers run (importable from the spawned processes) ----------------------------------------
@@ -57,7 +57,7 @@ _KEPT: list[bytes] = []
 def fragment_heap(megabytes: int) -> float:
     """Allocate `megabytes` in 4 KiB blocks and free all but one in 64: the heap cannot shrink from its top, so
     only a trim gives the freed pages back. Returns the resident MB right after."""
-    from app.pipeline.pool.workers import resident_mb
+    from app.runtime.pool.workers import resident_mb
 
     blocks = [bytes(4096) for _ in range(megabytes * 256)]
     _KEPT.extend(blocks[::64])
@@ -66,7 +66,7 @@ def fragment_heap(megabytes: int) -> float:
 
 
 def resident() -> float:
-    from app.pipeline.pool.workers import resident_mb
+    from app.runtime.pool.workers import resident_mb
 
     return resident_mb()
 

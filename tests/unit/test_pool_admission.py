@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from app.errors import Overloaded
-from app.pipeline.pool.admission import MAX_RETRY_AFTER_S, AdmissionControl
+from app.runtime.pool.admission import MAX_RETRY_AFTER_S, AdmissionControl
 
 
 def test_the_bound_counts_pages_given_back_one_by_one():

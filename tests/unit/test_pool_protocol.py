@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from app.errors import PageTooLarge
-from app.pipeline.pool import protocol
+from app.runtime.pool import protocol
 
 
 def add(a: int, b: int) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.pipeline.pool.scheduler import MAX_CHUNK_PAGES, Scheduler, Task, chunk_size, fail
+from app.runtime.pool.scheduler import MAX_CHUNK_PAGES, Scheduler, Task, chunk_size, fail
 
 
 def page(tag: str) -> str:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from app.pipeline.pool import protocol
-from app.pipeline.pool.workers import START_FAILURES_BEFORE_BROKEN, Supervisor, WorkerProcess
+from app.runtime.pool import protocol
+from app.runtime.pool.workers import START_FAILURES_BEFORE_BROKEN, Supervisor, WorkerProcess
 
 _CONTEXT = mp.get_context("spawn")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.jobs.manager import JobManager
-from app.pipeline.pool import PagePool
+from app.runtime.pool import PagePool
 from app.services import Services, build_services
 from app.storage.s3 import S3Uploader
 from app.vlm.client import VlmClient

@@ -10,7 +10,7 @@ import pypdfium2 as pdfium
 import pytest
 
 from app.pipeline.assemble import build_page
-from app.pipeline.document import merge_pages
+from app.runtime.document import merge_pages
 from app.pipeline.options import ConvertOptions
 from app.pipeline.page import Engines, process_page
 from app.pipeline.primitives import Region, TextLine

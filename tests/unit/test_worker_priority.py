@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.pipeline.pool import PagePool
+from app.runtime.pool import PagePool
 
 
 def children_nice() -> dict[int, int]:

@@ -15,7 +15,7 @@ from app import __version__
 from app.api.deps import LifecycleDep, PoolDep, ServicesDep, SettingsDep, VlmDep
 from app.lifecycle import Verdict
 from app.pipeline.layout import layout_model_name
-from app.pipeline.pool import PagePool
+from app.runtime.pool import PagePool
 from app.storage.disk import DiskState, disk_state
 from app.storage.s3 import S3Uploader
 

@@ -28,7 +28,7 @@ from app.jobs.callbacks import validate_callback_url
 from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED
-from app.pipeline.image_input import check_mode
+from app.runtime.image_input import check_mode
 from app.pipeline.options import options_from_fields
 from app.pipeline.result import DocumentResult
 

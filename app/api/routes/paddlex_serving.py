@@ -31,9 +31,9 @@ from app.api.upload import receive_json_body, received_file, scratch_upload
 from app.compat import paddlex
 from app.compat import paddlex_pages as pages
 from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
-from app.pipeline.image_input import sniff_file
+from app.runtime.image_input import sniff_file
 from app.pipeline.options import ConvertOptions, resolve_options
-from app.pipeline.page_image import page_rgb
+from app.runtime.page_image import page_rgb
 from app.settings import Settings
 from app.storage.disk import require_free_space
 from app.storage.remote_file import download, is_url

@@ -20,7 +20,7 @@ from app.api.deps import JobsDep, SettingsDep
 from app.api.job_views import OwnerDep, owned_job
 from app.errors import NotFound, Overloaded
 from app.jobs import files
-from app.pipeline.page_image import page_png
+from app.runtime.page_image import page_png
 
 router = APIRouter(tags=["jobs"])
 

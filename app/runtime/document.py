@@ -22,10 +22,10 @@ from app.errors import AppError, Cancelled, Overloaded
 from app.pipeline import page as page_mod
 from app.pipeline.continuation import mark_continued_tables
 from app.pipeline.figures import ImageTarget
-from app.pipeline.intake import inspect_pdf
+from app.runtime.intake import inspect_pdf
 from app.pipeline.options import ConvertOptions, require_vl_available
 from app.pipeline.page import PageTask, RegionRecognizer, VlAnalysis
-from app.pipeline.pool import Admission, PagePool
+from app.runtime.pool import Admission, PagePool
 from app.pipeline.result import DocumentResult, PageResult
 from app.settings import Settings
 

@@ -29,10 +29,10 @@ from multiprocessing.connection import wait as wait_for_any
 from typing import Any
 
 from app.errors import AppError, NotReady, WorkerCrashed
-from app.pipeline.pool import protocol
-from app.pipeline.pool.admission import Admission, AdmissionControl
-from app.pipeline.pool.scheduler import Scheduler, Task, fail, resolve
-from app.pipeline.pool.workers import Initializer, Supervisor, WorkerProcess, resolve_callable, stop_processes
+from app.runtime.pool import protocol
+from app.runtime.pool.admission import Admission, AdmissionControl
+from app.runtime.pool.scheduler import Scheduler, Task, fail, resolve
+from app.runtime.pool.workers import Initializer, Supervisor, WorkerProcess, resolve_callable, stop_processes
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,65 +1,30 @@
-"""Intake: decide whether an upload is a PDF we can read, and which of its pages to convert.
-
-Everything a client can get wrong is refused here with a typed error (`app.errors`) before any page is touched:
-not a PDF, too big, unreadable, encrypted, no pages, too many pages, a bad page selection. What can only be seen
-on a page (an embedded image too large to decode) is checked by `check_image_sizes` right before that page is
-rendered (`check_image_sizes`, on the sizes the pdfium backend reads). Every pdfium call goes through
-`pdfium_backend`, which holds its lock.
+"""A PDF opened within the service's limits, for intake and for the worker that renders its pages: the size and
+header checks before pdfium sees the file, and the embedded-image bound a page is checked against before it is
+rendered. Every pdfium call goes through `pdfium_backend`, which holds its lock.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.errors import NotAPdf, PageTooLarge, TooManyPages, UnreadablePdf, UploadTooLarge
+from app.errors import NotAPdf, PageTooLarge, UnreadablePdf, UploadTooLarge
 from app.pipeline import pdfium_backend as backend
-from app.pipeline.options import parse_page_ranges
 from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.pipeline.pdfium_backend import PdfDocument
 
-log = logging.getLogger(__name__)
-
 MAGIC = b"%PDF-"
 MAGIC_WINDOW = 1024  # the PDF spec lets junk precede the header; readers accept it within the first KiB
-# Images are turned into PDFs before intake (image_input.py), so whatever reaches here without a header is neither.
+# Images are turned into PDFs before intake (app/runtime/image_input.py), so whatever reaches here without a header
+# is neither.
 NOT_A_PDF = ("the file is not a PDF (no %PDF- header in its first 1024 bytes) or an image this service reads "
              "(accepted: PDF, PNG, JPEG, TIFF, WebP, BMP)")
 
 Source = bytes | bytearray | memoryview | str | os.PathLike
-
-
-@dataclass(frozen=True)
-class PdfInfo:
-    """What intake learnt about a file: its page count, the selected pages (0-based, sorted) and the size of
-    every page of the file in PDF points as displayed (rotation applied), indexed by 0-based page index."""
-
-    page_count: int
-    page_indices: list[int]
-    page_sizes: list[tuple[float, float]] = field(repr=False)
-
-
-def inspect_pdf(source: Source, settings: Settings, pages: str | None = None) -> PdfInfo:
-    """Validate `source` (a path or the file's bytes) and select pages, raising a typed error for any problem.
-
-    Blocking (pdfium parses the cross-reference table): async callers use `await asyncio.to_thread(...)`.
-    """
-    doc = open_pdf(source, settings)
-    try:
-        page_count = backend.page_count(doc)
-        if page_count > settings.max_pages:
-            raise TooManyPages(f"the PDF has {page_count} pages; this service accepts at most {settings.max_pages}")
-        indices = parse_page_ranges(pages, page_count)
-        sizes = backend.page_sizes(doc)
-    finally:
-        backend.close_document(doc)
-    return PdfInfo(page_count=page_count, page_indices=indices, page_sizes=sizes)
 
 
 def check_magic(head: bytes) -> None:

@@ -26,8 +26,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from app.pipeline.pool import protocol
-from app.pipeline.pool.scheduler import Task
+from app.runtime.pool import protocol
+from app.runtime.pool.scheduler import Task
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.pipeline.intake import open_pdf
+from app.pipeline.pdf_input import open_pdf
 from app.pipeline.pdfium_backend import close_document, open_page
 from app.pipeline.render import render_page
 from app.settings import Settings

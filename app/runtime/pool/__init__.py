@@ -7,8 +7,8 @@
 - `page_pool.py`: `PagePool`, the dispatcher thread joining them.
 """
 
-from app.pipeline.pool.admission import Admission, AdmissionControl
-from app.pipeline.pool.page_pool import PREFETCH, DocumentQueue, PagePool, PoolStats
-from app.pipeline.pool.scheduler import MAX_CHUNK_PAGES
+from app.runtime.pool.admission import Admission, AdmissionControl
+from app.runtime.pool.page_pool import PREFETCH, DocumentQueue, PagePool, PoolStats
+from app.runtime.pool.scheduler import MAX_CHUNK_PAGES
 
 __all__ = ["MAX_CHUNK_PAGES", "PREFETCH", "Admission", "AdmissionControl", "DocumentQueue", "PagePool", "PoolStats"]
