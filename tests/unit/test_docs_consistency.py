@@ -69,6 +69,18 @@ def test_every_directory_and_module_in_the_tree_exists() -> None:
     assert not missing, f"ARCHITECTURE.md names paths that do not exist: {missing}"
 
 
+def test_every_package_under_app_is_in_the_tree() -> None:
+    """The reverse direction: a new package (a directory of modules) cannot appear without the map telling it."""
+    named = {places[0].rstrip("/") for places in _tree_paths(ARCHITECTURE)}
+    packages = sorted(
+        path.parent.relative_to(ROOT).as_posix() for path in ROOT.glob("app/**/__init__.py")
+        if "migrations" not in path.parts  # Alembic's folders are told with jobs/migrations/
+    )
+    assert packages, "expected packages under app/"
+    untold = [package for package in packages if package not in named]
+    assert not untold, f"ARCHITECTURE.md's tree lacks these packages: {untold}"
+
+
 def test_every_module_file_named_in_the_prose_exists() -> None:
     missing = [name for name in _cited_files(ARCHITECTURE) if not any(f.endswith("/" + name) or f == name
                                                                       for f in PY_FILES)]
