@@ -285,7 +285,7 @@ async def run_batch(
                     report.converted.append(relative)
                     log.info("batch: %s -> s3://%s/%s{%s,%s}", relative, dest.bucket, stem, MD_SUFFIX, JSON_SUFFIX)
                 except AppError as exc:
-                    if 400 <= exc.status < 500:
+                    if exc.caller_fault:
                         marker = {"input": f"s3://{source.bucket}/{source.key(relative)}",
                                   "error": {"type": exc.type, "message": exc.message}}
                         body = json.dumps(marker).encode("utf-8")

@@ -207,7 +207,7 @@ def test_free_space_guard_refuses_with_507(make_settings) -> None:
     files.check_free_space(make_settings(min_free_disk_mb=0))
     with pytest.raises(InsufficientStorage) as err:
         files.check_free_space(make_settings(min_free_disk_mb=1e12))
-    assert err.value.status == 507
+    assert err.value.kind == "insufficient_storage"
 
 
 @pytest.mark.anyio
