@@ -25,9 +25,8 @@ from app.jobs.store import Job
 from app.lifecycle import Lifecycle
 from app.observability.metrics import Metrics
 from app.runtime.document import convert_document
-from app.runtime.image_input import check_mode
 from app.runtime.intake import inspect_pdf
-from app.pipeline.options import ConvertOptions
+from app.pipeline.options import ConvertOptions, check_image_mode
 from app.pipeline.result import DocumentResult, PageResult
 from app.services import Services
 from app.storage import images as image_store
@@ -80,7 +79,7 @@ async def convert_upload(services: Services, upload: Upload, options: ConvertOpt
     keep_upload = converted = False
     staging: Path | None = None
     try:
-        check_mode(upload.image_format, options.mode)
+        check_image_mode(upload.image_format, options.mode)  # for doors that validated before the upload
         if options.mode == "vl" and services.vlm is not None:
             services.vlm.raise_if_unavailable()  # before any rendering: a down sidecar means 503 now
         info = await asyncio.to_thread(inspect_pdf, upload.path, settings, options.pages)

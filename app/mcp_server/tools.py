@@ -48,8 +48,7 @@ from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED, Job
 from app.lifecycle import Lifecycle
-from app.runtime.image_input import check_mode
-from app.pipeline.options import ConvertOptions, resolve_options
+from app.pipeline.options import ConvertOptions, check_image_mode, resolve_options
 from app.pipeline.result import DocumentResult
 from app.services import Services
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
@@ -314,7 +313,7 @@ async def _submit(b: Backend, ctx: Context, request_id: str, source: _Source,
     files.check_free_space(b.services.settings)  # 507 below MIN_FREE_DISK_MB, as POST /jobs answers
     upload = await _receive(b, source, request_id)
     try:
-        check_mode(upload.image_format, options.mode)
+        check_image_mode(upload.image_format, options.mode)
     except BaseException:
         upload.discard()
         raise

@@ -138,7 +138,7 @@ async def layout_parsing(request: Request, services: ServicesDep, lifecycle: Lif
     use_vl = fields["mode"] == "vl" and vl is not None
     request_vl = vl.with_sampling(sampling) if use_vl and sampling and vl is not None else None
     try:  # the upload (the PDF) is ours again once converted (keep_input): pages are rendered from it
-        options = resolve_options(settings, **fields)
+        options = resolve_options(settings, vl_available=vl is not None, image_format=image_format, **fields)
         outcome = await convert_upload(services, upload, options, owner=owner, request_id=request_id,
                                        hand_off=False, vl=request_vl, keep_input=True)
         assert isinstance(outcome, Converted)  # hand_off=False: never a 202
