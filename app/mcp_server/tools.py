@@ -42,7 +42,7 @@ from app.api.conversion import HandedOff, check_accepting, convert_upload
 from app.api.job_views import check_job_id, job_view, owner_for_key, running_jobs
 from app.api.upload import Upload, received_file, scratch_upload
 from app.chunking.chunker import ChunkOptions, chunk_document, parse_chunk_options
-from app.errors import AppError, Conflict, InvalidParameter, NotFound, UploadTooLarge
+from app.errors import AppError, Conflict, InvalidParameter, NotFound
 from app.jobs import files
 from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager
@@ -53,6 +53,7 @@ from app.pipeline.result import DocumentResult
 from app.services import Services
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
 from app.storage.remote_file import download
+from app.storage.upload_size import check_upload_size
 
 log = logging.getLogger(__name__)
 
@@ -234,8 +235,7 @@ async def _receive(b: Backend, source: _Source, request_id: str) -> Upload:
     target = scratch_upload(settings, request_id)
     try:
         if source.content_base64:
-            if len(source.content_base64) * 3 // 4 > settings.max_upload_bytes + 3:
-                raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+            check_upload_size(settings, encoded * 3 // 4 - 2)  # the fewest bytes this much base64 holds
             try:
                 data = base64.b64decode(source.content_base64, validate=True)
             except (binascii.Error, ValueError):
@@ -274,8 +274,7 @@ def _copy_local(b: Backend, raw: str, target: Path) -> int:
     if not resolved.is_file():
         raise NotFound(f"path: no file {raw}")
     size = resolved.stat().st_size
-    if size > settings.max_upload_bytes:
-        raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    check_upload_size(settings, size)
     shutil.copyfile(resolved, target)
     return size
 
