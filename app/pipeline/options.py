@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, Field, ValidationInfo, model_validator
 
 from app.errors import InvalidParameter
-from app.settings import Mode, Settings
+from app.settings import MIN_DPI, Mode, Settings
 
 # re.ASCII: `\d` alone also matches "١" or "１", which int() happily reads; a selection is ASCII digits only.
 _RANGE = re.compile(r"^\s*([0-9]+)\s*(?:-\s*([0-9]*)\s*)?$", re.ASCII)
@@ -36,8 +36,6 @@ _INTEGER = re.compile(r"^[0-9]+$", re.ASCII)
 ImagesMode = Literal["refer", "embed", "none"]
 IMAGES_MODES: tuple[str, ...] = get_args(ImagesMode)
 MODES: tuple[str, ...] = get_args(Mode)
-# Below this a page of body text is a few pixels high: nothing can read it. Settings.default_dpi has the same floor.
-MIN_DPI = 36
 # Longer than any '+'-joined list of installed codes; which codes are valid is checked against the installed packs.
 MAX_LANG_CHARS = 64
 LANG_HELP = ("Languages OCR reads: ISO 639-1 codes joined by '+' (ru, ru+en, uk, de, zh) or auto (default "
