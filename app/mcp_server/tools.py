@@ -43,7 +43,6 @@ from app.api.job_views import check_job_id, job_view, owner_for_key, running_job
 from app.api.upload import Upload, received_file, scratch_upload
 from app.chunking.chunker import ChunkOptions, chunk_document, parse_chunk_options
 from app.errors import AppError, Conflict, InvalidParameter, NotFound
-from app.jobs import files
 from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED, Job
@@ -309,8 +308,7 @@ async def _convert(b: Backend, ctx: Context, request_id: str, source: _Source, o
 async def _submit(b: Backend, ctx: Context, request_id: str, source: _Source,
                   options: ConvertOptions) -> CallToolResult:
     manager = _jobs(b)
-    files.check_free_space(b.services.settings)  # 507 below MIN_FREE_DISK_MB, as POST /jobs answers
-    upload = await _receive(b, source, request_id)
+    upload = await _receive(b, source, request_id)  # 507 below MIN_FREE_DISK_MB before storing, as POST /jobs
     try:
         check_image_mode(upload.image_format, options.mode)
     except BaseException:
