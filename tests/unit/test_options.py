@@ -108,3 +108,30 @@ def test_the_published_pages_pattern_is_what_the_server_accepts(make_settings, v
         with pytest.raises(OptionError) as err:
             resolve_options(make_settings(), pages=value)
         assert err.value.option == "pages"
+
+
+def test_the_http_forms_and_query_are_documented_from_the_model() -> None:
+    from app.api.request_form import JobRequest, form_schema, query_parameters
+
+    form = form_schema(ConvertOptions)["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"] and set(form["properties"]) == {"file", *ConvertOptions.model_fields}
+    assert form["properties"]["dpi"] == {**form["properties"]["dpi"], "type": "integer", "minimum": MIN_DPI}
+    # A plain bounded string: a regular expression of the syntax made schemathesis' generator 20x slower.
+    assert form["properties"]["lang"]["maxLength"] == 64 and "pattern" not in form["properties"]["lang"]
+    assert all("default" not in p and "anyOf" not in p for p in form["properties"].values())  # settings decide
+    query = {p["name"]: p["schema"] for p in query_parameters()}
+    assert query["dpi"]["type"] == "integer" and query["pages"]["type"] == "string" and "pattern" in query["pages"]
+    jobs = form_schema(JobRequest)["content"]["multipart/form-data"]["schema"]["properties"]
+    assert set(jobs) == {*form["properties"], "callback_url"}
+
+
+def test_a_job_request_checks_its_callback_with_the_service_and_stores_plain_options(make_settings) -> None:
+    from app.api.request_form import JobRequest
+
+    context = OptionContext(make_settings(callback_allowed_hosts="hooks.example", callback_secret="s" * 32))
+    request = JobRequest.model_validate({"mode": "text", "callback_url": "https://hooks.example/x#frag"},
+                                        context=context)
+    assert request.callback_url == "https://hooks.example/x" and type(request.options()) is ConvertOptions
+    assert request.options().mode == "text"
+    with pytest.raises(InvalidParameter, match="not in CALLBACK_ALLOWED_HOSTS"):
+        JobRequest.model_validate({"callback_url": "https://evil.example/"}, context=context)

@@ -20,11 +20,10 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from app.api.deps import JobsDep, LifecycleDep, RequestIdDep, ServicesDep
 from app.api.open_file import open_for_serving, serve_file
 from app.api.job_views import OwnerDep, accepted, check_job_id, job_view, running_jobs
-from app.api.request_form import form_schema, options_of
+from app.api.request_form import JobRequest, form_schema, options_of
 from app.api.upload import receive_pdf_upload
 from app.chunking.chunker import ChunkOptions, chunk_document, parse_chunk_options
 from app.errors import Conflict
-from app.jobs.callbacks import validate_callback_url
 from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED
@@ -45,8 +44,7 @@ _POLL_S = 1.0
     "job's URLs once the upload is stored; the same `Idempotency-Key` (per API key) returns the same job. "
     "Bad input gets the same 4xx as /ocr/pdf; 507 when the output disk is nearly full.",
     responses={202: {"description": "Job accepted; `Location` is its status URL"}, 507: {"description": "Disk full"}},
-    openapi_extra={"requestBody": form_schema({"callback_url": {
-        "type": "string", "description": "Webhook POSTed when the job ends; its host must be in CALLBACK_ALLOWED_HOSTS"}})},
+    openapi_extra={"requestBody": form_schema(JobRequest)},
 )
 async def submit_job(
     request: Request,
@@ -62,13 +60,13 @@ async def submit_job(
     manager = running_jobs(jobs)
     upload = await receive_pdf_upload(request, settings, request_id)  # 507 before reading a body we cannot keep
     try:
-        options = options_of(services, upload)
-        callback_url = validate_callback_url(upload.fields.get("callback_url") or callback_url, settings)
+        job_request = options_of(services, upload, {"callback_url": callback_url} if callback_url else None,
+                                 model=JobRequest)
     except BaseException:
         upload.discard()
         raise
-    job = await manager.submit(upload.path, options, owner=owner, idempotency_key=idempotency_key,
-                               filename=upload.filename, callback_url=callback_url)
+    job = await manager.submit(upload.path, job_request.options(), owner=owner, idempotency_key=idempotency_key,
+                               filename=upload.filename, callback_url=job_request.callback_url)
     return accepted(job)
 
 

@@ -26,6 +26,7 @@ from app.api.upload import receive_pdf_upload, uploads_dir
 from app.chunking.chunker import CHUNKING_METHODS, DEFAULT_MAX_TOKENS, ChunkOptions, chunk_document, parse_chunk_options
 from app.chunking.tokens import TOKENIZER_NAME
 from app.errors import InsufficientStorage
+from app.pipeline.options import ConvertOptions
 from app.pipeline.result import DocumentResult
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ router = APIRouter(tags=["ocr"])
 MARKDOWN_TYPE = "text/markdown; charset=utf-8"
 
 _UPLOAD_SCHEMA = {
-    "requestBody": form_schema({
+    "requestBody": form_schema(ConvertOptions, {
         "chunking": {"type": "string", "enum": list(CHUNKING_METHODS), "description": "Add retrieval chunks to the JSON"},
         "max_tokens": {"type": "integer", "description": "Largest chunk, in tokens"},
     }),
