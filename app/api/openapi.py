@@ -1,10 +1,11 @@
 """The OpenAPI document as the truth about the server: every status an operation can answer, in the one error
 shape, and the parameter bounds the server enforces (some depend on settings, so they are filled in here).
 
-FastAPI documents what the route signatures say; the multipart forms of `/ocr/pdf` and `/jobs`, which the routes
-stream themselves, come from the options model (app/api/request_form.py). The rest is added here: errors are our AppErrors, the API key and the
-connection limits sit in middleware and the protocol. `STATUSES` lists, per operation, what that adds; a test
-runs schemathesis against the real server to keep this table honest (tests/integration/test_openapi.py).
+FastAPI documents what the route signatures say; the multipart forms of `/ocr/pdf` and `/jobs`, which the
+routes stream themselves, are generated from the options model (app/api/request_form.py). The rest is added here:
+errors are our AppErrors, the API key and the connection limits sit in middleware and the protocol. `STATUSES`
+lists, per operation, what that adds; a test runs schemathesis against the real server to keep this table honest
+(tests/integration/test_openapi.py).
 """
 
 from __future__ import annotations
