@@ -34,7 +34,7 @@ from typing import Any
 
 from app.chunking.chunker import ChunkOptions, chunk_document
 from app.errors import AppError, InvalidParameter
-from app.pipeline.options import ConvertOptions
+from app.pipeline.options import ConvertOptions, resolve_options
 from app.settings import Settings
 from app.storage.s3 import S3Uploader
 
@@ -222,7 +222,7 @@ async def run_batch(
     from app.services import build_services
     from app.storage import images as image_store
 
-    options = options or ConvertOptions(mode=settings.default_mode, dpi=settings.dpi_for(settings.default_mode))
+    options = options or resolve_options(settings)  # the service defaults
     services = build_services(settings, vlm=options.mode == "vl", s3=True)
     s3 = services.s3
     assert s3 is not None  # asked for above
@@ -285,7 +285,7 @@ async def run_batch(
                     report.converted.append(relative)
                     log.info("batch: %s -> s3://%s/%s{%s,%s}", relative, dest.bucket, stem, MD_SUFFIX, JSON_SUFFIX)
                 except AppError as exc:
-                    if 400 <= exc.status < 500:
+                    if exc.caller_fault:
                         marker = {"input": f"s3://{source.bucket}/{source.key(relative)}",
                                   "error": {"type": exc.type, "message": exc.message}}
                         body = json.dumps(marker).encode("utf-8")

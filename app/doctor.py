@@ -179,7 +179,7 @@ def warmup_page_text() -> str:
 
 async def check_vl(services: Services, min_f1: float) -> CheckResult:
     from app.runtime.document import convert_document
-    from app.pipeline.options import ConvertOptions
+    from app.pipeline.options import resolve_options
     from app.warmup import WARMUP_PDF
 
     settings = services.settings
@@ -187,7 +187,7 @@ async def check_vl(services: Services, min_f1: float) -> CheckResult:
     try:
         services.pool.start()
         result = await convert_document(services.pool, WARMUP_PDF,
-                                        ConvertOptions(mode="vl", dpi=settings.dpi_for("vl")), vl=services.vl)
+                                        resolve_options(settings, mode="vl", vl_available=True), vl=services.vl)
     except Exception as exc:  # noqa: BLE001 - one line for the operator
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         return CheckResult("vl", "FAIL", f"the warm-up page's vl conversion failed: {message}")

@@ -1,23 +1,43 @@
-"""One exception hierarchy for everything a client can be told, and the HTTP status each maps to.
+"""One exception hierarchy for everything a client can be told, each error with its kind.
 
-The pipeline raises these without knowing about HTTP; the service renders every one as
-`{"error": {"type", "message", "request_id"}}` with `status`. Anything else is an internal error: logged with
-its traceback, answered with a generic 500.
+The pipeline, the jobs and the CLI raise these without knowing about HTTP. `kind` says what went wrong in the
+caller's terms (a bad request, too large, overloaded...); `type` is the finer, stable machine-readable name.
+Only the HTTP layer turns a kind into a status (`STATUS_OF_KIND` in app/api/error_handlers.py) and renders every
+error as `{"error": {"type", "message", "request_id"}}`. Anything else is an internal error: logged with its
+traceback, answered with a generic 500.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
+ErrorKind = Literal[
+    "bad_request", "invalid_request", "unsupported_media", "too_large", "unauthorized", "too_slow", "not_found",
+    "conflict", "overloaded", "not_ready", "unavailable", "upstream_failed", "internal", "insufficient_storage",
+]
+# The kinds that are the caller's doing: retrying the same input gets the same answer (batch records them as
+# rejected inputs rather than failures).
+CALLER_KINDS: frozenset[ErrorKind] = frozenset({
+    "bad_request", "invalid_request", "unsupported_media", "too_large", "unauthorized", "too_slow", "not_found",
+    "conflict",
+})
+
 
 class AppError(Exception):
-    """Base of every error a client may see. `type` is the stable machine-readable name."""
+    """Base of every error a client may see. `kind` is what the HTTP layer maps to a status; `type` is the stable
+    machine-readable name."""
 
-    status: int = 400
+    kind: ErrorKind = "bad_request"
     type: str = "bad_request"
 
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after_s = retry_after_s
+
+    @property
+    def caller_fault(self) -> bool:
+        return self.kind in CALLER_KINDS
 
     def __reduce__(self):  # survive pickling across worker processes with the message intact
         return (_rebuild, (type(self), self.message, self.retry_after_s))
@@ -29,104 +49,104 @@ def _rebuild(cls: type[AppError], message: str, retry_after_s: float | None) -> 
 
 # --- input problems (4xx) ----------------------------------------------------------------------------------------
 class InvalidParameter(AppError):
-    status, type = 422, "invalid_parameter"
+    kind, type = "invalid_request", "invalid_parameter"
 
 
 class NotAPdf(AppError):
-    status, type = 415, "unsupported_media_type"
+    kind, type = "unsupported_media", "unsupported_media_type"
 
 
 class UploadTooLarge(AppError):
-    status, type = 413, "upload_too_large"
+    kind, type = "too_large", "upload_too_large"
 
 
 class TooManyPages(AppError):
-    status, type = 413, "too_many_pages"
+    kind, type = "too_large", "too_many_pages"
 
 
 class UnreadablePdf(AppError):
-    status, type = 422, "unreadable_pdf"
+    kind, type = "invalid_request", "unreadable_pdf"
 
 
 class EncryptedPdf(AppError):
-    status, type = 422, "encrypted_pdf"
+    kind, type = "invalid_request", "encrypted_pdf"
 
 
 class EmptyPdf(AppError):
-    status, type = 422, "empty_pdf"
+    kind, type = "invalid_request", "empty_pdf"
 
 
 class ImageTooLarge(AppError):
     """An uploaded image (or one of its frames) with more pixels than MAX_PAGE_PIXELS: a decompression bomb or a
     scan far larger than any page needs."""
 
-    status, type = 413, "image_too_large"
+    kind, type = "too_large", "image_too_large"
 
 
 class UnreadableImage(AppError):
     """An image file whose header we recognise but whose data is truncated or corrupt."""
 
-    status, type = 422, "unreadable_image"
+    kind, type = "invalid_request", "unreadable_image"
 
 
 class PageTooLarge(AppError):
     """An embedded image or page that would need gigabytes to decode."""
 
-    status, type = 422, "page_too_large"
+    kind, type = "invalid_request", "page_too_large"
 
 
 class Unauthorized(AppError):
-    status, type = 401, "unauthorized"
+    kind, type = "unauthorized", "unauthorized"
 
 
 class RequestTimeout(AppError):
     """The client sent its request too slowly (headers past HEADER_TIMEOUT_S, an upload below its minimum rate
     or past its deadline); the connection is closed."""
 
-    status, type = 408, "request_timeout"
+    kind, type = "too_slow", "request_timeout"
 
 
 class NotFound(AppError):
-    status, type = 404, "not_found"
+    kind, type = "not_found", "not_found"
 
 
 class Conflict(AppError):
-    status, type = 409, "conflict"
+    kind, type = "conflict", "conflict"
 
 
 # --- our side (5xx) ----------------------------------------------------------------------------------------------
 class Overloaded(AppError):
     """The worker pool's admission bound is reached; the client should retry after `retry_after_s`."""
 
-    status, type = 503, "overloaded"
+    kind, type = "overloaded", "overloaded"
 
 
 class NotReady(AppError):
-    status, type = 503, "not_ready"
+    kind, type = "not_ready", "not_ready"
 
 
 class SidecarUnavailable(AppError):
     """The VLM sidecar is down or its circuit breaker is open: retryable."""
 
-    status, type = 503, "sidecar_unavailable"
+    kind, type = "unavailable", "sidecar_unavailable"
 
 
 class SidecarFailed(AppError):
     """The VLM sidecar answered, but with something we cannot use."""
 
-    status, type = 502, "sidecar_failed"
+    kind, type = "upstream_failed", "sidecar_failed"
 
 
 class WorkerCrashed(AppError):
     """A worker process died while converting a page (killed, out of memory, a native crash). The pool replaces
     the worker; the page itself failed and is not retried (it may be what crashed the worker)."""
 
-    status, type = 500, "worker_crashed"
+    kind, type = "internal", "worker_crashed"
 
 
 class InsufficientStorage(AppError):
-    status, type = 507, "insufficient_storage"
+    kind, type = "insufficient_storage", "insufficient_storage"
 
 
 class Cancelled(AppError):
-    status, type = 409, "cancelled"
+    kind, type = "conflict", "cancelled"

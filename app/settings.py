@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 Profile = Literal["cpu", "gpu"]
 Mode = Literal["auto", "text", "ocr", "vl"]
+# The DPI floor, for every render setting and request: below this a page of body text is a few pixels high and
+# nothing can read it.
+MIN_DPI = 36
 
 
 def _default_workers() -> int:
@@ -70,17 +73,17 @@ class Settings(BaseSettings):
     max_pages: int = Field(2000, ge=1, description="Pages in the file (413 past this)")
     max_page_pixels: int = Field(40_000_000, ge=1_000_000, description="Render scale is lowered to stay under this")
     max_image_pixels: int = Field(400_000_000, ge=1_000_000, description="Largest embedded image we agree to decode")
-    default_dpi: int = Field(200, ge=36, le=600)
+    default_dpi: int = Field(200, ge=MIN_DPI, le=600)
     vl_dpi: int = Field(
-        144, ge=36, le=600, description="Default render DPI in vl mode: the official PaddleOCR-VL pipeline renders PDF "
+        144, ge=MIN_DPI, le=600, description="Default render DPI in vl mode: the official PaddleOCR-VL pipeline renders PDF "
         "pages at zoom 2 (144 DPI) before layout and cropping; 200 DPI would send ~1.9x the vision tokens per crop"
     )
-    max_dpi: int = Field(400, ge=36, le=1200)
+    max_dpi: int = Field(400, ge=MIN_DPI, le=1200)
 
-    image_default_dpi: int = Field(200, ge=36, le=1200, description="Image uploads without DPI metadata are this DPI")
+    image_default_dpi: int = Field(200, ge=MIN_DPI, le=1200, description="Image uploads without DPI metadata are this DPI")
 
     # --- images out (figure/table crops beside the result) ------------------------------------------------------
-    image_dpi: int = Field(150, ge=36, le=600, description="Resolution of the figure/table crops written out")
+    image_dpi: int = Field(150, ge=MIN_DPI, le=600, description="Resolution of the figure/table crops written out")
     max_images_per_document: int = Field(500, ge=0, description="Crops kept per document; later ones are dropped")
     max_image_mb_per_document: float = Field(100.0, ge=0, description="Total crop bytes kept per document")
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.pipeline.options import ConvertOptions
+from app.pipeline.options import resolve_options
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ async def vl_pass(pool: Any, vl: Any, settings: Settings) -> float:
     from app.runtime.document import convert_document
 
     started = time.perf_counter()
-    result = await convert_document(pool, WARMUP_PDF, ConvertOptions(mode="vl", dpi=WARMUP_DPI), vl=vl)
+    options = resolve_options(settings, mode="vl", dpi=WARMUP_DPI, vl_available=True)
+    result = await convert_document(pool, WARMUP_PDF, options, vl=vl)
     elapsed = time.perf_counter() - started
     blocks = sum(len(p.blocks) for p in result.pages)
     log.info("vl warm-up pass: %d blocks in %.2fs", blocks, elapsed)
@@ -77,7 +78,7 @@ async def run(settings: Settings) -> dict[str, Any]:
             report["vl_pass_s"] = round(await vl_pass(services.pool, services.vl, settings), 3)
         else:
             t0 = time.perf_counter()
-            await convert_document(services.pool, WARMUP_PDF, ConvertOptions(mode="ocr", dpi=WARMUP_DPI))
+            await convert_document(services.pool, WARMUP_PDF, resolve_options(settings, mode="ocr", dpi=WARMUP_DPI))
             report["ocr_pass_s"] = round(time.perf_counter() - t0, 3)
     finally:
         await services.aclose(5.0)

@@ -25,9 +25,9 @@ from app.jobs.store import Job
 from app.lifecycle import Lifecycle
 from app.observability.metrics import Metrics
 from app.runtime.document import convert_document
-from app.runtime.image_input import check_mode
+from app.runtime.pool.admission import Admission
 from app.runtime.intake import inspect_pdf
-from app.pipeline.options import ConvertOptions
+from app.pipeline.options import ConvertOptions, check_image_mode
 from app.pipeline.result import DocumentResult, PageResult
 from app.services import Services
 from app.storage import images as image_store
@@ -76,34 +76,22 @@ async def convert_upload(services: Services, upload: Upload, options: ConvertOpt
     `hand_off=False` waits for the whole document (for clients that cannot follow a 202); `vl` replaces the
     service's recognizer for this call (per-request sampling); `keep_input` leaves the upload (the PDF) to the
     caller once converted, to render from it while shaping the answer (the caller removes it then)."""
-    settings, pool, metrics, jobs = services.settings, services.pool, services.metrics, services.jobs
+    settings, pool, jobs = services.settings, services.pool, services.jobs
     keep_upload = converted = False
     staging: Path | None = None
     try:
-        check_mode(upload.image_format, options.mode)
+        check_image_mode(upload.image_format, options.mode)  # for doors that validated before the upload
         if options.mode == "vl" and services.vlm is not None:
             services.vlm.raise_if_unavailable()  # before any rendering: a down sidecar means 503 now
         info = await asyncio.to_thread(inspect_pdf, upload.path, settings, options.pages)
-        try:
-            admission = pool.admit(len(info.page_indices))
-        except AppError:
-            metrics.rejections.labels("overloaded").inc()
-            raise
+        admission = _admit(services, len(info.page_indices))
         log.info("converting %d of %d pages (mode=%s dpi=%d lang=%s, %d bytes)", len(info.page_indices),
                  info.page_count, options.mode, options.dpi, options.lang, upload.size)
         handoff = JobHandoff()  # buffers pages so a hand-off to a job keeps them (checkpoints)
         cancel = handoff.cancel
         staging = image_store.staging_dir(settings, request_id)
         handoff.images_dir = staging  # a job that adopts the conversion adopts its crops too
-        total = len(info.page_indices)
-
-        async def page_done(page: PageResult) -> None:
-            await handoff.on_page(page)
-            if on_page is not None:
-                outcome = on_page(page, total)
-                if asyncio.iscoroutine(outcome):
-                    await outcome
-
+        page_done = _page_callback(handoff, on_page, len(info.page_indices))
         task = asyncio.create_task(
             convert_document(pool, upload.path, options, page_indices=info.page_indices, cancel=cancel,
                              vl=vl or services.vl, page_count=info.page_count, on_page=page_done, admission=admission,
@@ -136,16 +124,44 @@ async def convert_upload(services: Services, upload: Upload, options: ConvertOpt
             upload.discard()
             if staging is not None and not converted:
                 shutil.rmtree(staging, ignore_errors=True)  # pages still in flight find no directory: no strays
+    return await _store(services, request_id, result, staging, options)
 
+
+def _admit(services: Services, pages: int) -> Admission:
+    try:
+        return services.pool.admit(pages)
+    except AppError:
+        services.metrics.rejections.labels("overloaded").inc()
+        raise
+
+
+def _page_callback(handoff: JobHandoff, on_page: PageCallback | None,
+                   total: int) -> Callable[[PageResult], Awaitable[None]]:
+    """Each finished page to the hand-off buffer (a job that adopts the conversion keeps it), then to `on_page`."""
+    async def page_done(page: PageResult) -> None:
+        await handoff.on_page(page)
+        if on_page is not None:
+            outcome = on_page(page, total)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+
+    return page_done
+
+
+async def _store(services: Services, request_id: str, result: DocumentResult, staging: Path | None,
+                 options: ConvertOptions) -> Converted:
+    """The converted document's outputs: crops finalized, the result written (a full disk costs the copy, not
+    the answer), then S3."""
+    settings, metrics = services.settings, services.metrics
     metrics.observe_document(result.pages)
     log.info("converted %d pages; stage seconds %s", len(result.pages),
              {k: round(v, 3) for k, v in result.timings.items()})
     try:
         result = await asyncio.to_thread(image_store.finalize, result, staging, options.images, settings)
-        # a full disk costs the copy, not the answer
         stored = await store_result(settings, request_id, result, images=staging)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     s3_info = None
     if stored.directory is not None:
         s3_info = await _upload_to_s3(services.s3, metrics, request_id, stored.directory)

@@ -1,7 +1,8 @@
 """Every error leaves as `{"error": {"type", "message", "request_id"}}` with its status.
 
-AppError subclasses carry their own status and type; Starlette's HTTP errors (404, 405) and FastAPI's
-validation errors are mapped onto the same shape. Unknown exceptions are rendered by the request middleware
+AppError subclasses carry a kind and a type; `STATUS_OF_KIND` below is the one place a kind becomes an HTTP
+status (the jobs, the CLI, MCP and PaddleX's envelope never need one, or get it here). Starlette's HTTP errors
+(404, 405) and FastAPI's validation errors are mapped onto the same shape. Unknown exceptions are rendered by the request middleware
 (`render_internal_error`) so they get the same shape and the request id header; their traceback goes to the log
 only. A compatibility route whose clients read another error body (PaddleX's envelope) registers its shape for
 its paths in `app.state.error_shapes` (`register_error_shape`); the status stays the same.
@@ -22,8 +23,32 @@ from starlette.types import Scope
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from app.errors import AppError
+from app.errors import AppError, ErrorKind
 from app.storage.disk import as_insufficient_storage, is_disk_full
+
+# The one table from an error's kind to its HTTP status (app/errors.py says what each kind means).
+STATUS_OF_KIND: dict[ErrorKind, int] = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "not_found": 404,
+    "too_slow": 408,
+    "conflict": 409,
+    "too_large": 413,
+    "unsupported_media": 415,
+    "invalid_request": 422,
+    "internal": 500,
+    "upstream_failed": 502,
+    "overloaded": 503,
+    "not_ready": 503,
+    "unavailable": 503,
+    "insufficient_storage": 507,
+}
+
+
+def status_of(exc: AppError) -> int:
+    """The HTTP status that answers `exc`."""
+    return STATUS_OF_KIND[exc.kind]
+
 
 _HTTP_TYPES = {
     400: "bad_request",
@@ -79,16 +104,12 @@ def shaped_error_response(scope: Scope, status: int, type_: str, message: str, *
     return JSONResponse(shape(status, type_, message, scope), status_code=status, headers=headers)
 
 
-def app_error_response(exc: AppError, request_id: str | None) -> JSONResponse:
-    return error_response(exc.status, exc.type, exc.message, request_id, retry_after_s=exc.retry_after_s)
-
-
 def render_internal_error(request_id: str | None) -> JSONResponse:
     return error_response(500, "internal_error", "internal server error", request_id)
 
 
 async def _on_app_error(request: Request, exc: AppError) -> JSONResponse:
-    return shaped_error_response(request.scope, exc.status, exc.type, exc.message, retry_after_s=exc.retry_after_s)
+    return shaped_error_response(request.scope, status_of(exc), exc.type, exc.message, retry_after_s=exc.retry_after_s)
 
 
 async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -127,7 +148,7 @@ async def _on_storage_error(request: Request, exc: Exception) -> JSONResponse:
     if not is_disk_full(exc):
         raise exc
     full = as_insufficient_storage("the job record" if isinstance(exc, sqlite3.Error) else "a file")
-    return shaped_error_response(request.scope, full.status, full.type, full.message)
+    return shaped_error_response(request.scope, status_of(full), full.type, full.message)
 
 
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

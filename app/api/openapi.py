@@ -1,22 +1,21 @@
 """The OpenAPI document as the truth about the server: every status an operation can answer, in the one error
 shape, and the parameter bounds the server enforces (some depend on settings, so they are filled in here).
 
-FastAPI documents what the route signatures say. The rest is what the routes do by hand: `/ocr/pdf` and
-`/jobs` parse their multipart form themselves (app/api/upload.py), errors are our AppErrors, the API key and the
-connection limits sit in middleware and the protocol. `STATUSES` lists, per operation, what that adds; a test
-runs schemathesis against the real server to keep this table honest (tests/integration/test_openapi.py).
+FastAPI documents what the route signatures say; the multipart forms of `/ocr/pdf` and `/jobs`, which the
+routes stream themselves, are generated from the options model (app/api/request_form.py). The rest is added here:
+errors are our AppErrors, the API key and the connection limits sit in middleware and the protocol. `STATUSES`
+lists, per operation, what that adds; a test runs schemathesis against the real server to keep this table honest
+(tests/integration/test_openapi.py).
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from app.pipeline.options import IMAGES_MODES, LANG_HELP, MIN_DPI, MODES, PAGES_PATTERN
 from app.settings import Settings
 
 
@@ -123,30 +122,10 @@ def complete(document: dict[str, Any], settings: Settings,
 
 
 def _bound_options(document: dict[str, Any], settings: Settings) -> None:
-    """`dpi`, `mode`, `pages`, `images` and `lang` as the server checks them (app/pipeline/options.py), in query
-    and form alike."""
-    bounds = {
-        "dpi": {"type": "integer", "minimum": MIN_DPI, "maximum": settings.max_dpi},
-        "mode": {"type": "string", "enum": list(MODES)},
-        "pages": {"type": "string", "pattern": PAGES_PATTERN},
-        "images": {"type": "string", "enum": list(IMAGES_MODES)},
-        # No pattern: which codes are valid depends on the language packs installed (the 422 lists them), and a
-        # regular expression of the syntax made schemathesis' generator 20x slower on these two operations.
-        "lang": {"type": "string", "maxLength": 64, "description": LANG_HELP},
-    }
-    operation = document["paths"]["/ocr/pdf"]["post"]
-    for parameter in operation.get("parameters", []):
-        if parameter["name"] in bounds:
-            parameter["schema"] = dict(bounds[parameter["name"]])
-    jobs = document["paths"]["/jobs"]["post"]
-    # POST /jobs reads the same multipart form as /ocr/pdf (the route parses it itself, so FastAPI cannot see it).
-    jobs.setdefault("requestBody", copy.deepcopy(operation["requestBody"]))
-    jobs_form = jobs["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
-    for name in ("chunking", "max_tokens"):  # a job is chunked when its result is read (?format=chunks)
-        jobs_form.pop(name, None)
-    for path in ("/ocr/pdf", "/jobs"):
-        body = document["paths"][path]["post"].get("requestBody", {}).get("content", {})
-        form = body.get("multipart/form-data", {}).get("schema", {}).get("properties", {})
-        for name, schema in bounds.items():
-            if name in form:
-                form[name] = {**form[name], **schema}
+    """The one bound of the conversion options that depends on settings: `dpi`'s maximum (MAX_DPI). The rest of
+    each option's schema is generated from ConvertOptions (app/api/request_form.py), the same for every service."""
+    for operation in (document["paths"]["/ocr/pdf"]["post"], document["paths"]["/jobs"]["post"]):
+        form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+        schemas = [form["dpi"], *(p["schema"] for p in operation.get("parameters", []) if p["name"] == "dpi")]
+        for schema in schemas:
+            schema["maximum"] = settings.max_dpi

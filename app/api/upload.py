@@ -24,6 +24,7 @@ from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
 from app.runtime.image_input import ensure_pdf, sniff_file
 from app.settings import Settings
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
+from app.storage.upload_size import check_upload_size
 
 FILE_FIELD = "file"
 # Room for the multipart framing and the small form fields on top of the file itself.
@@ -55,7 +56,6 @@ class _Collector:
     def __init__(self, settings: Settings, request_id: str) -> None:
         self.settings = settings
         self.request_id = request_id
-        self.limit = settings.max_upload_bytes
         self.fields: dict[str, str] = {}
         self.path: Path | None = None
         self.filename: str | None = None
@@ -105,8 +105,7 @@ class _Collector:
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._file is not None:
             self.size += end - start
-            if self.size > self.limit:
-                raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={self.settings.max_upload_mb:g}")
+            check_upload_size(self.settings, self.size)
             # A chunk is at most one network read (64 KiB): writing it to the page cache is cheaper than a
             # thread hop, and it keeps memory flat whatever the file size.
             self._file.write(data[start:end])
@@ -145,8 +144,7 @@ async def receive_pdf_upload(request: Request, settings: Settings, request_id: s
         raise InvalidParameter("multipart body without a boundary")
     body_limit = settings.max_upload_bytes + _OVERHEAD_BYTES
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > body_limit:
-        raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    _check_body(settings, int(declared) if declared and declared.isdigit() else 0, body_limit)
     # Before reading a body we could not store: 507 now beats ENOSPC halfway through.
     require_free_space(settings, int(declared) if declared and declared.isdigit() else 0)
 
@@ -163,8 +161,7 @@ async def _receive(request: Request, settings: Settings, request_id: str, bounda
         async with aclosing(paced(request.stream(), settings)) as chunks:  # 408 for a stalled or crawling body
             async for chunk in chunks:
                 received += len(chunk)
-                if received > body_limit:
-                    raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+                _check_body(settings, received, body_limit)  # the form fields besides the file are bounded too
                 parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
@@ -186,6 +183,13 @@ async def _receive(request: Request, settings: Settings, request_id: str, bounda
         raise InvalidParameter("multipart field 'file' with the PDF is required")
     return await received_file(collector.path, collector.size, collector.filename, settings,
                                fields=collector.fields)
+
+
+def _check_body(settings: Settings, size: int, limit_bytes: int) -> None:
+    """A request body carries the file plus its framing (multipart parts, JSON and base64): `limit_bytes` is
+    MAX_UPLOAD_MB's allowance for that, checked on the declared length before reading and on the bytes read."""
+    if size > limit_bytes:
+        raise UploadTooLarge(f"request body exceeds the limit for MAX_UPLOAD_MB={settings.max_upload_mb:g}")
 
 
 def scratch_upload(settings: Settings, request_id: str) -> Path:
@@ -215,8 +219,7 @@ async def receive_json_body(request: Request, settings: Settings, limit_bytes: i
     and deadline as a multipart upload; 413 past `limit_bytes`. Held in memory: JSON cannot be parsed in pieces,
     and MAX_CONCURRENT_UPLOADS bounds how many such bodies exist at once."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit_bytes:
-        raise UploadTooLarge(f"request body exceeds the limit for MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    _check_body(settings, int(declared) if declared and declared.isdigit() else 0, limit_bytes)
     slots: UploadSlots = request.app.state.uploads
     with slots.slot():
         body = bytearray()
@@ -224,9 +227,7 @@ async def receive_json_body(request: Request, settings: Settings, limit_bytes: i
             async with aclosing(paced(request.stream(), settings)) as chunks:
                 async for chunk in chunks:
                     body += chunk
-                    if len(body) > limit_bytes:
-                        raise UploadTooLarge(
-                            f"request body exceeds the limit for MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+                    _check_body(settings, len(body), limit_bytes)
         except ClientDisconnect:
             raise AppError("client disconnected during the upload") from None
         return bytes(body)

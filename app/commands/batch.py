@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from app.chunking.chunker import parse_chunk_options
     from app.errors import AppError
     from app.observability.logging import configure_logging
-    from app.pipeline.options import require_vl_available, resolve_options
+    from app.pipeline.options import resolve_options
 
     settings = settings_from_env(prefix="batch: ")
     if settings is None:
@@ -52,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
         shard, shards = parse_shard(args.shard)
         options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi, images=args.images,
                                   lang=args.lang)
-        require_vl_available(options, settings.vlm_enabled)
         chunk_options = parse_chunk_options(args.chunking, args.max_tokens)
     except AppError as exc:
         print(f"batch: {exc.message}", file=sys.stderr)

@@ -67,12 +67,11 @@ def run(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"worker_nice": 0})
     from app.errors import AppError
     from app.chunking.chunker import parse_chunk_options
-    from app.pipeline.options import OptionError, require_vl_available, resolve_options
+    from app.pipeline.options import OptionError, resolve_options
 
     try:
         options = resolve_options(settings, mode=args.mode, pages=args.pages, dpi=args.dpi, images=args.images,
                                   lang=args.lang)
-        require_vl_available(options, settings.vlm_enabled)
         args.chunk_options = parse_chunk_options(args.chunking, args.max_tokens)
     except OptionError as exc:
         print(f"error: --{exc.option.replace('_', '-')}: {exc.problem}", file=sys.stderr)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from app.pipeline.result import DocumentResult
 from app.settings import Settings
-from app.storage.disk import require_free_space
 from app.storage.layout import RESULT_JSON, RESULT_MD
 from app.storage.local import write_outputs
 
@@ -39,11 +38,6 @@ def job_dir(settings: Settings, job_id: str) -> Path:
 
 def job_images_dir(settings: Settings, job_id: str) -> Path:
     return job_dir(settings, job_id) / "images"
-
-
-def check_free_space(settings: Settings) -> None:
-    """Refuse new work (507) when OUTPUT_DIR is short of `min_free_disk_mb`: a full disk would fail jobs midway."""
-    require_free_space(settings)
 
 
 def sha256_file(path: Path) -> str:

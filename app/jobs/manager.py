@@ -54,7 +54,7 @@ class JobManager:
 
             runner_class = LeasedJobRunner
         self.runner = runner_class(settings, pool, self.store, self.events, vl=vl, s3=s3, callbacks=self.callbacks)
-        self.submission = JobSubmission(settings, self.store, self.runner, vl_available=vl is not None, s3=s3)
+        self.submission = JobSubmission(settings, self.store, self.runner, s3=s3)
         self._sweeper: asyncio.Task[None] | None = None
         self._accepting = False
 

@@ -15,7 +15,7 @@ from app.jobs import callbacks, files
 from app.jobs.runner import JobRunner
 from app.jobs.store import DuplicateIdempotencyKey, Job, JobStore
 from app.jobs.sweeper import delete_job_files
-from app.pipeline.options import ConvertOptions, require_vl_available
+from app.pipeline.options import ConvertOptions
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,12 +56,11 @@ async def check_same_request(job: Job, options: ConvertOptions, digest: str) -> 
 class JobSubmission:
     """`submit` for POST /jobs; the runner gets every job it stores."""
 
-    def __init__(self, settings: Settings, store: JobStore, runner: JobRunner, *, vl_available: bool,
+    def __init__(self, settings: Settings, store: JobStore, runner: JobRunner, *,
                  s3: S3Uploader | None = None) -> None:
         self.settings = settings
         self.store = store
         self.runner = runner
-        self.vl_available = vl_available
         self.s3 = s3
 
     async def submit(
@@ -89,8 +88,6 @@ class JobSubmission:
                     upload_path.unlink(missing_ok=True)  # the first submission's copy is the job's input
                     await check_same_request(existing, options, digest)
                     return existing
-            require_vl_available(options, self.vl_available)
-            await asyncio.to_thread(files.check_free_space, self.settings)
             info = await asyncio.to_thread(inspect_pdf, upload_path, self.settings, options.pages)
             digest = await asyncio.to_thread(files.sha256_file, upload_path)
         except BaseException:

@@ -42,18 +42,17 @@ from app.api.conversion import HandedOff, check_accepting, convert_upload
 from app.api.job_views import check_job_id, job_view, owner_for_key, running_jobs
 from app.api.upload import Upload, received_file, scratch_upload
 from app.chunking.chunker import ChunkOptions, chunk_document, parse_chunk_options
-from app.errors import AppError, Conflict, InvalidParameter, NotFound, UploadTooLarge
-from app.jobs import files
+from app.errors import AppError, Conflict, InvalidParameter, NotFound
 from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED, Job
 from app.lifecycle import Lifecycle
-from app.runtime.image_input import check_mode
-from app.pipeline.options import ConvertOptions, resolve_options
+from app.pipeline.options import ConvertOptions, check_image_mode, resolve_options
 from app.pipeline.result import DocumentResult
 from app.services import Services
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
 from app.storage.remote_file import download
+from app.storage.upload_size import check_upload_size
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +234,7 @@ async def _receive(b: Backend, source: _Source, request_id: str) -> Upload:
     target = scratch_upload(settings, request_id)
     try:
         if source.content_base64:
-            if len(source.content_base64) * 3 // 4 > settings.max_upload_bytes + 3:
-                raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+            check_upload_size(settings, encoded * 3 // 4 - 2)  # the fewest bytes this much base64 holds
             try:
                 data = base64.b64decode(source.content_base64, validate=True)
             except (binascii.Error, ValueError):
@@ -275,8 +273,7 @@ def _copy_local(b: Backend, raw: str, target: Path) -> int:
     if not resolved.is_file():
         raise NotFound(f"path: no file {raw}")
     size = resolved.stat().st_size
-    if size > settings.max_upload_bytes:
-        raise UploadTooLarge(f"upload exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    check_upload_size(settings, size)
     shutil.copyfile(resolved, target)
     return size
 
@@ -311,10 +308,9 @@ async def _convert(b: Backend, ctx: Context, request_id: str, source: _Source, o
 async def _submit(b: Backend, ctx: Context, request_id: str, source: _Source,
                   options: ConvertOptions) -> CallToolResult:
     manager = _jobs(b)
-    files.check_free_space(b.services.settings)  # 507 below MIN_FREE_DISK_MB, as POST /jobs answers
-    upload = await _receive(b, source, request_id)
+    upload = await _receive(b, source, request_id)  # 507 below MIN_FREE_DISK_MB before storing, as POST /jobs
     try:
-        check_mode(upload.image_format, options.mode)
+        check_image_mode(upload.image_format, options.mode)
     except BaseException:
         upload.discard()
         raise

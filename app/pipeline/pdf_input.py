@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.errors import NotAPdf, PageTooLarge, UnreadablePdf, UploadTooLarge
+from app.errors import NotAPdf, PageTooLarge, UnreadablePdf
 from app.pipeline import pdfium_backend as backend
 from app.settings import Settings
+from app.storage.upload_size import check_upload_size
 
 if TYPE_CHECKING:
     from app.pipeline.pdfium_backend import PdfDocument
@@ -51,10 +52,7 @@ def open_pdf(source: Source, settings: Settings) -> PdfDocument:
         except OSError as exc:
             raise UnreadablePdf(f"cannot read the file: {exc.strerror or exc}") from None
         target = path
-    if size > settings.max_upload_bytes:
-        raise UploadTooLarge(
-            f"the file is {size / 1048576:.1f} MiB; this service accepts at most {settings.max_upload_mb:g} MiB"
-        )
+    check_upload_size(settings, size, f"the file ({size / 1048576:.1f} MiB)")
     check_magic(head)
     return backend.open_document(target)
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from app.errors import ImageTooLarge, InvalidParameter, TooManyPages, UnreadableImage
+from app.errors import ImageTooLarge, TooManyPages, UnreadableImage
+from app.pipeline.options import check_image_mode
 from app.pipeline import pdfium_backend as backend
 from app.settings import Settings
 
@@ -60,17 +61,10 @@ def sniff_file(path: Path) -> str | None:
         return sniff(fh.read(16))
 
 
-def check_mode(kind: str | None, mode: str) -> None:
-    """An image has no text layer: `text` mode (the text layer only) would return empty pages, so it is refused."""
-    if kind is not None and mode == "text":
-        raise InvalidParameter(f"mode=text reads a PDF's text layer and a {kind} image has none; "
-                               "use auto, ocr or vl")
-
-
 def ensure_pdf(path: Path, settings: Settings, *, dest: Path | None = None, mode: str | None = None) -> Path:
     """The path of a PDF to convert: `path` itself unless it is an image, in which case its PDF wrapper is
     written to `dest` (default: over `path`, atomically) and that path returned. With `mode`, an image in `text`
-    mode is refused (`check_mode`). Blocking; typed errors."""
+    mode is refused (`check_image_mode`). Blocking; typed errors."""
     path = Path(path)
     try:
         kind = sniff_file(path)
@@ -79,7 +73,7 @@ def ensure_pdf(path: Path, settings: Settings, *, dest: Path | None = None, mode
     if kind is None:
         return path
     if mode is not None:
-        check_mode(kind, mode)
+        check_image_mode(kind, mode)
     target = Path(dest) if dest is not None else path
     data = image_to_pdf(path, settings, kind=kind)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

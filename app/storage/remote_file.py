@@ -19,10 +19,11 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from app import __version__
-from app.errors import InvalidParameter, UploadTooLarge
+from app.errors import InvalidParameter
 from app.hosts import parse_hosts, url_host_allowed
 from app.settings import Settings
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
+from app.storage.upload_size import check_upload_size
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +98,15 @@ async def _follow(client: httpx.AsyncClient, url: str, dest: Path, settings: Set
 
 
 async def _save(response: httpx.Response, dest: Path, settings: Settings) -> int:
-    limit = settings.max_upload_bytes
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise UploadTooLarge(f"file exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    check_upload_size(settings, int(declared) if declared.isdigit() else 0, "file")
     require_free_space(settings, int(declared) if declared.isdigit() else 0)
     size = 0
     try:
         with dest.open("wb") as out:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
-                if size > limit:
-                    raise UploadTooLarge(f"file exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+                check_upload_size(settings, size, "file")
                 out.write(chunk)  # one network read at a time: memory stays flat whatever the file's size
     except OSError as exc:
         if is_disk_full(exc):

@@ -101,7 +101,7 @@ def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
     assert bomb.stat().st_size < 1_000_000
     with pytest.raises(ImageTooLarge, match="12000x12000") as caught:
         image_to_pdf(bomb, _settings(tmp_path))
-    assert caught.value.status == 413 and "MAX_PAGE_PIXELS" in caught.value.message
+    assert caught.value.kind == "too_large" and "MAX_PAGE_PIXELS" in caught.value.message
 
 
 def test_a_truncated_image_is_a_422(tmp_path):
@@ -111,7 +111,7 @@ def test_a_truncated_image_is_a_422(tmp_path):
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     with pytest.raises(UnreadableImage) as caught:
         image_to_pdf(cut, _settings(tmp_path))
-    assert caught.value.status == 422
+    assert caught.value.kind == "invalid_request"
     garbage = tmp_path / "garbage.png"
     garbage.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
     with pytest.raises(UnreadableImage):

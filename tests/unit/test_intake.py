@@ -128,7 +128,7 @@ def test_typed_errors_survive_pickling_between_processes():
     for error in (PageTooLarge("page 3 is too big"), WorkerCrashed("worker died")):
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error) and copy.message == error.message
-    assert WorkerCrashed.status == 500
+    assert WorkerCrashed.kind == "internal"
 
 
 def test_document_cache_reuses_open_documents_and_evicts_old_ones(tmp_path, make_settings):

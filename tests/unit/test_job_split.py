@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import Conflict, EncryptedPdf, InvalidParameter
+from app.errors import Conflict, EncryptedPdf
 from app.jobs import files
 from app.jobs.events import JobEvents
 from app.jobs.handoff import JobHandoff, adopt
@@ -124,7 +124,7 @@ async def test_runner_stop_pauses_a_job_instead_of_failing_it(make_settings, sto
 async def test_submission_stores_a_queued_job_with_its_input_and_spawns_it(make_settings, store, tmp_path) -> None:
     settings = make_settings()
     runner = RecordingRunner()
-    submission = JobSubmission(settings, store, runner, vl_available=False)  # type: ignore[arg-type]
+    submission = JobSubmission(settings, store, runner)  # type: ignore[arg-type]
     upload = pdfgen.text_pdf(tmp_path / "upload.pdf", pages=3)
     job = await submission.submit(upload, ConvertOptions(mode="text", pages="2-3"), owner="o", filename="r.pdf")
     assert runner.spawned == [job.id] and not upload.exists()
@@ -136,7 +136,7 @@ async def test_submission_stores_a_queued_job_with_its_input_and_spawns_it(make_
 @pytest.mark.anyio
 async def test_a_repeated_idempotency_key_returns_the_first_job_or_409(make_settings, store, tmp_path) -> None:
     runner = RecordingRunner()
-    submission = JobSubmission(make_settings(), store, runner, vl_available=False)  # type: ignore[arg-type]
+    submission = JobSubmission(make_settings(), store, runner)  # type: ignore[arg-type]
     pdf = pdfgen.text_pdf(tmp_path / "a.pdf")
     again_upload = tmp_path / "b.pdf"
     again_upload.write_bytes(pdf.read_bytes())  # the same file again (a new rendering could differ in its date)
@@ -150,15 +150,6 @@ async def test_a_repeated_idempotency_key_returns_the_first_job_or_409(make_sett
     # Another owner's key of the same name is another job.
     theirs = await submission.submit(pdfgen.text_pdf(tmp_path / "d.pdf"), OPTIONS, owner="p", idempotency_key="k")
     assert theirs.id != first.id
-
-
-@pytest.mark.anyio
-async def test_vl_without_a_sidecar_is_refused_and_the_upload_removed(make_settings, store, tmp_path) -> None:
-    submission = JobSubmission(make_settings(), store, RecordingRunner(), vl_available=False)  # type: ignore[arg-type]
-    upload = pdfgen.text_pdf(tmp_path / "a.pdf")
-    with pytest.raises(InvalidParameter):
-        await submission.submit(upload, ConvertOptions(mode="vl"), owner="")
-    assert not upload.exists() and await store.active() == []
 
 
 # --- hand-off ---------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from app.errors import InvalidParameter
 from app.runtime.intake import inspect_pdf
-from app.pipeline.options import parse_dpi, parse_mode, parse_page_ranges
+from app.pipeline.options import parse_page_ranges, resolve_options
 from tests import pdfgen
 
 
@@ -43,21 +43,22 @@ def test_intake_applies_the_selection_to_the_file(tmp_path, make_settings):
 
 
 @pytest.mark.parametrize(("raw", "expected"), [(None, "auto"), ("ocr", "ocr"), (" text ", "text")])
-def test_mode_defaults_only_when_absent(raw, expected):
-    assert parse_mode(raw, "auto") == expected
+def test_mode_defaults_only_when_absent(make_settings, raw, expected):
+    assert resolve_options(make_settings(default_mode="auto"), mode=raw).mode == expected
 
 
 @pytest.mark.parametrize("raw", ["", "  ", "OCR", "magic"])
-def test_empty_or_unknown_mode_is_refused(raw):
+def test_empty_or_unknown_mode_is_refused(make_settings, raw):
     with pytest.raises(InvalidParameter, match="mode"):
-        parse_mode(raw, "auto")
+        resolve_options(make_settings(), mode=raw)
 
 
-@pytest.mark.parametrize("raw", ["", "abc", "\u0661\u0665\u0660", "1_50", "150.0", "35", "401"])
-def test_dpi_must_be_ascii_digits_in_bounds(raw):
+@pytest.mark.parametrize("raw", ["", "abc", "\u0661\u0665\u0660", "1_50", "150.0", "35", "401", True, 150.0])
+def test_dpi_must_be_ascii_digits_in_bounds(make_settings, raw):
     with pytest.raises(InvalidParameter, match="dpi"):
-        parse_dpi(raw, 200, 400)
+        resolve_options(make_settings(max_dpi=400), dpi=raw)
 
 
-def test_dpi_defaults_only_when_absent():
-    assert parse_dpi(None, 200, 400) == 200 and parse_dpi(" 150 ", 200, 400) == 150
+def test_dpi_defaults_only_when_absent(make_settings):
+    settings = make_settings(default_dpi=200, max_dpi=400)
+    assert resolve_options(settings, mode="ocr").dpi == 200 and resolve_options(settings, dpi=" 150 ").dpi == 150

@@ -17,19 +17,16 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.api.deps import JobsDep, LifecycleDep, RequestIdDep, SettingsDep
+from app.api.deps import JobsDep, LifecycleDep, RequestIdDep, ServicesDep
 from app.api.open_file import open_for_serving, serve_file
 from app.api.job_views import OwnerDep, accepted, check_job_id, job_view, running_jobs
+from app.api.request_form import JobRequest, form_schema, options_of
 from app.api.upload import receive_pdf_upload
 from app.chunking.chunker import ChunkOptions, chunk_document, parse_chunk_options
 from app.errors import Conflict
-from app.jobs import files
-from app.jobs.callbacks import validate_callback_url
 from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager
 from app.jobs.store import FINISHED
-from app.runtime.image_input import check_mode
-from app.pipeline.options import options_from_fields
 from app.pipeline.result import DocumentResult
 
 router = APIRouter(tags=["jobs"])
@@ -47,10 +44,11 @@ _POLL_S = 1.0
     "job's URLs once the upload is stored; the same `Idempotency-Key` (per API key) returns the same job. "
     "Bad input gets the same 4xx as /ocr/pdf; 507 when the output disk is nearly full.",
     responses={202: {"description": "Job accepted; `Location` is its status URL"}, 507: {"description": "Disk full"}},
+    openapi_extra={"requestBody": form_schema(JobRequest)},
 )
 async def submit_job(
     request: Request,
-    settings: SettingsDep,
+    services: ServicesDep,
     jobs: JobsDep,
     owner: OwnerDep,
     request_id: RequestIdDep,
@@ -58,18 +56,17 @@ async def submit_job(
     callback_url: Annotated[str | None, Query(description="Webhook POSTed when the job ends (form field too); its "
                                               "host must be in CALLBACK_ALLOWED_HOSTS")] = None,
 ) -> JSONResponse:
+    settings = services.settings
     manager = running_jobs(jobs)
-    files.check_free_space(settings)  # before reading a large body we would only throw away
-    upload = await receive_pdf_upload(request, settings, request_id)
+    upload = await receive_pdf_upload(request, settings, request_id)  # 507 before reading a body we cannot keep
     try:
-        options = options_from_fields(settings, upload.fields)
-        check_mode(upload.image_format, options.mode)
-        callback_url = validate_callback_url(upload.fields.get("callback_url") or callback_url, settings)
+        job_request = options_of(services, upload, {"callback_url": callback_url} if callback_url else None,
+                                 model=JobRequest)
     except BaseException:
         upload.discard()
         raise
-    job = await manager.submit(upload.path, options, owner=owner, idempotency_key=idempotency_key,
-                               filename=upload.filename, callback_url=callback_url)
+    job = await manager.submit(upload.path, job_request.options(), owner=owner, idempotency_key=idempotency_key,
+                               filename=upload.filename, callback_url=job_request.callback_url)
     return accepted(job)
 
 

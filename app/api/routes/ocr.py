@@ -21,11 +21,12 @@ from app.api.bundle import ZIP_TYPE, wants_zip, zip_response
 from app.api.conversion import HandedOff, check_accepting, convert_upload
 from app.api.deps import LifecycleDep, RequestIdDep, ServicesDep
 from app.api.job_views import OwnerDep, accepted
-from app.api.upload import FILE_FIELD, receive_pdf_upload, uploads_dir
+from app.api.request_form import form_schema, options_of, query_parameters
+from app.api.upload import receive_pdf_upload, uploads_dir
 from app.chunking.chunker import CHUNKING_METHODS, DEFAULT_MAX_TOKENS, ChunkOptions, chunk_document, parse_chunk_options
 from app.chunking.tokens import TOKENIZER_NAME
 from app.errors import InsufficientStorage
-from app.pipeline.options import IMAGES_MODES, LANG_HELP, MODES, options_from_fields
+from app.pipeline.options import ConvertOptions
 from app.pipeline.result import DocumentResult
 
 log = logging.getLogger(__name__)
@@ -35,31 +36,11 @@ router = APIRouter(tags=["ocr"])
 MARKDOWN_TYPE = "text/markdown; charset=utf-8"
 
 _UPLOAD_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": [FILE_FIELD],
-                    "properties": {
-                        FILE_FIELD: {"type": "string", "format": "binary",
-                                     "description": "The PDF, or an image: PNG, JPEG, TIFF (every frame a page), "
-                                     "WebP, BMP"},
-                        "pages": {"type": "string", "description": '1-based selection, e.g. "1-3,7"'},
-                        "mode": {"type": "string", "enum": list(MODES)},
-                        "dpi": {"type": "integer"},
-                        "images": {"type": "string", "enum": list(IMAGES_MODES),
-                                   "description": "Figure/table crops: files (refer), data: URIs (embed), none"},
-                        "chunking": {"type": "string", "enum": list(CHUNKING_METHODS),
-                                     "description": "Add retrieval chunks to the JSON"},
-                        "max_tokens": {"type": "integer", "description": "Largest chunk, in tokens"},
-                        "lang": {"type": "string", "description": LANG_HELP},
-                    },
-                }
-            }
-        },
-    },
+    "requestBody": form_schema(ConvertOptions, {
+        "chunking": {"type": "string", "enum": list(CHUNKING_METHODS), "description": "Add retrieval chunks to the JSON"},
+        "max_tokens": {"type": "integer", "description": "Largest chunk, in tokens"},
+    }),
+    "parameters": query_parameters(),  # the options may come as query parameters too (the form wins)
     "responses": {
         "200": {"content": {"text/markdown": {"schema": {"type": "string"}},
                             ZIP_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
@@ -84,23 +65,15 @@ async def ocr_pdf(
     lifecycle: LifecycleDep,
     request_id: RequestIdDep,
     owner: OwnerDep,
-    pages: str | None = Query(None, description='1-based page selection such as "1-3,7"'),
-    mode: str | None = Query(None, description="auto | text | ocr | vl"),
-    dpi: str | None = Query(None, description="Render DPI for OCR"),
-    images: str | None = Query(None, description="refer (default) | embed | none"),
     chunking: str | None = Query(None, description="hierarchical | hybrid: add retrieval `chunks` to the JSON"),
     max_tokens: str | None = Query(None, description=f"Chunk size bound in {TOKENIZER_NAME} tokens "
                                    f"(default {DEFAULT_MAX_TOKENS})"),
-    lang: str | None = Query(None, description=LANG_HELP),
 ) -> Response:
     check_accepting(lifecycle, services)  # before the body: a full queue costs a rejection nothing to read
     settings = services.settings
     upload = await receive_pdf_upload(request, settings, request_id)
     try:
-        # Form fields win over query parameters.
-        options = options_from_fields(settings, upload.fields,
-                                      {"pages": pages, "mode": mode, "dpi": dpi, "images": images,
-                                       "lang": lang})
+        options = options_of(services, upload, request.query_params)  # form fields win over query parameters
         chunk_options = parse_chunk_options(upload.fields.get("chunking", chunking),
                                             upload.fields.get("max_tokens", max_tokens))
     except BaseException:

@@ -30,13 +30,14 @@ from app.api.error_handlers import register_error_shape
 from app.api.upload import receive_json_body, received_file, scratch_upload
 from app.compat import paddlex
 from app.compat import paddlex_pages as pages
-from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
+from app.errors import AppError, InvalidParameter, NotAPdf
 from app.runtime.image_input import sniff_file
 from app.pipeline.options import ConvertOptions, resolve_options
 from app.runtime.page_image import page_rgb
 from app.settings import Settings
 from app.storage.disk import require_free_space
 from app.storage.remote_file import download, is_url
+from app.storage.upload_size import check_upload_size
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ async def layout_parsing(request: Request, services: ServicesDep, lifecycle: Lif
     use_vl = fields["mode"] == "vl" and vl is not None
     request_vl = vl.with_sampling(sampling) if use_vl and sampling and vl is not None else None
     try:  # the upload (the PDF) is ours again once converted (keep_input): pages are rendered from it
-        options = resolve_options(settings, **fields)
+        options = resolve_options(settings, vl_available=vl is not None, image_format=image_format, **fields)
         outcome = await convert_upload(services, upload, options, owner=owner, request_id=request_id,
                                        hand_off=False, vl=request_vl, keep_input=True)
         assert isinstance(outcome, Converted)  # hand_off=False: never a 202
@@ -153,8 +154,7 @@ async def layout_parsing(request: Request, services: ServicesDep, lifecycle: Lif
 
 def _write_base64(value: str, path: Path, settings: Settings) -> int:
     data = paddlex.decode_file(value)
-    if len(data) > settings.max_upload_bytes:
-        raise UploadTooLarge(f"file exceeds MAX_UPLOAD_MB={settings.max_upload_mb:g}")
+    check_upload_size(settings, len(data), "file")
     require_free_space(settings, len(data))  # 507 before writing, as for a multipart upload
     path.write_bytes(data)
     return len(data)

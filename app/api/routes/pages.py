@@ -21,6 +21,7 @@ from app.api.job_views import OwnerDep, owned_job
 from app.errors import NotFound, Overloaded
 from app.jobs import files
 from app.runtime.page_image import page_png
+from app.settings import MIN_DPI
 
 router = APIRouter(tags=["jobs"])
 
@@ -34,7 +35,8 @@ _executor = ThreadPoolExecutor(max_workers=_RENDER_THREADS, thread_name_prefix="
 @router.get(
     "/jobs/{job_id}/pages/{page}.png",
     summary="A page of the job's document as an image",
-    description="`page` is the 1-based page number in the file; only pages the job converts exist. `dpi` (36-200, "
+    description="`page` is the 1-based page number in the file; only pages the job converts exist. `dpi` "
+    f"({MIN_DPI}-200, "
     f"default {SCREEN_DPI}) sets the resolution; boxes in the result (PDF points) scale by `dpi / 72`.",
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, 404: {"description": "No such job, or page not in the job"},
@@ -46,7 +48,7 @@ async def page_image(
     jobs: JobsDep,
     owner: OwnerDep,
     settings: SettingsDep,
-    dpi: Annotated[int, Query(ge=36, le=200)] = SCREEN_DPI,
+    dpi: Annotated[int, Query(ge=MIN_DPI, le=200)] = SCREEN_DPI,
 ) -> Response:
     job = await owned_job(job_id, jobs, owner)
     if page - 1 not in job.page_indices:
