@@ -18,7 +18,8 @@ from app.errors import Cancelled, NotFound, NotReady
 from app.jobs import files
 from app.jobs.callbacks import CallbackDispatcher
 from app.jobs.events import JobEvents
-from app.jobs.handoff import JobHandoff, adopt
+from app.conversion.handoff import JobHandoff
+from app.jobs.handoff import adopt
 from app.jobs.runner import JobRunner
 from app.jobs.backends import create_job_store
 from app.jobs.store import ACTIVE, Job, JobStore
