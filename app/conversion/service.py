@@ -8,13 +8,14 @@ Entry points differ only by policy values:
   batch, warm-up, doctor): it queues behind its other documents; `UNMETERED` for a job, which waits in its own
   durable queue (see `Admission.unmetered`).
 - `Outputs`, where the result goes: where the workers write the crops, and how the finalized result is written and
-  published (a request's directory and S3: outputs.py; a job's directory: app/jobs/files.py; the CLI's OUTDIR;
-  batch's bucket; `ResultOnly` for warm-up and doctor).
+  published (a request's directory and S3: request_outputs.py; a job's directory: app/jobs/files.py; the CLI's
+  OUTDIR; batch's bucket; `ResultOnly` for warm-up and doctor).
 - hand-off (`convert_or_hand_off`): a call still running after MAX_SYNC_WAIT_S becomes a job (the 202).
 
 A job converts its pages in pieces (resumed after a restart, leased across replicas) and delivers once every page
 is checkpointed, so the job runner calls the steps `convert_pages` and `deliver` itself: the same ones `convert`
-is made of. Nothing outside app/runtime and this package calls `convert_document` (tests/unit/test_one_conversion_path.py).
+is made of. Nothing outside app/runtime and this package calls `convert_document`
+(tests/unit/test_one_conversion_path.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from app.conversion.handoff import JobHandoff
-from app.conversion.outputs import Converted, RequestOutputs
+from app.conversion.request_outputs import Converted, RequestOutputs
 from app.conversion.source import SourceFile
 from app.errors import AppError
 from app.pipeline.options import ConvertOptions
@@ -152,8 +153,8 @@ async def convert_request(services: Services, source: SourceFile, options: Conve
                           owner: str, hand_off: bool = True, on_page: PageCallback | None = None,
                           watch: Watcher | None = None, vl: RegionRecognizer | None = None) -> Converted | HandedOff:
     """A call someone waits on (POST /ocr/pdf, /layout-parsing, the MCP tool): admitted now, its result under
-    OUTPUT_DIR/<request id>/ and in S3 (outputs.py), a job past MAX_SYNC_WAIT_S unless `hand_off=False` (for
-    clients that cannot follow a 202). `vl` replaces the service's recognizer (per-request sampling)."""
+    OUTPUT_DIR/<request id>/ and in S3 (request_outputs.py), a job past MAX_SYNC_WAIT_S unless `hand_off=False`
+    (for clients that cannot follow a 202). `vl` replaces the service's recognizer (per-request sampling)."""
     outputs = RequestOutputs(services.settings, request_id, services.s3, services.metrics)
     if hand_off:
         return await convert_or_hand_off(services, source, options, outputs, owner=owner, on_page=on_page,

@@ -30,7 +30,7 @@ from app.api.error_handlers import register_error_shape
 from app.api.upload import receive_json_body, received_file, scratch_upload
 from app.compat import paddlex
 from app.compat import paddlex_pages as pages
-from app.conversion.outputs import Converted
+from app.conversion.request_outputs import Converted
 from app.conversion.service import convert_request
 from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
 from app.runtime.image_input import sniff_file
