@@ -10,7 +10,7 @@ In one run, on the same files, one after another (so each side has the cores to 
    port, once /readyz is 200: `POST /ocr/pdf` with the same files, one at a time;
 3. saturation: `--saturate` concurrent multi-page uploads keep every worker busy while /livez is polled every
    `--probe-interval-ms`; its latency percentiles are reported (the event loop must not block on conversion).
-The overhead ratio is median API latency over median direct latency, minus one.
+The overhead ratio is median API latency over median direct latency, minus one; `overhead_ms` their difference.
 """
 
 from __future__ import annotations
@@ -177,6 +177,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                   "pages_per_s": round(api_pages / sum(api_latencies), 3) if api_latencies else None,
                   "non_200": bad, "ready_after_s": round(ready_s, 2), "server_exit_code": exit_code}
     doc["overhead_ratio"] = round(a_med / d_med - 1, 4) if a_med and d_med else None
+    doc["overhead_ms"] = round(1000 * (a_med - d_med), 2) if a_med and d_med else None
     doc["overhead_basis"] = "median API latency / median direct latency - 1 (sequential requests, same files)"
     if saturation is not None:
         doc["saturation"] = saturation
