@@ -188,18 +188,47 @@ class BatchReport:
         }
 
 
-def _upload_images(s3: Any, bucket: str, stem: str, result: Any, crops: Path, mode: str,
-                   settings: Settings) -> Any:
-    """Apply the image budget (and `embed`), upload the kept crops to `<stem>_images/` and point the result's
-    links there; before the JSON, so a complete result never links a missing image."""
-    from app.storage import images as image_store
+class _BucketOutputs:
+    """The conversion's `Outputs` in the destination bucket (app/conversion/service.py): the kept crops under
+    `<stem>_images/` and the result's links pointed there, `<stem>.md`, with --chunking `<stem>.chunks.json`, and
+    `<stem>.json` last (its presence marks the result complete, so a complete result never links a missing image)."""
 
-    result = image_store.finalize(result, crops, mode, settings)
-    prefix = PurePosixPath(stem).name + IMAGES_SUFFIX.rstrip("/")
-    for image in image_store.image_files(crops):
-        media = image_store.MEDIA_TYPES.get(image.suffix.lower(), "application/octet-stream")
-        s3.upload_file(f"{stem}{IMAGES_SUFFIX}{image.name}", image, media, bucket=bucket)
-    return image_store.relocate(result, prefix)
+    def __init__(self, s3: Any, bucket: str, stem: str, crops: Path, chunk_options: ChunkOptions | None) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.stem = stem
+        self.crops = crops
+        self.chunk_options = chunk_options
+
+    def images_dir(self) -> Path:
+        self.crops.mkdir()
+        return self.crops
+
+    async def write(self, result: Any) -> None:
+        result = await asyncio.to_thread(self._upload_images, result)
+        markdown = result.markdown.encode("utf-8")
+        document = result.model_dump_json().encode("utf-8")
+        await asyncio.to_thread(self.s3.put_bytes, self.stem + MD_SUFFIX, markdown, "text/markdown", bucket=self.bucket)
+        if self.chunk_options is not None:
+            options = self.chunk_options
+            chunks = await asyncio.to_thread(lambda: chunk_document(result, options).model_dump_json().encode("utf-8"))
+            await asyncio.to_thread(self.s3.put_bytes, self.stem + CHUNKS_SUFFIX, chunks, "application/json",
+                                    bucket=self.bucket)
+        # Last: its presence marks the result complete.
+        await asyncio.to_thread(self.s3.put_bytes, self.stem + JSON_SUFFIX, document, "application/json",
+                                bucket=self.bucket)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.crops, ignore_errors=True)
+
+    def _upload_images(self, result: Any) -> Any:
+        from app.storage import images as image_store
+
+        prefix = PurePosixPath(self.stem).name + IMAGES_SUFFIX.rstrip("/")
+        for image in image_store.image_files(self.crops):
+            media = image_store.MEDIA_TYPES.get(image.suffix.lower(), "application/octet-stream")
+            self.s3.upload_file(f"{self.stem}{IMAGES_SUFFIX}{image.name}", image, media, bucket=self.bucket)
+        return image_store.relocate(result, prefix)
 
 
 async def run_batch(
@@ -215,12 +244,11 @@ async def run_batch(
 ) -> BatchReport:
     """Convert this shard's missing results. Documents run concurrently (bounded) through one PagePool, which
     interleaves their pages fairly across its workers; every S3 call goes through the services' one uploader."""
-    from app.runtime.document import admit_waiting, convert_document, for_each_document
+    from app.conversion.service import Admit, convert
+    from app.conversion.source import local_file
     from app.runtime.document import documents_in_flight as in_flight
-    from app.runtime.image_input import ensure_pdf
-    from app.runtime.intake import inspect_pdf
+    from app.runtime.document import for_each_document
     from app.services import build_services
-    from app.storage import images as image_store
 
     options = options or resolve_options(settings)  # the service defaults
     services = build_services(settings, vlm=options.mode == "vl", s3=True)
@@ -259,29 +287,9 @@ async def run_batch(
                 try:
                     await asyncio.to_thread(s3.download_file, source.key(relative), local, bucket=source.bucket)
                     # An image becomes its PDF wrapper (refused in text mode: it has no text layer).
-                    await asyncio.to_thread(ensure_pdf, local, settings, mode=options.mode)
-                    info = await asyncio.to_thread(inspect_pdf, local, settings, options.pages)
-                    crops.mkdir()
-                    with await admit_waiting(pool, len(info.page_indices)) as admission:
-                        result = await convert_document(
-                            pool, local, options, page_indices=info.page_indices, page_count=info.page_count,
-                            vl=services.vl, images=image_store.image_target(settings, options.images, crops),
-                            admission=admission,
-                        )
-                    result = await asyncio.to_thread(_upload_images, s3, dest.bucket, stem, result, crops,
-                                                     options.images, settings)
-                    markdown = result.markdown.encode("utf-8")
-                    document = result.model_dump_json().encode("utf-8")
-                    await asyncio.to_thread(s3.put_bytes, stem + MD_SUFFIX, markdown, "text/markdown",
-                                            bucket=dest.bucket)
-                    if chunk_options is not None:
-                        chunks = await asyncio.to_thread(
-                            lambda: chunk_document(result, chunk_options).model_dump_json().encode("utf-8"))
-                        await asyncio.to_thread(s3.put_bytes, stem + CHUNKS_SUFFIX, chunks, "application/json",
-                                                bucket=dest.bucket)
-                    # Last: its presence marks the result complete.
-                    await asyncio.to_thread(s3.put_bytes, stem + JSON_SUFFIX, document, "application/json",
-                                            bucket=dest.bucket)
+                    document = await asyncio.to_thread(local_file, local, settings, mode=options.mode)
+                    await convert(services, document, options,
+                                  _BucketOutputs(s3, dest.bucket, stem, crops, chunk_options), admit_how=Admit.WAIT)
                     report.converted.append(relative)
                     log.info("batch: %s -> s3://%s/%s{%s,%s}", relative, dest.bucket, stem, MD_SUFFIX, JSON_SUFFIX)
                 except AppError as exc:

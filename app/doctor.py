@@ -178,7 +178,8 @@ def warmup_page_text() -> str:
 
 
 async def check_vl(services: Services, min_f1: float) -> CheckResult:
-    from app.runtime.document import convert_document
+    from app.conversion.service import Admit, ResultOnly, convert
+    from app.conversion.source import local_file
     from app.pipeline.options import resolve_options
     from app.warmup import WARMUP_PDF
 
@@ -186,8 +187,9 @@ async def check_vl(services: Services, min_f1: float) -> CheckResult:
     started = time.perf_counter()
     try:
         services.pool.start()
-        result = await convert_document(services.pool, WARMUP_PDF,
-                                        resolve_options(settings, mode="vl", vl_available=True), vl=services.vl)
+        source = local_file(WARMUP_PDF, settings, mode="vl")
+        result = await convert(services, source, resolve_options(settings, mode="vl", vl_available=True), ResultOnly(),
+                               admit_how=Admit.WAIT)
     except Exception as exc:  # noqa: BLE001 - one line for the operator
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         return CheckResult("vl", "FAIL", f"the warm-up page's vl conversion failed: {message}")

@@ -117,7 +117,7 @@ class Lifecycle:
             from app.warmup import vl_pass
 
             self.step = "warming up the vl path"
-            self.warmup_s += await vl_pass(pool, services.vl, settings)
+            self.warmup_s += await vl_pass(services)
         self.warm = True
         jobs = services.jobs
         if jobs is not None:

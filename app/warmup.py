@@ -16,10 +16,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.pipeline.options import resolve_options
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.pipeline.result import DocumentResult
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +39,21 @@ async def wait_for_sidecar(client: Any, timeout_s: float) -> float:
     return time.perf_counter() - started
 
 
-async def vl_pass(pool: Any, vl: Any, settings: Settings) -> float:
+async def warmup_pass(services: Services, mode: str) -> DocumentResult:
+    """The bundled page through the conversion service (app/conversion/service.py), admitted waiting, no outputs."""
+    from app.conversion.service import Admit, ResultOnly, convert
+    from app.conversion.source import local_file
+
+    source = await asyncio.to_thread(local_file, WARMUP_PDF, services.settings, mode=mode)
+    return await convert(services, source, resolve_options(services.settings, mode=mode, dpi=WARMUP_DPI, vl_available=True), ResultOnly(),
+                         admit_how=Admit.WAIT)
+
+
+async def vl_pass(services: Services) -> float:
     """One full `vl`-mode conversion of the bundled page (layout -> crops -> VLM -> assembly); seconds taken.
     Raises what the conversion raises (SidecarUnavailable, ...)."""
-    from app.runtime.document import convert_document
-
     started = time.perf_counter()
-    options = resolve_options(settings, mode="vl", dpi=WARMUP_DPI, vl_available=True)
-    result = await convert_document(pool, WARMUP_PDF, options, vl=vl)
+    result = await warmup_pass(services, "vl")
     elapsed = time.perf_counter() - started
     blocks = sum(len(p.blocks) for p in result.pages)
     log.info("vl warm-up pass: %d blocks in %.2fs", blocks, elapsed)
@@ -63,7 +74,6 @@ def _record(settings: Settings, report: dict[str, Any]) -> None:
 
 async def run(settings: Settings) -> dict[str, Any]:
     """The standalone warm-up: sidecar wait (when enabled), worker pool warm-up, one full pipeline pass."""
-    from app.runtime.document import convert_document
     from app.services import build_services
 
     report: dict[str, Any] = {"profile": settings.profile, "vlm": settings.vlm_enabled}
@@ -75,10 +85,10 @@ async def run(settings: Settings) -> dict[str, Any]:
         services.pool.start()
         report["pool_warmup_s"] = round(await services.pool.warmup(), 3)
         if services.vl is not None:
-            report["vl_pass_s"] = round(await vl_pass(services.pool, services.vl, settings), 3)
+            report["vl_pass_s"] = round(await vl_pass(services), 3)
         else:
             t0 = time.perf_counter()
-            await convert_document(services.pool, WARMUP_PDF, resolve_options(settings, mode="ocr", dpi=WARMUP_DPI))
+            await warmup_pass(services, "ocr")
             report["ocr_pass_s"] = round(time.perf_counter() - t0, 3)
     finally:
         await services.aclose(5.0)

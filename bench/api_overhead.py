@@ -10,7 +10,9 @@ In one run, on the same files, one after another (so each side has the cores to 
    port, once /readyz is 200: `POST /ocr/pdf` with the same files, one at a time;
 3. saturation: `--saturate` concurrent multi-page uploads keep every worker busy while /livez is polled every
    `--probe-interval-ms`; its latency percentiles are reported (the event loop must not block on conversion).
-The overhead ratio is median API latency over median direct latency, minus one.
+The overhead ratio is median API latency over median direct latency, minus one; `overhead_ms` their difference.
+With `--baseline-root DIR`, the server of that checkout runs beside this one's instead and requests alternate
+between them (both see the same load on a shared machine): `p50_delta_ms` is ours minus the baseline's.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ from tests.server_process import ServerProcess
 READY_DEADLINE_S = 300.0
 
 
-def start_server(workdir: Path, settings: Any) -> ServerProcess:
-    """The real server (tests/server_process.py), configured like `settings`, on the synchronous path only."""
+def start_server(workdir: Path, settings: Any, root: Path | None = None) -> ServerProcess:
+    """The real server (tests/server_process.py), configured like `settings`, on the synchronous path only; with
+    `root`, the code of that checkout instead of this one."""
     return ServerProcess(workdir, {
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "WORKERS": str(settings.workers),
@@ -50,7 +53,22 @@ def start_server(workdir: Path, settings: Any) -> ServerProcess:
         "MAX_SYNC_WAIT_S": "3600",  # measure the synchronous path, never the job hand-off
         "LOG_LEVEL": "WARNING",
         "LOG_JSON": "false",
+        **({"PYTHONPATH": str(root)} if root is not None else {}),
     })
+
+
+async def paired_latencies(client: httpx.AsyncClient, ours: str, theirs: str, files: list[Path], mode: str,
+                           ) -> dict[str, list[float]]:
+    """The same files posted to both servers, alternating which goes first, one request at a time: both sides see
+    the same machine load (on a shared machine, runs minutes apart do not)."""
+    latencies: dict[str, list[float]] = {"api": [], "baseline": []}
+    for index, path in enumerate(files):
+        order = [("api", ours), ("baseline", theirs)]
+        for side, url in order if index % 2 == 0 else order[::-1]:
+            status, elapsed, _ = await post_pdf(client, url, path, mode)
+            if status == 200:
+                latencies[side].append(elapsed)
+    return latencies
 
 
 async def direct_latencies(settings: Any, files: list[Path], mode: str) -> dict[str, Any]:
@@ -140,6 +158,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "workers": settings.workers,
         "threads_per_worker": settings.threads_per_worker,
     }
+    if args.baseline_root:
+        return await baseline_comparison(args, settings, files)
     progress("direct: %d conversions", n_requests)
     direct = await direct_latencies(settings, files, args.mode)
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
@@ -177,10 +197,43 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                   "pages_per_s": round(api_pages / sum(api_latencies), 3) if api_latencies else None,
                   "non_200": bad, "ready_after_s": round(ready_s, 2), "server_exit_code": exit_code}
     doc["overhead_ratio"] = round(a_med / d_med - 1, 4) if a_med and d_med else None
+    doc["overhead_ms"] = round(1000 * (a_med - d_med), 2) if a_med and d_med else None
     doc["overhead_basis"] = "median API latency / median direct latency - 1 (sequential requests, same files)"
     if saturation is not None:
         doc["saturation"] = saturation
     return doc
+
+
+async def baseline_comparison(args: argparse.Namespace, settings: Any, files: list[Path]) -> dict[str, Any]:
+    """This checkout's server and `--baseline-root`'s side by side, requests alternating: p50 of each and the
+    difference (the bar a change of the synchronous path is held to)."""
+    root = Path(args.baseline_root).resolve()
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        servers = [start_server(Path(tmp) / name, settings, path)
+                   for name, path in (("ours", None), ("baseline", root))]
+        for server in servers:
+            server.workdir.mkdir()
+            server.start()
+        try:
+            for server in servers:
+                await asyncio.to_thread(server.wait_ready, READY_DEADLINE_S)
+            async with httpx.AsyncClient() as client:
+                for path in files[:4]:  # first requests pay imports and first-use costs on both sides
+                    await post_pdf(client, servers[0].url, path, args.mode)
+                    await post_pdf(client, servers[1].url, path, args.mode)
+                progress("%d requests to each server, alternating", len(files))
+                latencies = await paired_latencies(client, servers[0].url, servers[1].url, files, args.mode)
+        finally:
+            for server in servers:
+                server.stop()
+    ours, theirs = summary(latencies["api"]), summary(latencies["baseline"])
+    return {
+        "benchmark": "api_overhead", "mode": args.mode, "requests": len(files), "workers": settings.workers,
+        "baseline_root": str(root), "api_latency_s": ours, "baseline_api_latency_s": theirs,
+        "p50_delta_ms": round(1000 * (ours["median"] - theirs["median"]), 2)
+        if ours["median"] and theirs["median"] else None,
+        "basis": "median POST /ocr/pdf latency of this checkout minus the baseline's, same files, alternating",
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--probe-interval-ms", type=int, default=50)
     parser.add_argument("--workers", type=int, help="page workers (default: settings)")
     parser.add_argument("--threads", type=int, help="ONNX threads per worker (default: settings)")
+    parser.add_argument("--baseline-root", help="another checkout (e.g. `git worktree add /tmp/base main`): its "
+                        "server beside ours, requests alternating; reports both p50s (no direct or saturation phase)")
     return parser
 
 

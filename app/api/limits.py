@@ -8,7 +8,8 @@
 
 - `refuse_when_saturated`: while the pool's admission bound is reached, /ocr/pdf is refused (503 + Retry-After)
   before its body is read: under overload every rejected upload would otherwise still be streamed, parsed and
-  inspected on the API process, the work that makes probes slow.
+  inspected on the API process, the work that makes probes slow. `check_accepting` is that and readiness, for
+  every door that converts while the caller waits (/ocr/pdf, /layout-parsing, the MCP tool).
 
 The header deadline and size bounds sit one layer down, in the connection protocol (app/api/http_server.py).
 """
@@ -19,10 +20,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.errors import Overloaded, RequestTimeout
+from app.errors import AppError, NotReady, Overloaded, RequestTimeout
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.lifecycle import Lifecycle
+    from app.services import Services
 
 _RETRY_AFTER_S = 5
 
@@ -53,6 +58,20 @@ def refuse_when_saturated(pool: Any) -> None:
     if stats.pending_pages >= stats.pending_limit:
         raise Overloaded(f"the service is busy ({stats.pending_pages} pages pending, limit {stats.pending_limit});"
                          " retry shortly", retry_after_s=_RETRY_AFTER_S)
+
+
+def check_accepting(lifecycle: Lifecycle, services: Services) -> None:
+    """503 + Retry-After while the service is not ready or its pool is saturated: before any body is read, since
+    under overload every rejected upload would otherwise still be stored and inspected."""
+    accepting = lifecycle.accepting(services.pool)
+    if not accepting.ok:
+        services.metrics.rejections.labels("not_ready").inc()
+        raise NotReady(f"not ready: {accepting.reason}", retry_after_s=5)
+    try:
+        refuse_when_saturated(services.pool)
+    except AppError:
+        services.metrics.rejections.labels("overloaded").inc()
+        raise
 
 
 async def paced(chunks: AsyncIterator[bytes], settings: Settings) -> AsyncIterator[bytes]:

@@ -7,7 +7,6 @@ MAX_UPLOAD_MB. The temp file is named after the request id; the client's filenam
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from contextlib import aclosing
@@ -20,8 +19,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from app.api.limits import UploadSlots, paced
+from app.conversion.source import SourceFile, stored_file
 from app.errors import AppError, InvalidParameter, NotAPdf, UploadTooLarge
-from app.runtime.image_input import ensure_pdf, sniff_file
 from app.settings import Settings
 from app.storage.disk import as_insufficient_storage, is_disk_full, require_free_space
 from app.storage.upload_size import check_upload_size
@@ -33,15 +32,10 @@ _MAX_FIELD_BYTES = 4096
 
 
 @dataclass
-class Upload:
-    path: Path
-    size: int
-    filename: str | None
-    fields: dict[str, str] = field(default_factory=dict)
-    image_format: str | None = None  # PNG, JPEG...: the upload was an image, now its PDF wrapper
+class Upload(SourceFile):
+    """The stored file (an image already its PDF wrapper) and the form's other fields."""
 
-    def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 def uploads_dir(settings: Settings) -> Path:
@@ -203,15 +197,10 @@ def scratch_upload(settings: Settings, request_id: str) -> Path:
 async def received_file(path: Path, size: int, filename: str | None, settings: Settings, *,
                         fields: dict[str, str] | None = None) -> Upload:
     """The stored upload as an `Upload`: an image becomes its PDF wrapper here, so routes, jobs and MCP tools all
-    see a PDF (see image_input.py). The file is removed if that fails."""
-    try:
-        image_format = await asyncio.to_thread(sniff_file, path)
-        if image_format is not None:
-            await asyncio.to_thread(ensure_pdf, path, settings)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return Upload(path=path, size=size, filename=filename, fields=dict(fields or {}), image_format=image_format)
+    see a PDF (app/conversion/source.py). The file is removed if that fails."""
+    source = await stored_file(path, size, filename, settings)
+    return Upload(path=source.path, size=source.size, filename=source.filename, image_format=source.image_format,
+                  fields=dict(fields or {}))
 
 
 async def receive_json_body(request: Request, settings: Settings, limit_bytes: int) -> bytes:

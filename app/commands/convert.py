@@ -6,6 +6,7 @@ Each file gets a progress bar (pages) on stderr. A file that cannot be converted
 settings, 130 when interrupted. Outputs are written atomically (temporary file, then rename), so a reader never
 sees half a result. One worker pool serves every file, sized for the pages to convert, and several files are in
 flight at once (`document.for_each_document`, as in batch), so every worker has pages whatever the mix of sizes.
+Each file runs the conversion service's one sequence (app/conversion/service.py), admitted waiting.
 """
 
 from __future__ import annotations
@@ -95,62 +96,44 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) -> int:
+    from app.conversion.service import Admit, convert
+    from app.conversion.source import local_file
     from app.errors import AppError
-    from app.runtime.document import (
-        MODEL_MODES,
-        admit_waiting,
-        convert_document,
-        documents_in_flight,
-        for_each_document,
-    )
-    from app.runtime.image_input import ensure_pdf
+    from app.runtime.document import MODEL_MODES, documents_in_flight, for_each_document
     from app.runtime.intake import inspect_pdf
     from app.services import build_services
-    from app.storage import images as image_store
 
     # Inspect every file first (cheap) to size the pool. Images are wrapped as PDFs in a scratch directory first
-    # (image_input.py); `sources` maps input -> PDF. Problems are printed in input order whenever files finish.
+    # (app/conversion/source.py). Problems are printed in input order whenever files finish.
     scratch = tempfile.TemporaryDirectory(prefix=".convert-", dir=args.output)
-    sources: dict[Path, Path] = {}
-    checked: list[tuple[int, Path, Any]] = []
+    checked: list[tuple[int, Path, Any, Any]] = []  # (input number, input, SourceFile, PdfInfo)
     report = _InputOrder()
     for number, path in enumerate(args.inputs):
         try:
-            sources[path] = await asyncio.to_thread(ensure_pdf, path, settings, mode=options.mode,
-                                                    dest=Path(scratch.name) / f"{number}.pdf")
-            info = await asyncio.to_thread(inspect_pdf, sources[path], settings, options.pages)
-            checked.append((number, path, info))
+            source = await asyncio.to_thread(local_file, path, settings, mode=options.mode,
+                                             dest=Path(scratch.name) / f"{number}.pdf")
+            info = await asyncio.to_thread(inspect_pdf, source.path, settings, options.pages)
+            checked.append((number, path, source, info))
         except AppError as exc:
             report.done(number, path, exc.message)
     if not checked:
         scratch.cleanup()
         return 1 if report.failed else 0
-    total_pages = sum(len(info.page_indices) for _, _, info in checked)
+    total_pages = sum(len(info.page_indices) for _, _, _, info in checked)
     workers = max(1, min(args.workers or settings.workers, total_pages))
     services = build_services(settings, workers=workers, preload_engines=options.mode in MODEL_MODES,
                               vlm=options.mode == "vl")
-    names = _output_names([path for _, path, _ in checked])
+    names = _output_names([path for _, path, _, _ in checked])
 
-    async def one(index: int, item: tuple[int, Path, Any]) -> None:
+    async def one(index: int, item: tuple[int, Path, Any, Any]) -> None:
         """Convert one file and write its outputs; its outcome goes to `report`."""
-        number, path, info = item
-        stem = names[index]
+        number, path, source, info = item
         problem: str | None = None
         bar = _progress(path, len(info.page_indices), disabled=args.quiet)
-        staging = Path(tempfile.mkdtemp(prefix=f".{stem}_images.", dir=args.output))
         try:
-            admission = await admit_waiting(services.pool, len(info.page_indices))
-            try:
-                result = await convert_document(
-                    services.pool, sources[path], options, page_indices=info.page_indices,
-                    page_count=info.page_count, on_page=lambda _page: bar.update(1), vl=services.vl,
-                    images=image_store.image_target(settings, options.images, staging), admission=admission,
-                )
-            finally:
-                admission.release()
-            bar.close()
-            await asyncio.to_thread(_write_outputs, args.output, stem, result, staging, options.images, settings,
-                                    args.chunk_options)
+            # Admitted waiting: the CLI's files queue behind each other, never refused.
+            await convert(services, source, options, _FileOutputs(args.output, names[index], args.chunk_options),
+                          admit_how=Admit.WAIT, info=info, on_page=lambda _page, _total: bar.update(1))
         except AppError as exc:
             problem = exc.message
         except OSError as exc:
@@ -160,7 +143,6 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
             problem = f"internal error: {type(exc).__name__}: {exc}"
         finally:
             bar.close()
-            shutil.rmtree(staging, ignore_errors=True)
         report.done(number, path, problem)
 
     try:
@@ -172,6 +154,28 @@ async def _convert_all(args: argparse.Namespace, settings: Any, options: Any) ->
         scratch.cleanup()
         await services.aclose(grace_s=0)
     return 1 if report.failed else 0
+
+
+class _FileOutputs:
+    """The conversion's `Outputs` in OUTDIR (app/conversion/service.py): `<stem>.md`, `<stem>.json`, with --chunking
+    `<stem>.chunks.json`, and the crops, staged in a hidden directory while the pages run, in `<stem>_images/`."""
+
+    def __init__(self, directory: Path, stem: str, chunk_options: Any) -> None:
+        self.directory = directory
+        self.stem = stem
+        self.chunk_options = chunk_options
+        self._staging: Path | None = None
+
+    def images_dir(self) -> Path:
+        self._staging = Path(tempfile.mkdtemp(prefix=f".{self.stem}_images.", dir=self.directory))
+        return self._staging
+
+    async def write(self, result: Any) -> None:
+        await asyncio.to_thread(_write_outputs, self.directory, self.stem, result, self._staging, self.chunk_options)
+
+    def discard(self) -> None:
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
 
 
 class _InputOrder:
@@ -212,17 +216,15 @@ def _output_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _write_outputs(directory: Path, stem: str, result: Any, staging: Path, images: str, settings: Any,
-                   chunk_options: Any = None) -> None:
-    """`<stem>.md`, `<stem>.json`, with --chunking `<stem>.chunks.json`, and, when crops were kept,
-    `<stem>_images/` (replacing an older one)."""
+def _write_outputs(directory: Path, stem: str, result: Any, staging: Path | None, chunk_options: Any = None) -> None:
+    """`<stem>.md`, `<stem>.json`, with --chunking `<stem>.chunks.json`, and, when crops were kept (finalized
+    already), `<stem>_images/` (replacing an older one)."""
     from app.storage import images as image_store
 
-    result = image_store.finalize(result, staging, images, settings)
     image_dir = directory / f"{stem}_images"
     result = image_store.relocate(result, image_dir.name)
     shutil.rmtree(image_dir, ignore_errors=True)
-    if image_store.image_files(staging):
+    if staging is not None and image_store.image_files(staging):
         os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the images from other users
         os.replace(staging, image_dir)
     _write_atomic(directory / f"{stem}.md", result.markdown)

@@ -7,6 +7,7 @@ temp + fsync + rename: a reader sees either no result file or a complete one.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -174,3 +175,33 @@ def _s3_missing(exc: BaseException) -> bool:
 def s3_delete_job(s3: S3Uploader, settings: Settings, job_id: str) -> int:
     """Delete every object under the job's prefix. Returns how many were removed."""
     return s3.delete_prefix(s3_job_prefix(settings, job_id))
+
+
+class JobOutputs:
+    """A job's `Outputs` for the conversion service (app/conversion/service.py): crops in `jobs/<id>/images/` (they
+    stay there for a resumed run), result.json and result.md written atomically beside them, then the result
+    uploaded to S3. `write` returns the S3 info: None without S3, or when the upload failed (logged; the local
+    result stands, as for a request)."""
+
+    def __init__(self, settings: Settings, job_id: str, s3: S3Uploader | None) -> None:
+        self.settings = settings
+        self.job_id = job_id
+        self.s3 = s3
+
+    def images_dir(self) -> Path:
+        directory = job_images_dir(self.settings, self.job_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    async def write(self, result: DocumentResult) -> dict[str, Any] | None:
+        await asyncio.to_thread(write_result, self.settings, self.job_id, result)
+        if self.s3 is None:
+            return None
+        try:
+            return await asyncio.to_thread(s3_upload_result, self.s3, self.settings, self.job_id)
+        except Exception:
+            log.exception("job %s: result upload to S3 failed; the result is on local disk", self.job_id)
+            return None
+
+    def discard(self) -> None:
+        """Nothing: a job's crops go with the job (DELETE, retention)."""

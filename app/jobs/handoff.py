@@ -1,23 +1,23 @@
-"""The sync hand-off: a POST /ocr/pdf whose conversion outlives MAX_SYNC_WAIT_S becomes a job, without starting
-over. The request passes a `JobHandoff`'s `on_page`/`cancel` to `convert_document`; pages are buffered until
-`adopt` stores the job, then checkpointed like any job's, so the adopted conversion is as durable as a submitted
-one and DELETE cancels it."""
+"""The sync hand-off, the job side: a POST /ocr/pdf whose conversion outlives MAX_SYNC_WAIT_S becomes a job, without
+starting over. The conversion service runs the request with a `JobHandoff` (app/conversion/handoff.py) as its
+`on_page`/`cancel`; its pages are buffered until `adopt` stores the job, then checkpointed like any job's, so the
+adopted conversion is as durable as a submitted one and DELETE cancels it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.conversion.handoff import JobHandoff
 from app.jobs import files
 from app.jobs.runner import JobRunner
 from app.jobs.store import Job, JobStore
 from app.jobs.submission import new_job_id, place_job_input
 from app.pipeline.options import ConvertOptions
-from app.pipeline.result import DocumentResult, PageResult
+from app.pipeline.result import DocumentResult
 from app.settings import Settings
 from app.storage import images as image_store
 
@@ -25,27 +25,6 @@ if TYPE_CHECKING:
     from app.storage.s3 import S3Uploader
 
 log = logging.getLogger(__name__)
-
-
-class JobHandoff:
-    """Lets a synchronous request hand its running conversion to a job (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.cancel = asyncio.Event()
-        self.images_dir: Path | None = None  # where the conversion writes its crops (storage/images.py)
-        self._buffer: list[PageResult] = []
-        self._sink: Callable[[PageResult], Awaitable[None]] | None = None
-
-    async def on_page(self, page: PageResult) -> None:
-        if self._sink is None:
-            self._buffer.append(page)
-        else:
-            await self._sink(page)
-
-    async def attach(self, sink: Callable[[PageResult], Awaitable[None]]) -> None:
-        self._sink = sink
-        while self._buffer:
-            await sink(self._buffer.pop(0))
 
 
 async def adopt(

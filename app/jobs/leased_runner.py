@@ -3,11 +3,11 @@ from one task per job, so every replica's idle workers take any replica's pages.
 
 Two loops run beside the conversions. The claim loop leases as many pages as this replica's pool has room for
 (`claim_pages` takes turns across jobs, whoever submitted them), fetches a job's input from S3 when this replica
-does not hold it yet, and sends each job's claimed pages through `convert_document`; a checkpoint ends a page's
-lease in the same commit. The renew loop extends this replica's leases every third of `JOB_LEASE_S`, records its
-heartbeat (the HPA's backlog per replica divides by the live ones), and stops the pages of jobs cancelled or failed
-through another replica. A replica that dies stops renewing: once its leases run out, other replicas take its
-pages, so only the pages in flight are computed twice.
+does not hold it yet, and sends each job's claimed pages through `convert_pages` (app/conversion/service.py); a
+checkpoint ends a page's lease in the same commit. The renew loop extends this replica's leases every third of
+`JOB_LEASE_S`, records its heartbeat (the HPA's backlog per replica divides by the live ones), and stops the pages
+of jobs cancelled or failed through another replica. A replica that dies stops renewing: once its leases run out,
+other replicas take its pages, so only the pages in flight are computed twice.
 
 Whichever replica checkpoints a job's last page merges the stored pages and completes the job (result files, S3,
 `succeeded`); `finish` lets only the first writer win. A job whose last pages landed but whose completer died is

@@ -14,11 +14,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.conversion.handoff import JobHandoff
 from app.errors import Cancelled, NotFound, NotReady
 from app.jobs import files
 from app.jobs.callbacks import CallbackDispatcher
 from app.jobs.events import JobEvents
-from app.jobs.handoff import JobHandoff, adopt
+from app.jobs.handoff import adopt
 from app.jobs.runner import JobRunner
 from app.jobs.backends import create_job_store
 from app.jobs.store import ACTIVE, Job, JobStore

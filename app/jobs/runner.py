@@ -1,6 +1,7 @@
-"""The job runner: one task per active job sends the pages still missing through `convert_document`,
-checkpoints each page as it finishes, then merges the stored pages, writes the result files atomically and only
-then marks the job succeeded.
+"""The job runner: one task per active job sends the pages still missing through the conversion service's steps
+(app/conversion/service.py: `convert_pages`, unmetered, crops into the job's directory), checkpoints each page as
+it finishes, then merges the stored pages, delivers the result (`deliver`: finalized, written atomically, S3) and
+only then marks the job succeeded.
 
 Jobs run concurrently (up to a cap) so the pool's round-robin dispatcher interleaves their pages: a small job
 submitted after a huge one is not stuck behind it. A conversion that began as a synchronous request and was
@@ -16,13 +17,14 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.conversion.service import convert_pages, deliver
 from app.errors import AppError, Cancelled
 from app.jobs import files
 from app.jobs.events import JobEvent, JobEvents
 from app.jobs.store import Job, JobStore
 from app.pipeline.result import DocumentResult, PageResult
+from app.runtime.pool import Admission
 from app.settings import Settings
-from app.storage import images as image_store
 from app.storage.disk import as_insufficient_storage, is_disk_full
 
 if TYPE_CHECKING:
@@ -46,19 +48,6 @@ def merge_pages(pages: list[PageResult], page_count: int) -> DocumentResult:
     from app.runtime.document import merge_pages as merge
 
     return merge(pages, page_count)
-
-
-class _Unmetered:
-    """The admission a job's conversion runs under: it reserves nothing. Admission exists so synchronous
-    requests get a quick 503 instead of an endless wait; jobs wait in their own durable queue (bounded by the
-    running-jobs cap) and share the workers through the pool's round-robin dispatch. Counting them would make a
-    big job refuse small jobs and sync requests alike, the starvation the dispatcher is there to prevent."""
-
-    def page_done(self, count: int = 1) -> None:
-        pass
-
-    def release(self) -> None:
-        pass
 
 
 class JobRunner:
@@ -224,17 +213,15 @@ class JobRunner:
         return await self._merge_stored(job)
 
     async def _convert_pages(self, job: Job, input_path: Path, indices: list[int], cancel: asyncio.Event) -> None:
-        """Send these pages of the job through the pool, checkpointing each as it finishes, crops to its images/."""
-        from app.runtime.document import convert_document
+        """Send these pages of the job through the pool, checkpointing each as it finishes, crops to its images/.
+        Unmetered: jobs wait in their own durable queue, bounded by the running-jobs cap (`Admission.unmetered`)."""
+        images = await asyncio.to_thread(self._outputs(job).images_dir)
+        await convert_pages(self.pool, input_path, job.options, indices, job.page_count,
+                            admission=Admission.unmetered(), images_dir=images,
+                            on_page=lambda page: self.checkpoint(job, page), cancel=cancel, vl=self.vl)
 
-        images = files.job_images_dir(self.settings, job.id)
-        await asyncio.to_thread(images.mkdir, parents=True, exist_ok=True)
-        await convert_document(
-            self.pool, input_path, job.options, page_indices=indices,
-            on_page=lambda page: self.checkpoint(job, page), cancel=cancel, vl=self.vl,
-            page_count=job.page_count, admission=_Unmetered(),  # type: ignore[arg-type]
-            images=image_store.image_target(self.settings, job.options.images, images),
-        )
+    def _outputs(self, job: Job) -> files.JobOutputs:
+        return files.JobOutputs(self.settings, job.id, self.s3)
 
     async def checkpoint(self, job: Job, page: PageResult) -> None:
         """Store one finished page and tell the job's listeners."""
@@ -251,15 +238,8 @@ class JobRunner:
         return merge_pages([stored[i] for i in job.page_indices], job.page_count)
 
     async def _complete(self, job: Job, result: DocumentResult) -> None:
-        result = await asyncio.to_thread(image_store.finalize, result, files.job_images_dir(self.settings, job.id),
-                                         job.options.images, self.settings)
-        await asyncio.to_thread(files.write_result, self.settings, job.id, result)
-        s3 = None
-        if self.s3 is not None:
-            try:
-                s3 = await asyncio.to_thread(files.s3_upload_result, self.s3, self.settings, job.id)
-            except Exception:  # like the sync route: the local result stands, S3 trouble is logged
-                log.exception("job %s: result upload to S3 failed; the result is on local disk", job.id)
+        s3 = await deliver(self.settings, result, job.options, self._outputs(job),
+                           files.job_images_dir(self.settings, job.id))
         # Status flips only now, after the files are complete: a succeeded job always has its result.
         if await self.store.finish(job.id, "succeeded", s3=s3):
             log.info("job %s succeeded: %s pages", job.id, job.pages_total)

@@ -1,4 +1,4 @@
-"""The MCP tools, thin adapters over the services the HTTP routes use (app/api/conversion.py, the JobManager,
+"""The MCP tools, thin adapters over the services the HTTP routes use (app/conversion/service.py, the JobManager,
 app/chunking/): each turns its arguments into an `Upload` and `ConvertOptions`, calls the shared path, and answers
 a `CallToolResult`.
 
@@ -38,10 +38,11 @@ from starlette.datastructures import Headers
 
 from app import __version__
 from app.api.auth import presented_key
-from app.api.conversion import HandedOff, check_accepting, convert_upload
 from app.api.job_views import check_job_id, job_view, owner_for_key, running_jobs
+from app.api.limits import check_accepting
 from app.api.upload import Upload, received_file, scratch_upload
 from app.chunking.chunker import ChunkOptions, chunk_document, parse_chunk_options
+from app.conversion.service import HandedOff, convert_request
 from app.errors import AppError, Conflict, InvalidParameter, NotFound
 from app.jobs.events import JobEvent
 from app.jobs.manager import JobManager
@@ -293,8 +294,8 @@ async def _convert(b: Backend, ctx: Context, request_id: str, source: _Source, o
         done += 1
         await ctx.report_progress(done, total, f"{done} of {total} pages")
 
-    outcome = await convert_upload(b.services, upload, options, owner=_owner(b, ctx), request_id=request_id,
-                                   on_page=progress)
+    outcome = await convert_request(b.services, upload, options, request_id=request_id, owner=_owner(b, ctx),
+                                    on_page=progress)
     if isinstance(outcome, HandedOff):
         manager = _jobs(b)
         job = await _follow_job(manager, outcome.job.id, ctx)

@@ -16,7 +16,9 @@ from rapidfuzz import fuzz
 from app.errors import SidecarUnavailable
 from app.runtime.document import convert_document
 from app.pipeline.options import ConvertOptions
+from app.observability.metrics import Metrics
 from app.runtime.pool import PagePool
+from app.services import Services
 from app.vlm.client import VlmClient
 from app.vlm.recognizer import VlRecognizer
 from app.warmup import WARMUP_PDF, vl_pass
@@ -146,7 +148,9 @@ async def test_warmup_pass_runs_the_bundled_page_through_the_sidecar(fake_vllm, 
     client = VlmClient(settings)
     try:
         await client.wait_until_ready(30)
-        seconds = await vl_pass(await pool(settings), VlRecognizer(client, settings), settings)
+        services = Services(settings=settings, metrics=Metrics(), pool=await pool(settings),
+                            vl=VlRecognizer(client, settings))
+        seconds = await vl_pass(services)
     finally:
         await client.aclose()
     assert seconds > 0

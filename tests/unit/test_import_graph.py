@@ -11,8 +11,8 @@ import pytest
 
 APP = Path(__file__).resolve().parents[2] / "app"
 # Packages that must not import app.api (nor anything under it).
-BELOW_THE_API = ("app.observability", "app.jobs", "app.pipeline", "app.runtime", "app.storage", "app.vlm",
-                 "app.chunking", "app.compat")
+BELOW_THE_API = ("app.observability", "app.conversion", "app.jobs", "app.pipeline", "app.runtime", "app.storage",
+                 "app.vlm", "app.chunking", "app.compat")
 
 
 def _module_name(path: Path) -> str:

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from app.errors import Overloaded
-from app.runtime.pool.admission import MAX_RETRY_AFTER_S, AdmissionControl
+from app.runtime.pool.admission import MAX_RETRY_AFTER_S, Admission, AdmissionControl
 
 
 def test_the_bound_counts_pages_given_back_one_by_one():
@@ -70,3 +70,19 @@ def test_concurrent_reservations_never_exceed_the_bound():
     for thread in threads:
         thread.join()
     assert control.pending == 100 and len(held) == 99
+
+
+def test_an_unmetered_admission_reserves_nothing_and_gives_nothing_back():
+    # A job's conversion runs unmetered: a full control still lets it through, and it never frees pages it did
+    # not take (which would let requests past the bound).
+    control = AdmissionControl(limit=4, workers=1)
+    held = control.admit(4)
+    job = Admission.unmetered()
+    assert job.pages == 0 and job.pages_left == 0
+    job.page_done(3)
+    job.release()
+    assert control.pending == 4
+    with pytest.raises(Overloaded):
+        control.admit(1)
+    held.release()
+    assert control.pending == 0

@@ -2,7 +2,7 @@
 or a zip of result.md, result.json and images/ with `Accept: application/zip`).
 
 Order of work, cheapest rejection first: readiness -> stream the upload to disk (413 while streaming) ->
-options -> the shared conversion (app/api/conversion.py: inspect, admit, convert, store, S3) -> respond; with
+options -> the conversion service (app/conversion/service.py: inspect, admit, convert, store, S3) -> respond; with
 `chunking`, the JSON also carries retrieval chunks (app/chunking/).
 """
 
@@ -18,13 +18,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.api.bundle import ZIP_TYPE, wants_zip, zip_response
-from app.api.conversion import HandedOff, check_accepting, convert_upload
 from app.api.deps import LifecycleDep, RequestIdDep, ServicesDep
 from app.api.job_views import OwnerDep, accepted
+from app.api.limits import check_accepting
 from app.api.request_form import form_schema, options_of, query_parameters
 from app.api.upload import receive_pdf_upload, uploads_dir
 from app.chunking.chunker import CHUNKING_METHODS, DEFAULT_MAX_TOKENS, ChunkOptions, chunk_document, parse_chunk_options
 from app.chunking.tokens import TOKENIZER_NAME
+from app.conversion.service import HandedOff, convert_request
 from app.errors import InsufficientStorage
 from app.pipeline.options import ConvertOptions
 from app.pipeline.result import DocumentResult
@@ -79,8 +80,8 @@ async def ocr_pdf(
     except BaseException:
         upload.discard()
         raise
-    outcome = await convert_upload(services, upload, options, owner=owner, request_id=request_id,
-                                   watch=functools.partial(_cancel_on_disconnect, request))
+    outcome = await convert_request(services, upload, options, request_id=request_id, owner=owner,
+                                    watch=functools.partial(_cancel_on_disconnect, request))
     if isinstance(outcome, HandedOff):
         return accepted(outcome.job)
     result, stored = outcome.result, outcome.stored

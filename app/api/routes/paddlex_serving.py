@@ -1,7 +1,7 @@
 """PaddleX's serving API for PaddleOCR-VL, so its clients (the official snippet, RAG loaders, desktop apps) work
 against this service unchanged: `POST /layout-parsing` and `POST /restructure-pages` (app/compat/paddlex.py).
 
-A thin adapter over the one synchronous conversion (app/api/conversion.py), so API keys, upload limits, page limits,
+A thin adapter over the conversion service (app/conversion/service.py), so API keys, upload limits, page limits,
 503 when busy, metrics and S3 apply exactly as on /ocr/pdf. Order of work: readiness -> the JSON body (bounded
 like an upload) -> the request model (422) -> the file: base64 decoded, or a URL fetched from an allowed host
 (app/storage/remote_file.py) -> file type -> the shared path with every page (no hand-off to a job: these
@@ -23,13 +23,15 @@ from PIL import Image
 from pydantic import BaseModel
 from starlette.types import Scope
 
-from app.api.conversion import Converted, check_accepting, convert_upload
 from app.api.deps import LifecycleDep, RequestIdDep, ServicesDep, SettingsDep, VlDep
 from app.api.job_views import OwnerDep
+from app.api.limits import check_accepting
 from app.api.error_handlers import register_error_shape
 from app.api.upload import receive_json_body, received_file, scratch_upload
 from app.compat import paddlex
 from app.compat import paddlex_pages as pages
+from app.conversion.request_outputs import Converted
+from app.conversion.service import convert_request
 from app.errors import AppError, InvalidParameter, NotAPdf
 from app.runtime.image_input import sniff_file
 from app.pipeline.options import ConvertOptions, resolve_options
@@ -138,10 +140,11 @@ async def layout_parsing(request: Request, services: ServicesDep, lifecycle: Lif
     sampling = paddlex.sampling_overrides(req)
     use_vl = fields["mode"] == "vl" and vl is not None
     request_vl = vl.with_sampling(sampling) if use_vl and sampling and vl is not None else None
-    try:  # the upload (the PDF) is ours again once converted (keep_input): pages are rendered from it
+    upload.temporary = False  # this route removes the PDF itself, after rendering the answer's pages from it
+    try:
         options = resolve_options(settings, vl_available=vl is not None, image_format=image_format, **fields)
-        outcome = await convert_upload(services, upload, options, owner=owner, request_id=request_id,
-                                       hand_off=False, vl=request_vl, keep_input=True)
+        outcome = await convert_request(services, upload, options, request_id=request_id, owner=owner,
+                                        hand_off=False, vl=request_vl)
         assert isinstance(outcome, Converted)  # hand_off=False: never a 202
         ignored = paddlex.ignored_fields(req, vl=use_vl)
         return await _answer(request, log_id, _layout_parsing_result, outcome, options, upload.path, req,

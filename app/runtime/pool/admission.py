@@ -56,11 +56,19 @@ class Admission:
     """A reservation of `pages` pending pages. Each finished page gives one back (`page_done`); `release()` (or
     leaving the `with` block) gives back the rest. Releasing twice is harmless."""
 
-    def __init__(self, control: AdmissionControl, pages: int) -> None:
+    def __init__(self, control: AdmissionControl | None, pages: int) -> None:
         self._control = control
         self._lock = threading.Lock()
         self._left = pages
         self.pages = pages
+
+    @classmethod
+    def unmetered(cls) -> Admission:
+        """A reservation of nothing, for a conversion that waits in a queue of its own (a job: its durable queue
+        and the running-jobs cap bound it). Admission exists so a request someone waits on gets a quick 503 instead
+        of an endless wait; counting jobs' pages would make one big job refuse small jobs and requests alike, the
+        starvation the pool's round-robin dispatch is there to prevent."""
+        return cls(None, 0)
 
     @property
     def pages_left(self) -> int:
@@ -70,7 +78,7 @@ class Admission:
         with self._lock:
             count = min(count, self._left)
             self._left -= count
-        if count:
+        if count and self._control is not None:
             self._control._give_back(count)
 
     def release(self) -> None:
