@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per backend (load varies)")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), action="append",
+                        help="only this backend (repeatable; default both)")
     parser.add_argument("--tree", type=_tree, action="append", default=[], metavar="LABEL=DIR",
                         help="also run the server of this checkout, in the same rounds")
     args = parser.parse_args()
@@ -108,10 +110,11 @@ def main() -> None:
 
     import boto3
 
-    results: dict[str, dict[str, list[dict[str, float]]]] = {t: {"sqlite": [], "postgres": []} for t in trees}
+    backends = args.backend or ["sqlite", "postgres"]
+    results: dict[str, dict[str, list[dict[str, float]]]] = {t: {b: [] for b in backends} for t in trees}
     try:
         for round_ in range(args.rounds):
-            for backend in ("sqlite", "postgres"):
+            for backend in backends:
                 for label, tree in trees.items():
                     # Both with the same S3 (inputs and results are copied there either way), so the difference is
                     # the coordination: SQLite on local disk against PostgreSQL leases.
@@ -139,11 +142,11 @@ def main() -> None:
 
     medians = {label: {backend: _median(rows) for backend, rows in by_backend.items()}
                for label, by_backend in results.items()}
-    sqlite, shared = medians[THIS_TREE]["sqlite"], medians[THIS_TREE]["postgres"]
+    ours = medians[THIS_TREE]
     emit({
-        "jobs": args.jobs, "concurrency": args.concurrency, "rounds": results, "medians": medians,
-        "sqlite": sqlite, "postgres": shared,
-        "postgres_over_sqlite_pages_per_s": round(shared["pages_per_s"] / sqlite["pages_per_s"], 3),
+        "jobs": args.jobs, "concurrency": args.concurrency, "rounds": results, "medians": medians, **ours,
+        "postgres_over_sqlite_pages_per_s": round(ours["postgres"]["pages_per_s"] / ours["sqlite"]["pages_per_s"], 3)
+        if len(ours) == 2 else None,
         "this_over_tree_pages_per_s": {
             label: {backend: round(medians[THIS_TREE][backend]["pages_per_s"] / row["pages_per_s"], 3)
                     for backend, row in by_backend.items()}

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.jobs import sql_leases
-from app.jobs.sql_database import Database, sqlite_url
+from app.jobs.sql_database import Database, fetch_mappings, sqlite_url
 from app.jobs.sql_schema import ACTIVE_STATUSES, FINISHED_STATUSES, CallbackState, checkpoints, each_dialect
 from app.jobs.sql_schema import job_values, jobs, pages
 from app.jobs.store import DuplicateIdempotencyKey, Job, JobStatus, PageCheckpoint, PageLease, job_from_row
@@ -57,6 +57,11 @@ _DONE_PAGES = (
     .where(pages.c.job_id == _p("job_id"), pages.c.state == "done").order_by(pages.c.page_index)
 )
 _DONE_INDICES = sa.select(pages.c.page_index).where(pages.c.job_id == _p("job_id"), pages.c.state == "done")
+_INSERT_JOB = jobs.insert()
+_INSERT_PAGES = pages.insert()
+_DELETE_PAGES = pages.delete().where(pages.c.job_id == _p("job_id"))
+_DELETE_JOB = jobs.delete().where(jobs.c.id == _p("job_id"))
+_SET_CALLBACK = jobs.update().where(jobs.c.id == _p("job_id")).values(callback=_p("callback"))
 
 
 def _checkpoint_upsert(insert: Any) -> sa.Executable:
@@ -73,6 +78,11 @@ def _checkpoint_upsert(insert: Any) -> sa.Executable:
 _CHECKPOINT = each_dialect(_checkpoint_upsert)
 
 
+def _get(conn: sa.Connection, job_id: str) -> Job | None:
+    found = fetch_mappings(conn, _GET, {"job_id": job_id})  # every status poll: the leanest read
+    return job_from_row(found[0]) if found else None
+
+
 def _jobs(conn: sa.Connection, query: sa.Executable, params: dict[str, Any] | None = None) -> list[Job]:
     return [job_from_row(r) for r in conn.execute(query, params).mappings()]
 
@@ -83,9 +93,9 @@ def _job(conn: sa.Connection, query: sa.Executable, params: dict[str, Any] | Non
 
 
 def _insert(conn: sa.Connection, job: Job, page_values: dict[str, Any]) -> None:
-    conn.execute(jobs.insert().values(job_values(job)))
+    conn.execute(_INSERT_JOB, job_values(job))
     if job.page_indices:
-        conn.execute(pages.insert(), [
+        conn.execute(_INSERT_PAGES, [
             {"job_id": job.id, "page_index": index, "claims": 0, "computations": 0, **page_values}
             for index in job.page_indices
         ])
@@ -96,12 +106,12 @@ def _finish(conn: sa.Connection, params: dict[str, Any]) -> bool:
 
 
 def _delete(conn: sa.Connection, job_id: str) -> None:
-    conn.execute(pages.delete().where(pages.c.job_id == job_id))
-    conn.execute(jobs.delete().where(jobs.c.id == job_id))
+    conn.execute(_DELETE_PAGES, {"job_id": job_id})
+    conn.execute(_DELETE_JOB, {"job_id": job_id})
 
 
 def _set_callback(conn: sa.Connection, job_id: str, state: str) -> None:
-    conn.execute(jobs.update().where(jobs.c.id == job_id).values(callback=state))
+    conn.execute(_SET_CALLBACK, {"job_id": job_id, "callback": state})
 
 
 def _save_page(conn: sa.Connection, params: dict[str, Any]) -> int:
@@ -166,7 +176,7 @@ class SqlJobStore:
         return job
 
     async def get(self, job_id: str) -> Job | None:
-        return await self._db.statement(_job, _GET, {"job_id": job_id})
+        return await self._db.statement(_get, job_id)
 
     async def by_idempotency_key(self, owner: str, key: str) -> Job | None:
         query = sa.select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
