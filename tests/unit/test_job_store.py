@@ -72,6 +72,41 @@ async def test_concurrent_checkpoints_and_status_changes_stay_consistent(store: 
 
 
 @pytest.mark.anyio
+async def test_sqlite_waits_for_the_disk_for_what_a_client_is_told_only(tmp_path: Path) -> None:
+    """A job accepted or finished survives power loss (synchronous=FULL); a page checkpoint and a run count only a
+    process kill (NORMAL, no fsync per commit): losing one to power loss costs a page computed again."""
+    import sqlalchemy as sa
+
+    store = SqlJobStore.sqlite(tmp_path / "jobs.db")
+    level = "?"
+    writes: list[tuple[str, str]] = []  # (statement's first words, synchronous level it committed under)
+
+    def seen(_conn, _cursor, statement: str, *_args) -> None:
+        nonlocal level
+        if statement.startswith("PRAGMA synchronous="):
+            level = statement.split("=")[1]
+        elif statement.startswith(("INSERT", "UPDATE")):
+            writes.append((" ".join(statement.split()[:3]), level))
+
+    sa.event.listen(store._db.engine, "before_cursor_execute", seen)
+    await store.open()
+    writes.clear()  # the migration's
+    try:
+        job = await store.insert(_job(pages=1))
+        await store.mark_running(job.id)
+        await store.save_page(job.id, _page(1))
+        await store.finish(job.id, "succeeded")
+    finally:
+        await store.close()
+    assert writes == [
+        ("INSERT INTO jobs", "FULL"), ("INSERT INTO pages", "FULL"),  # the submission: the job, its pending pages
+        ("UPDATE jobs SET", "NORMAL"),  # mark_running
+        ("INSERT INTO pages", "NORMAL"), ("UPDATE jobs SET", "NORMAL"),  # the checkpoint and its count
+        ("UPDATE jobs SET", "FULL"),  # finish
+    ]
+
+
+@pytest.mark.anyio
 async def test_database_is_in_wal_mode_and_survives_reopening(tmp_path: Path) -> None:
     store = SqlJobStore.sqlite(tmp_path / "jobs.db")
     await store.open()

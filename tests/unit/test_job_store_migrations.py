@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.jobs.migrations.versions import r0001_release_before_alembic as release_n1
+from app.jobs.sql_database import database_url
 from app.jobs.sql_store import SqlJobStore, sqlite_url
 from tests.unit.test_job_store import _page
 
@@ -18,10 +19,6 @@ from tests.unit.test_job_store import _page
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def _sync_url(url: str) -> str:
-    return url.replace("sqlite+aiosqlite", "sqlite").replace("postgresql://", "postgresql+psycopg://")
 
 
 def _job_row(job_id: str, status: str, **extra: object) -> dict[str, object]:
@@ -36,7 +33,7 @@ def _job_row(job_id: str, status: str, **extra: object) -> dict[str, object]:
 def _create_release_n1(url: str, dialect: str) -> None:
     """The database as release N-1 left it: a running job with page 0 of 3 checkpointed (computed twice), a
     finished job whose webhook is still pending and one whose webhook was delivered."""
-    engine = sa.create_engine(_sync_url(url))
+    engine = sa.create_engine(database_url(url))
     insert_job = sa.text(
         "INSERT INTO jobs (id, owner, status, options, upload_sha256, page_count, page_indices, pages_total,"
         " created_at, finished_at, callback_url, callback) VALUES (:id, :owner, :status, :options, :upload_sha256,"
@@ -66,7 +63,7 @@ def _create_release_n1(url: str, dialect: str) -> None:
 
 
 def _tables_and_version(url: str) -> tuple[set[str], list[str]]:
-    engine = sa.create_engine(_sync_url(url))
+    engine = sa.create_engine(database_url(url))
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
         versions = [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
