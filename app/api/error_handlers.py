@@ -2,9 +2,9 @@
 
 AppError subclasses carry a kind and a type; `STATUS_OF_KIND` below is the one place a kind becomes an HTTP
 status (the jobs, the CLI, MCP and PaddleX's envelope never need one, or get it here). Starlette's HTTP errors
-(404, 405) and FastAPI's validation errors are mapped onto the same shape. Unknown exceptions are rendered by the request middleware
-(`render_internal_error`) so they get the same shape and the request id header; their traceback goes to the log
-only. A compatibility route whose clients read another error body (PaddleX's envelope) registers its shape for
+(404, 405) and FastAPI's validation errors are mapped onto the same shape. Unknown exceptions are rendered by the
+request middleware (`render_internal_error`) so they get the same shape and the request id header; their
+traceback goes to the log only. A compatibility route whose clients read another error body (PaddleX's envelope) registers its shape for
 its paths in `app.state.error_shapes` (`register_error_shape`); the status stays the same.
 """
 
