@@ -17,7 +17,14 @@ from dataclasses import replace
 import numpy as np
 
 from app.pipeline.primitives import TextLine
-from app.pipeline.recognize.languages import AUTO_CYRILLIC, LATIN_PARTNER, LanguageChoice, installed_languages, parse_languages
+from app.pipeline.recognize.languages import (
+    AUTO_CYRILLIC,
+    LATIN_PARTNER,
+    TESSERACT_CYRILLIC,
+    LanguageChoice,
+    installed_languages,
+    parse_languages,
+)
 from app.pipeline.recognize.mixed import mend_cyrillic_words, mend_latin_words
 from app.pipeline.recognize.script import misread_cyrillic, page_is_cyrillic
 from app.pipeline.recognize.tesseract import TesseractReader
@@ -70,22 +77,26 @@ class ScriptRouter:
         return mended
 
     def _cyrillic_page(self, image: np.ndarray, langs: str, dpi: float | None) -> list[TextLine]:
-        """tesseract reads the page; PP-OCR, where it can read boxes, mends the Latin words in it (mixed.py)."""
+        """tesseract reads the page. Where PP-OCR can read boxes, tesseract reads with its Cyrillic model alone and
+        PP-OCR reads the words that are not Russian (mixed.py: faster, and better Latin); otherwise with `eng` too,
+        and the capitals its English model took for Latin are read again by the Cyrillic one."""
         self.last_engine = "tesseract"
         tesseract = self.tesseract
         assert tesseract is not None
-        lines = tesseract.read_page_words(image, langs, dpi)
         cyrillic_only = "+".join(lang for lang in langs.split("+") if lang != LATIN_PARTNER)
-        lines = mend_cyrillic_words(lines, lambda box: tesseract.read_word(image, box, cyrillic_only))
         read_boxes = getattr(self.ocr, "read_boxes", None)
-        if read_boxes is None:
-            return [line for line, _ in lines]
-        return mend_latin_words(lines, lambda boxes: read_boxes(image, boxes))
+        if read_boxes is not None:
+            lines = tesseract.read_page_words(image, cyrillic_only, dpi)
+            return mend_latin_words(lines, lambda boxes: read_boxes(image, boxes),
+                                    lambda box: tesseract.read_word_surely(image, box, LATIN_PARTNER))
+        lines = tesseract.read_page_words(image, langs, dpi)
+        lines = mend_cyrillic_words(lines, lambda box: tesseract.read_word(image, box, cyrillic_only))
+        return [line for line, _ in lines]
 
     def warmup(self) -> None:
         self.ocr.warmup()
         if self.tesseract is not None and AUTO_CYRILLIC in self.installed:
-            self.tesseract.load(LanguageChoice().tesseract_langs())
+            self.tesseract.load(TESSERACT_CYRILLIC[AUTO_CYRILLIC])  # what an `auto` Cyrillic page is read with
 
     def health(self) -> bool:
         return self.ocr.health()
