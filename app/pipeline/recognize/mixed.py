@@ -40,6 +40,8 @@ _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _CAPITALS_SIGNATURE = re.compile(r"JI|[A-Z][0-9][A-Z]|BI")
 _PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
+# Quotes round a Latin word that are not ASCII: «--all».
+_QUOTES = "\u00ab\u00bb\u201c\u201d\u201e"
 # A command-line option, maybe quoted or bracketed: "-n", "--all", "«--block-size=M»", "[-v]" (tesseract: "—" too).
 _OPTION = re.compile(r"^[\W_]{0,2}?[-\u2013\u2014]")
 
@@ -67,7 +69,7 @@ def better_latin(word: Word, read: ReadLine) -> bool:
         read.confidence >= SURE_MEAN and read.weakest >= SURE_WEAKEST)
     if not text or text == word.text or not sure:
         return False
-    if not _PRINTABLE_ASCII.match(text) or not any(c.isalpha() for c in text):
+    if not _PRINTABLE_ASCII.match("".join(c for c in text if c not in _QUOTES)) or not any(c.isalpha() for c in text):
         return False
     if option:  # "-vET", "--number-nonblank": capitals inside and "bl" are what options look like (not values)
         return not _SIGNATURE.search(text.partition("=")[2])
