@@ -39,6 +39,7 @@ _LATIN_ONLY = set("bdfghijlqrstvwzDFGIJLNQRSUVWZ")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _CAPITALS_SIGNATURE = re.compile(r"JI|[A-Z][0-9][A-Z]|BI")
+_CYRILLIC_CAPITALS = re.compile(r"JI|II|[A-Z][0-9][A-Z]|BI")
 _PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
 # Quotes round a Latin word that are not ASCII: «--all».
 _QUOTES = "\u00ab\u00bb\u201c\u201d\u201e"
@@ -76,6 +77,14 @@ def better_latin(word: Word, read: ReadLine) -> bool:
     if _SIGNATURE.search(text):
         return False
     return any(char in _LATIN_ONLY for char in text) or not russian(word)
+
+
+def english_reading(text: str) -> bool:
+    """Whether tesseract's English model's reading of a suspect may stand: plain ASCII with a letter no Cyrillic
+    letter looks like, and neither the look-alike signature of Cyrillic in lower case ("mopT") nor in capitals
+    ("YCJIOBHE", "IIAPAMETP", "PA3MEP": Л, П, З)."""
+    return (bool(_PRINTABLE_ASCII.match(text)) and any(char in _LATIN_ONLY for char in text)
+            and not _SIGNATURE.search(text) and not _CYRILLIC_CAPITALS.search(text))
 
 
 def split_read(read: ReadLine) -> list[ReadLine]:
@@ -181,6 +190,6 @@ def mend_latin_words(lines: Sequence[tuple[TextLine, list[Word]]],
                 if texts[k][j] != word.text or russian(word) or not any(c.isalpha() for c in word.text):
                     continue
                 text, confidence = read_latin(word.bbox)
-                if text and confidence > word.confidence and _PRINTABLE_ASCII.match(text):
+                if confidence > word.confidence and english_reading(text):
                     texts[k][j] = text
     return [replace(line, text=" ".join(w for w in words if w)) for (line, _), words in zip(lines, texts, strict=True)]

@@ -28,6 +28,7 @@ from app.pipeline.recognize.languages import (
 from app.pipeline.recognize.mixed import mend_cyrillic_words, mend_latin_words
 from app.pipeline.recognize.script import misread_cyrillic, page_is_cyrillic
 from app.pipeline.recognize.tesseract import TesseractReader
+from app.pipeline.recognize.underscores import join_underscores
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ class ScriptRouter:
         cyrillic_only = "+".join(lang for lang in langs.split("+") if lang != LATIN_PARTNER)
         read_boxes = getattr(self.ocr, "read_boxes", None)
         if read_boxes is not None:
-            lines = tesseract.read_page_words(image, cyrillic_only, dpi)
+            lines = [(line, join_underscores(words, image))
+                     for line, words in tesseract.read_page_words(image, cyrillic_only, dpi)]
             return mend_latin_words(lines, lambda boxes: read_boxes(image, boxes),
                                     lambda box: tesseract.read_word_surely(image, box, LATIN_PARTNER))
         lines = tesseract.read_page_words(image, langs, dpi)
