@@ -98,7 +98,11 @@ class ScriptRouter:
     def warmup(self) -> None:
         self.ocr.warmup()
         if self.tesseract is not None and AUTO_CYRILLIC in self.installed:
-            self.tesseract.load(TESSERACT_CYRILLIC[AUTO_CYRILLIC])  # what an `auto` Cyrillic page is read with
+            import tesserocr
+
+            # what an `auto` Cyrillic page is read with: the Cyrillic model on the page, English on single words
+            self.tesseract.load(TESSERACT_CYRILLIC[AUTO_CYRILLIC])
+            self.tesseract.load(LATIN_PARTNER, tesserocr.PSM.SINGLE_WORD)
 
     def health(self) -> bool:
         return self.ocr.health()

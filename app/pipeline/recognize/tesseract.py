@@ -48,11 +48,11 @@ class TesseractReader:
                                                        oem=tesserocr.OEM.LSTM_ONLY)
         return self._apis[key]
 
-    def load(self, langs: str) -> None:
-        """Load `langs` for page reading now (a worker's warm-up) rather than on its first page."""
+    def load(self, langs: str, psm: int | None = None) -> None:
+        """Load `langs` for page reading (or for `psm`) now, in a worker's warm-up, rather than on its first page."""
         import tesserocr
 
-        self._api(langs, tesserocr.PSM.AUTO)
+        self._api(langs, tesserocr.PSM.AUTO if psm is None else psm)
 
     def read_page(self, image: np.ndarray, langs: str, dpi: float | None = None) -> list[TextLine]:
         """The page's lines (tesseract's own layout analysis), pixel boxes, in tesseract's reading order."""

@@ -25,8 +25,6 @@ FOOT = 0.2
 MAX_GAP = 1.5
 # A row of the gap belongs to the stroke when this share of it is ink (an antialiased rule spans two rows).
 STROKE_ROW = 0.3
-# Share of the gap's columns that may hold ink above the stroke (the serifs and edges of the letters either side).
-STRAY_COLUMNS = 0.25
 # Darker than this (0-255) is ink.
 INK = 128
 
@@ -55,9 +53,10 @@ def _underscore_between(image: np.ndarray, left: Word, right: Word) -> bool:
     if stroke.any(axis=0).mean() < COVER:
         return False
     # Nothing else in the gap but the edges of the neighbouring letters: a hyphen or a letter tesseract left out
-    # has ink above the stroke across the middle.
+    # has ink above the stroke in the middle of the gap.
     above = band[: rows.min()].any(axis=0)
-    return above.mean() <= STRAY_COLUMNS
+    edge = above.size // 4
+    return not above[edge: above.size - edge].any()
 
 
 def _joined(left: Word, right: Word, text: str) -> Word:
