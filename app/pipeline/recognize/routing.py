@@ -1,11 +1,13 @@
 """Each page, and each line, to the engine that reads its script.
 
-- Only Cyrillic languages named (`lang=ru`, `uk`, `ru+uk`): tesseract reads the page (with English, for the Latin
-  words inside Russian lines), PP-OCR never runs.
+- Only Cyrillic languages named (`lang=ru`, `uk`, `ru+uk`): tesseract reads the page, PP-OCR only the words that
+  are not Russian (mixed.py), and no page is screened.
 - Otherwise PP-OCR reads the page first. When a Cyrillic language may be on it (`auto` with Russian installed, or
   one was named beside a Latin one) and the reading looks like Cyrillic read as Latin look-alikes
-  (script.page_is_cyrillic), tesseract reads the page instead; on a page that stays with PP-OCR, each line that
-  looks misread alone (a Russian line on an English page) is read again by tesseract on its own box.
+  (script.page_is_cyrillic), tesseract reads the page instead (its Cyrillic model; PP-OCR, then tesseract's English
+  model, the words that are not Russian: mixed.py; the underscores it drops come back from the pixels:
+  underscores.py); on a page that stays with PP-OCR, each line that looks misread alone (a Russian line on an
+  English page) is read again by tesseract on its own box.
 - Latin-only or Chinese requests, and `auto` where no Cyrillic pack is installed: PP-OCR alone, as before.
 """
 
