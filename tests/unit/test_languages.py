@@ -10,7 +10,7 @@ from app.pipeline.page import Engines, process_page
 from app.pipeline.primitives import TextLine
 from app.pipeline.recognize.languages import LanguageChoice, UnknownLanguage, installed_languages, parse_languages
 from app.pipeline.recognize.lines import ReadLine
-from app.pipeline.recognize.mixed import better_latin, mend_latin_words, split_read, suspect
+from app.pipeline.recognize.mixed import better_latin, latin_text, mend_latin_words, split_read, suspect
 from app.pipeline.recognize.script import misread_cyrillic, page_is_cyrillic
 from app.pipeline.recognize.tesseract import Word
 from tests import pdfgen
@@ -97,6 +97,14 @@ def test_a_latin_word_in_cyrillic_look_alikes_is_mended_only_from_a_sure_latin_r
     assert not better_latin(_word("в", 0.96, True), ReadLine("B", 1.0, 1.0))
     assert not better_latin(_word("страницы"), ReadLine("CTpaHIbI", 0.99, 0.95))  # the look-alike signature
     assert not better_latin(_word("сгоп"), ReadLine("cron", 0.80, 0.50))  # PP-OCR unsure
+
+
+def test_an_option_with_a_russian_value_takes_pp_ocrs_option_and_keeps_tesseracts_value():
+    read = ReadLine("--from-code=HayaībHaa", 0.84, 0.21, (0.99,) * 12 + (0.5,) * 9)
+    assert latin_text(_word("--гот-соде=начальная", 0.0), read) == "--from-code=начальная"
+    unsure = ReadLine("--from-code=HayaībHaa", 0.6, 0.1, (0.5,) * 21)
+    assert latin_text(_word("--гот-соде=начальная", 0.0), unsure) is None
+    assert latin_text(_word("аргороз"), ReadLine("apropos", 0.998, 0.99)) == "apropos"
 
 
 def test_neighbouring_suspects_are_read_as_one_strip_and_split_at_its_spaces():

@@ -79,6 +79,23 @@ def better_latin(word: Word, read: ReadLine) -> bool:
     return any(char in _LATIN_ONLY for char in text) or not russian(word)
 
 
+def latin_text(word: Word, read: ReadLine) -> str | None:
+    """What replaces tesseract's reading of the suspect `word` given PP-OCR's `read` of its box, or None. An option
+    with a Russian value ("--from-code=начальная_кодировка") takes PP-OCR's option and keeps tesseract's value."""
+    if better_latin(word, read):
+        return read.text.strip()
+    text = read.text.strip()
+    if "=" not in text or "=" not in word.text or not _OPTION.match(word.text):
+        return None
+    name, _, _ = text.partition("=")
+    probs = read.char_probs[: len(read.text) - len(read.text.lstrip()) + len(name)] if read.char_probs else ()
+    prefix = ReadLine(name, sum(probs) / len(probs), min(probs), tuple(probs)) if probs else read._replace(text=name)
+    option, _, value = word.text.partition("=")
+    if better_latin(word._replace(text=option), prefix):
+        return f"{name}={value}"
+    return None
+
+
 def english_reading(text: str) -> bool:
     """Whether tesseract's English model's reading of a suspect may stand: plain ASCII with a letter no Cyrillic
     letter looks like, and neither the look-alike signature of Cyrillic in lower case ("mopT") nor in capitals
@@ -177,12 +194,10 @@ def mend_latin_words(lines: Sequence[tuple[TextLine, list[Word]]],
                 alone.extend((k, j) for j in run)
             continue
         for j, part in zip(run, parts, strict=True):
-            if better_latin(lines[k][1][j], part):
-                texts[k][j] = part.text.strip()
+            texts[k][j] = latin_text(lines[k][1][j], part) or texts[k][j]
     if alone:
         for (k, j), read in zip(alone, read_boxes([lines[k][1][j].bbox for k, j in alone]), strict=True):
-            if better_latin(lines[k][1][j], read):
-                texts[k][j] = read.text.strip()
+            texts[k][j] = latin_text(lines[k][1][j], read) or texts[k][j]
     if read_latin is not None:
         for k, run in runs:
             for j in run:
