@@ -84,7 +84,8 @@ def test_a_word_not_in_tesseracts_russian_dictionary_is_a_latin_suspect():
     assert suspect(_word("сай", 0.40, True))  # a dictionary word read unsurely ("cat")
     assert suspect(_word("cat", 0.95, True))  # Latin letters
     assert not suspect(_word("при", 0.97, True)) and not suspect(_word("в", 0.96, True))
-    assert not suspect(_word("2022", 0.3))  # no letters
+    assert not suspect(_word("2022", 0.3)) and not suspect(_word("(1-3).", 0.2))  # a number, however unsure
+    assert suspect(_word("№0545.", 0.24)) and not suspect(_word("№0545.", 0.9))  # signs read unsurely ("hosts.")
 
 
 def test_a_latin_word_in_cyrillic_look_alikes_is_mended_only_from_a_sure_latin_reading():

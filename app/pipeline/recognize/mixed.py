@@ -42,6 +42,7 @@ TESSERACT_UNSURE = 0.6
 _LATIN_ONLY = set("bdfghijlqrstvwzDFGIJLNQRSUVWZ")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_NUMBER = re.compile(r"^[\d.,:;()\[\]%+/-]+$")
 # Cyrillic capitals in Latin look-alikes: Л as JI, П as II, Ы as BI, З as 3 between capitals.
 _CAPITALS_SIGNATURE = re.compile(r"JI|II|[A-Z][0-9][A-Z]|BI")
 _PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
@@ -61,8 +62,8 @@ def suspect(word: Word) -> bool:
     text = word.text
     if _OPTION.match(text) and len(text) > 1:
         return True
-    if not any(char.isalpha() for char in text):
-        return False
+    if not any(char.isalpha() for char in text):  # a number, or Latin letters read as signs ("№0545." for hosts.)
+        return word.confidence < TESSERACT_UNSURE and not _NUMBER.match(text)
     return bool(_LATIN.search(text)) or not russian(word)
 
 
