@@ -106,6 +106,8 @@ def test_an_option_with_a_russian_value_takes_pp_ocrs_option_and_keeps_tesseract
     unsure = ReadLine("--from-code=HayaībHaa", 0.6, 0.1, (0.5,) * 21)
     assert latin_text(_word("--гот-соде=начальная", 0.0), unsure) is None
     assert latin_text(_word("аргороз"), ReadLine("apropos", 0.998, 0.99)) == "apropos"
+    assert latin_text(_word("РТЛ-ы", 0.5), ReadLine("PID-bI", 0.97, 0.9, (0.99, 0.99, 0.99, 0.99, 0.9, 0.95))) == "PID-ы"
+    assert latin_text(_word("какой-то", 0.5), ReadLine("Kakoй-To", 0.97, 0.9, (0.99,) * 8)) is None
 
 
 def test_neighbouring_suspects_are_read_as_one_strip_and_split_at_its_spaces():

@@ -42,6 +42,9 @@ TESSERACT_UNSURE = 0.6
 _LATIN_ONLY = set("bdfghijlqrstvwzDFGIJLNQRSUVWZ")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z]")
+# Where one word is two parts: a hyphen between two word characters ("PID-ы"), or "=" ("--from-code=ФАЙЛ",
+# "--color[=УСЛОВИЕ]").
+_JOINS = re.compile(r"(?<=\w)-(?=\w)|=")
 _NUMBER = re.compile(r"^[\d.,:;()\[\]%+/-]+$")
 # Cyrillic capitals in Latin look-alikes: Л as JI, П as II, Ы as BI, З as 3 between capitals.
 _CAPITALS_SIGNATURE = re.compile(r"JI|II|[A-Z][0-9][A-Z]|BI")
@@ -67,10 +70,12 @@ def suspect(word: Word) -> bool:
     return bool(_LATIN.search(text)) or not russian(word)
 
 
-def better_latin(word: Word, read: ReadLine) -> bool:
-    """Whether PP-OCR's `read` of the suspect `word` replaces tesseract's reading."""
+def better_latin(word: Word, read: ReadLine, option: bool | None = None) -> bool:
+    """Whether PP-OCR's `read` of the suspect `word` replaces tesseract's reading; `option`: whether the word is
+    (part of) a command-line option, when not told by its leading dash."""
     text = read.text.strip()
-    option = bool(_OPTION.match(text) and _OPTION.match(word.text))
+    if option is None:
+        option = bool(_OPTION.match(text) and _OPTION.match(word.text))
     sure = (read.confidence >= OPTION_MEAN and read.weakest >= OPTION_WEAKEST) if option else (
         read.confidence >= SURE_MEAN and read.weakest >= SURE_WEAKEST)
     if not text or text == word.text or not sure:
@@ -85,20 +90,37 @@ def better_latin(word: Word, read: ReadLine) -> bool:
 
 
 def latin_text(word: Word, read: ReadLine) -> str | None:
-    """What replaces tesseract's reading of the suspect `word` given PP-OCR's `read` of its box, or None. An option
-    with a Russian value ("--from-code=начальная_кодировка") takes PP-OCR's option and keeps tesseract's value."""
+    """What replaces tesseract's reading of the suspect `word` given PP-OCR's `read` of its box, or None. A word of
+    parts joined by "-" or "=" is decided part by part when both readings have the same joins: a Latin root with a
+    Russian ending ("mmap-нутый", "PID-ы") or an option with a Russian value ("--from-code=начальная_кодировка")
+    takes PP-OCR's Latin part and keeps tesseract's Russian one."""
     if better_latin(word, read):
         return read.text.strip()
     text = read.text.strip()
-    if "=" not in text or "=" not in word.text or not _OPTION.match(word.text):
+    joins = _JOINS.findall(word.text)
+    if not joins or _JOINS.findall(text) != joins:
         return None
-    name, _, _ = text.partition("=")
-    probs = read.char_probs[: len(read.text) - len(read.text.lstrip()) + len(name)] if read.char_probs else ()
-    prefix = ReadLine(name, sum(probs) / len(probs), min(probs), tuple(probs)) if probs else read._replace(text=name)
-    option, _, value = word.text.partition("=")
-    if better_latin(word._replace(text=option), prefix):
-        return f"{name}={value}"
-    return None
+    probs = read.char_probs or (read.confidence,) * len(read.text)
+    start = len(read.text) - len(read.text.lstrip())
+    chosen, changed = [], False
+    in_option = bool(_OPTION.match(word.text) and _OPTION.match(text))  # up to its "=": the option's name
+    for ours, theirs, join in zip(_JOINS.split(word.text), _JOINS.split(text), [*joins, ""], strict=True):
+        part_probs = probs[start: start + len(theirs)]
+        start += len(theirs) + 1
+        part = ReadLine(theirs, sum(part_probs) / len(part_probs), min(part_probs), tuple(part_probs)) \
+            if part_probs else ReadLine(theirs, 0.0, 0.0)
+        # a part needs a Latin-only letter (or to be an option): "какой-то" read "Kakoй-To" keeps its "то"
+        latin = in_option or any(char in _LATIN_ONLY for char in theirs)
+        if latin and any(char.isalpha() for char in ours) and better_latin(word._replace(text=ours), part,
+                                                                          option=in_option):
+            chosen.append(theirs)
+            changed = True
+        else:
+            chosen.append(ours)
+        in_option = in_option and join != "="
+    if not changed:
+        return None
+    return "".join(part + join for part, join in zip(chosen, [*joins, ""], strict=True))
 
 
 def english_reading(text: str) -> bool:
