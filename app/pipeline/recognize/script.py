@@ -28,6 +28,9 @@ MIN_MARKED_WORDS = 2
 # A page is Cyrillic when this share of its letters is in misread-Cyrillic lines (Russian pages: 0.6-0.85,
 # English: under 0.05).
 PAGE_LETTER_SHARE = 0.35
+# On the first few lines of a page (ocr.py's SCREEN_FIRST_LINES), before the whole sample is read, the bar is higher:
+# three of four wide lines misread (Russian pages: most of them are), so that an English page never stops there.
+EARLY_LETTER_SHARE = 0.7
 
 _WORD = re.compile(r"\S{3,}")
 _SIGNATURE = re.compile(
@@ -51,12 +54,13 @@ def misread_cyrillic(line: TextLine) -> bool:
     return marked >= max(MIN_MARKED_WORDS, LINE_WORD_SHARE * len(words))
 
 
-def page_is_cyrillic(lines: Sequence[TextLine]) -> bool:
-    """Whether most of the page's letters are in lines that look like misread Cyrillic."""
+def page_is_cyrillic(lines: Sequence[TextLine], final: bool = True) -> bool:
+    """Whether most of the page's letters are in lines that look like misread Cyrillic; `final` False: `lines` are
+    the first lines of a sample, and the bar is EARLY_LETTER_SHARE."""
     total = cyrillic = 0
     for line in lines:
         letters = sum(char.isalpha() for char in line.text)
         total += letters
         if misread_cyrillic(line):
             cyrillic += letters
-    return total > 0 and cyrillic >= PAGE_LETTER_SHARE * total
+    return total > 0 and cyrillic >= (PAGE_LETTER_SHARE if final else EARLY_LETTER_SHARE) * total

@@ -19,6 +19,7 @@ class Word(NamedTuple):
     text: str
     bbox: tuple[float, float, float, float]  # pixels
     confidence: float  # 0-1
+    in_dictionary: bool = False  # tesseract found the word in its language's dictionary
 
 
 # A line re-read alone gets this much white round it (pixels at the render's DPI): tesseract wants a margin.
@@ -47,11 +48,11 @@ class TesseractReader:
                                                        oem=tesserocr.OEM.LSTM_ONLY)
         return self._apis[key]
 
-    def load(self, langs: str) -> None:
-        """Load `langs` for page reading now (a worker's warm-up) rather than on its first page."""
+    def load(self, langs: str, psm: int | None = None) -> None:
+        """Load `langs` for page reading (or for `psm`) now, in a worker's warm-up, rather than on its first page."""
         import tesserocr
 
-        self._api(langs, tesserocr.PSM.AUTO)
+        self._api(langs, tesserocr.PSM.AUTO if psm is None else psm)
 
     def read_page(self, image: np.ndarray, langs: str, dpi: float | None = None) -> list[TextLine]:
         """The page's lines (tesseract's own layout analysis), pixel boxes, in tesseract's reading order."""
@@ -61,10 +62,9 @@ class TesseractReader:
                         dpi: float | None = None) -> list[tuple[TextLine, list[Word]]]:
         """Each line of the page with its words (text, pixel box, confidence 0-1)."""
         import tesserocr
-        from PIL import Image
 
         api = self._api(langs, tesserocr.PSM.AUTO)
-        api.SetImage(Image.fromarray(image))
+        api.SetImage(_grey(image))
         if dpi:
             api.SetSourceResolution(int(round(dpi)))
         api.Recognize()
@@ -92,7 +92,8 @@ class TesseractReader:
                 box = item.BoundingBox(level)
                 if text and box is not None:
                     words.append(Word(text, tuple(float(v) for v in box),  # type: ignore[arg-type]
-                                      max(0.0, min(1.0, item.Confidence(level) / 100.0))))
+                                      max(0.0, min(1.0, item.Confidence(level) / 100.0)),
+                                      bool(item.WordIsFromDictionary())))
             close_line()
         api.Clear()
         return lines
@@ -106,20 +107,44 @@ class TesseractReader:
     def read_line(self, image: np.ndarray, bbox: tuple[float, float, float, float], langs: str,
                   psm: int | None = None) -> str:
         """The text of one line box of `image` (RGB pixels), read alone."""
+        return self.read_box(image, bbox, langs, psm)[0]
+
+    def read_word_surely(self, image: np.ndarray, bbox: tuple[float, float, float, float],
+                         langs: str) -> tuple[str, float]:
+        """One word box of `image` read alone: its text and tesseract's confidence (0-1)."""
         import tesserocr
-        from PIL import Image
+
+        return self.read_box(image, bbox, langs, tesserocr.PSM.SINGLE_WORD)
+
+    def read_box(self, image: np.ndarray, bbox: tuple[float, float, float, float], langs: str,
+                 psm: int | None = None) -> tuple[str, float]:
+        """The text of one box of `image` (RGB pixels), read alone, and tesseract's mean confidence (0-1)."""
+        import tesserocr
 
         height, width = image.shape[:2]
         x0, y0, x1, y1 = bbox
         crop = image[max(0, int(y0) - LINE_PAD_PX): min(height, int(y1) + LINE_PAD_PX),
                      max(0, int(x0) - LINE_PAD_PX): min(width, int(x1) + LINE_PAD_PX)]
         if crop.size == 0:
-            return ""
+            return "", 0.0
         api = self._api(langs, tesserocr.PSM.SINGLE_LINE if psm is None else psm)
-        api.SetImage(Image.fromarray(np.ascontiguousarray(crop)))
+        api.SetImage(_grey(np.ascontiguousarray(crop)))
         text = " ".join((api.GetUTF8Text() or "").split())
+        confidence = max(0.0, min(1.0, api.MeanTextConf() / 100.0))
         api.Clear()
-        return text
+        return text, confidence
 
     def health(self) -> bool:
         return True
+
+
+def _grey(image: np.ndarray):
+    """The pixels as an 8-bit grey PIL image: tesseract binarises grey, and handing it RGB makes it convert the page
+    itself, slower (0.14 s of a page's 1.8 s on bench/languages.py's pages, same words read)."""
+    from PIL import Image
+
+    if image.ndim == 2:
+        return Image.fromarray(image)
+    import cv2
+
+    return Image.fromarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
