@@ -53,6 +53,12 @@ _PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
 _QUOTES = "\u00ab\u00bb\u201c\u201d\u201e"
 # A command-line option, maybe quoted or bracketed: "-n", "--all", "«--block-size=M»", "[-v]" (tesseract: "—" too).
 _OPTION = re.compile(r"^[\W_]{0,2}?[-\u2013\u2014]")
+# Digits and the Latin letters they look like in print ("-l" read "-1", "-O" read "-0").
+_DIGIT_LOOKALIKES = {"1": "lIi", "|": "lIi", "0": "oO"}
+# tesseract's English reading of an option with a digit replaces it only when this sure (0-1). Its mean confidence
+# of a word is low when it reads "l" there (0.2-0.85 on bench/languages.py's pages, each symbol's 0.89-0.98), so it
+# is its choice of character that counts, not this.
+OPTION_LETTER_SURE = 0.2
 
 
 def russian(word: Word) -> bool:
@@ -129,6 +135,15 @@ def english_reading(text: str) -> bool:
     ("YCJIOBHE", "IIAPAMETP", "PA3MEP": Л, П, З)."""
     return (bool(_PRINTABLE_ASCII.match(text)) and any(char in _LATIN_ONLY for char in text)
             and not _SIGNATURE.search(text) and not _CAPITALS_SIGNATURE.search(text))
+
+
+def option_letters(text: str, english: str, confidence: float) -> bool:
+    """Whether tesseract's English reading `english` (its confidence 0-1) of the option `text` ("-1", "-1,", "[-1]")
+    stands: the same characters but for digits read as the Latin letters they look like ("-l"). tesseract's
+    Cyrillic model has no Latin "l" to choose, so its "1" there is no evidence; the English model has both."""
+    if len(english) != len(text) or english == text or confidence < OPTION_LETTER_SURE or not _OPTION.match(text):
+        return False
+    return all(ours == theirs or theirs in _DIGIT_LOOKALIKES.get(ours, "") for ours, theirs in zip(text, english))
 
 
 def split_read(read: ReadLine) -> list[ReadLine]:
@@ -234,4 +249,11 @@ def mend_latin_words(lines: Sequence[tuple[TextLine, list[Word]]],
                 text, confidence = read_latin(word.bbox)
                 if confidence > word.confidence and english_reading(text):
                     texts[k][j] = text
+        for k, run in runs:  # an option with a digit ("-1"): is it a letter the Cyrillic model cannot read ("-l")?
+            for j in run:
+                text = texts[k][j]
+                if _OPTION.match(text) and any(char in _DIGIT_LOOKALIKES for char in text):
+                    english, confidence = read_latin(lines[k][1][j].bbox)
+                    if option_letters(text, english, confidence):
+                        texts[k][j] = english
     return [replace(line, text=" ".join(w for w in words if w)) for (line, _), words in zip(lines, texts, strict=True)]
