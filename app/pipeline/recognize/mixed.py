@@ -61,6 +61,19 @@ _DIGIT_LOOKALIKES = {"1": "lIi", "|": "lIi", "0": "oO"}
 OPTION_LETTER_SURE = 0.2
 
 
+# Cyrillic letters drawn like Latin ones in print (upright, or in italic: т as m, д as g, и as u, п as n): a Russian
+# dictionary word made of them alone may be a Latin word the Cyrillic model read as its look-alike ("TCP" -> "ТСР",
+# "Name" -> "Маше", "maja" -> "тада").
+_LOOKALIKES = set("АВЕКМНОРСТХУаеорсхуктдипш")
+LOOKALIKE_MIN_LETTERS = 3
+
+
+def lookalike(text: str) -> bool:
+    """Whether `text` is a word of at least LOOKALIKE_MIN_LETTERS letters, each with a Latin look-alike."""
+    letters = [char for char in text if char.isalpha()]
+    return len(letters) >= LOOKALIKE_MIN_LETTERS and all(char in _LOOKALIKES for char in letters)
+
+
 def russian(word: Word) -> bool:
     """Whether tesseract read `word` as a word of its language's dictionary, and surely."""
     return word.in_dictionary and word.confidence >= TESSERACT_UNSURE
@@ -73,7 +86,7 @@ def suspect(word: Word) -> bool:
         return True
     if not any(char.isalpha() for char in text):  # a number, or Latin letters read as signs ("№0545." for hosts.)
         return word.confidence < TESSERACT_UNSURE and not _NUMBER.match(text)
-    return bool(_LATIN.search(text)) or not russian(word)
+    return bool(_LATIN.search(text)) or not russian(word) or lookalike(text)
 
 
 def better_latin(word: Word, read: ReadLine, option: bool | None = None) -> bool:
