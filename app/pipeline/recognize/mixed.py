@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from app.pipeline.primitives import TextLine
+from app.pipeline.recognize.letter_case import option_case
 from app.pipeline.recognize.lines import ReadLine
 from app.pipeline.recognize.script import _SIGNATURE
 from app.pipeline.recognize.tesseract import Word
@@ -269,4 +270,7 @@ def mend_latin_words(lines: Sequence[tuple[TextLine, list[Word]]],
                     english, confidence = read_latin(lines[k][1][j].bbox)
                     if option_letters(text, english, confidence):
                         texts[k][j] = english
+    for k, run in runs:  # "-c" or "-C": the line's heights tell
+        for j in run:
+            texts[k][j] = option_case(texts[k][j], lines[k][1][j], lines[k][1])
     return [replace(line, text=" ".join(w for w in words if w)) for (line, _), words in zip(lines, texts, strict=True)]
