@@ -7,7 +7,10 @@ third more on bench/languages.py's pages (1.66 s a page against 1.06), and reads
 ("sShow" for show, "Squeeze", "Stdout", "tell" for tel, "-1" for -l).
 
 On a page tesseract read, a word is a suspect (`suspect`) when it may be Latin: it is no Russian word (pyspellchecker's
-dictionary, or read unsurely), holds a Latin letter, starts with "-" (a command-line option), or tesseract was unsure of it. Suspects
+dictionary, or read unsurely), holds a Latin letter, starts with "-" (a command-line option), tesseract was unsure of
+it, or all its 3+ letters have Latin look-alikes ("Маше" for Name: `lookalike`). An option read with a digit ("-1") is
+read again by tesseract's English model, whose letter for it ("-l") stands (`option_letters`): the Cyrillic model has
+no Latin "l" to choose. Suspects
 next to each other on a line are read by PP-OCR as one strip (one run of the network instead of one per word) and
 split at its spaces; a run whose word count does not match is read word by word. PP-OCR's reading replaces
 tesseract's when PP-OCR is sure (every character) and the reading is plain ASCII without the look-alike signature of
