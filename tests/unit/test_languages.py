@@ -282,3 +282,5 @@ def test_a_one_letter_options_case_is_read_from_the_lines_heights():
     assert option_case("-C,", low, [low, *line[1:]]) == "-c,"  # as tall as x-height
     assert option_case("-n", low, [low, *line[1:]]) == "-n"  # not a letter told by its size alone
     assert option_case("-C", low, [low]) == "-C"  # nothing on the line to measure
+    assert option_case("--Sort,", low, []) == "--sort," and option_case("--Color[=УСЛОВИЕ]", low, []) == "--color[=УСЛОВИЕ]"
+    assert option_case("--Name", low, []) == "--Name" and option_case("--SORT", low, []) == "--SORT"

@@ -77,6 +77,8 @@ def capitals_by_height(lines: Sequence[list[Word]]) -> list[list[Word]]:
 
 # A one-letter option whose letter differs from its capital in size alone ("-c" / "-C", "-s" / "-S").
 _SIZE_OPTION = re.compile(r"([\[(]?-)([cosuvwxzCOSUVWXZ])([,.;:\])]?)")
+# A long option whose first letter is a capital told from its small form by size alone, the rest small ("--Sort").
+_SIZE_LONG_OPTION = re.compile(r"^([\W_]{0,2}?--)([COSUVWXZ])(?=[a-z]{2})")
 
 
 def option_case(text: str, word: Word, line: Sequence[Word]) -> str:
@@ -84,8 +86,8 @@ def option_case(text: str, word: Word, line: Sequence[Word]) -> str:
     of the word's box (the letter is the tallest thing in "-c,") against the tops of the line's words of x-height
     letters and of its words with a capital. Neither engine tells "-c" from "-C" by shape; the line does."""
     match = _SIZE_OPTION.fullmatch(text)
-    if match is None:
-        return text
+    if match is None:  # "--Sort": the rest of the name is small, so is its first letter (its size alone differs)
+        return _SIZE_LONG_OPTION.sub(lambda m: m.group(1) + m.group(2).lower(), text)
     small = [w.bbox[1] for w in line if len(_letters(w.text)) >= 2 and all(c in _X_HEIGHT_LETTERS for c in w.text)]
     tall = [w.bbox[1] for w in line if len(_letters(w.text)) >= 2 and w.text[0].isupper() and w is not word]
     if not small or not tall:
