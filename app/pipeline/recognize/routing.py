@@ -27,6 +27,7 @@ from app.pipeline.recognize.languages import (
     installed_languages,
     parse_languages,
 )
+from app.pipeline.recognize.letter_case import capitals_by_height
 from app.pipeline.recognize.mixed import mend_cyrillic_words, mend_latin_words
 from app.pipeline.recognize.script import misread_cyrillic, page_is_cyrillic
 from app.pipeline.recognize.tesseract import TesseractReader
@@ -89,8 +90,9 @@ class ScriptRouter:
         cyrillic_only = "+".join(lang for lang in langs.split("+") if lang != LATIN_PARTNER)
         read_boxes = getattr(self.ocr, "read_boxes", None)
         if read_boxes is not None:
-            lines = [(line, join_underscores(words, image))
-                     for line, words in tesseract.read_page_words(image, cyrillic_only, dpi)]
+            lines = tesseract.read_page_words(image, cyrillic_only, dpi)
+            cased = capitals_by_height([words for _, words in lines])
+            lines = [(line, join_underscores(words, image)) for (line, _), words in zip(lines, cased, strict=True)]
             return mend_latin_words(lines, lambda boxes: read_boxes(image, boxes),
                                     lambda box: tesseract.read_word_surely(image, box, LATIN_PARTNER))
         lines = tesseract.read_page_words(image, langs, dpi)

@@ -25,6 +25,12 @@ FOOT = 0.2
 MAX_GAP = 1.5
 # A row of the gap belongs to the stroke when this share of it is ink (an antialiased rule spans two rows).
 STROKE_ROW = 0.3
+# Where two word boxes touch, the stroke covers this share of the columns within JOINT_REACH line heights of the
+# joint.
+JOINT_COVER = 0.9
+JOINT_REACH = 0.25
+# ... with no ink in this many line heights above it.
+CLEAR_ABOVE = 0.3
 # Darker than this (0-255) is ink.
 INK = 128
 
@@ -35,8 +41,10 @@ def _underscore_between(image: np.ndarray, left: Word, right: Word) -> bool:
     top = int(min(left.bbox[1], right.bbox[1]))
     bottom = int(max(left.bbox[3], right.bbox[3]))
     height = bottom - top
-    if height <= 0 or x1 - x0 < 2 or x1 - x0 > MAX_GAP * height:
+    if height <= 0 or x1 - x0 > MAX_GAP * height:
         return False
+    if x1 - x0 < 2:
+        return _underscore_at_joint(image, left, right, height)
     # The stroke sits at the baseline or a little under it: look from the top of the line to a third of a line
     # height below its boxes.
     patch = image[top: min(image.shape[0], bottom + height // 3), x0 + 1: x1 - 1]
@@ -57,6 +65,29 @@ def _underscore_between(image: np.ndarray, left: Word, right: Word) -> bool:
     above = band[: rows.min()].any(axis=0)
     edge = above.size // 4
     return not above[edge: above.size - edge].any()
+
+
+def _underscore_at_joint(image: np.ndarray, left: Word, right: Word, height: int) -> bool:
+    """Whether an underscore links two words whose boxes touch: tesseract put the stroke in one word's box and left
+    it out of its text ("--output=файл" + "результата"). The stroke is a rule at the foot of the line running from
+    the joint into one of the boxes with nothing above it (a letter's flat foot, as д's, has its stems above)."""
+    joint = int(round((left.bbox[2] + right.bbox[0]) / 2))
+    reach = max(2, int(JOINT_REACH * height))
+    bottom = int(max(left.bbox[3], right.bbox[3]))
+    top = max(0, bottom - int(FOOT * height) - int(CLEAR_ABOVE * height) - 2)
+    for x0, x1 in ((joint - reach, joint), (joint, joint + reach)):
+        patch = image[top: min(image.shape[0], bottom + height // 3), max(0, x0): x1]
+        if patch.size == 0:
+            continue
+        band = (patch.mean(axis=2) if patch.ndim == 3 else patch) < INK
+        rows = np.nonzero(band.mean(axis=1) >= JOINT_COVER)[0]
+        if not rows.size or rows.max() - rows.min() + 1 > max(2, MAX_THICKNESS * height):
+            continue
+        if top + rows.min() < bottom - FOOT * height - 1:  # not at the foot
+            continue
+        if not band[max(0, rows.min() - int(CLEAR_ABOVE * height)): max(0, rows.min() - 1)].any():
+            return True
+    return False
 
 
 def _joined(left: Word, right: Word, text: str) -> Word:
