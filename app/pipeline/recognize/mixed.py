@@ -10,9 +10,8 @@ On a page tesseract read, a word is a suspect (`suspect`) when it may be Latin: 
 dictionary, or read unsurely), holds a Latin letter, starts with "-" (a command-line option), tesseract was unsure of
 it, or all its 3+ letters have Latin look-alikes ("Маше" for Name: `lookalike`). An option read with a digit ("-1") is
 read again by tesseract's English model, whose letter for it ("-l") stands (`option_letters`): the Cyrillic model has
-no Latin "l" to choose. Suspects
-next to each other on a line are read by PP-OCR as one strip (one run of the network instead of one per word) and
-split at its spaces; a run whose word count does not match is read word by word. PP-OCR's reading replaces
+no Latin "l" to choose. Suspects next to each other on a line are read by PP-OCR as one strip (one run of the
+network instead of one per word) and split at its spaces; a run whose word count does not match is read word by word. PP-OCR's reading replaces
 tesseract's when PP-OCR is sure (every character) and the reading is plain ASCII without the look-alike signature of
 a Cyrillic word read as Latin (script.py), and holds a letter no Cyrillic letter looks like, or is a command-line
 option, or tesseract's reading is no Russian word (so "с", "в", "сок" read as "c", "B", "cok" stay Cyrillic). A
