@@ -280,7 +280,10 @@ async def test_finished_jobs_and_their_files_expire_after_the_ttl(make_settings,
 
 
 async def test_a_small_job_submitted_after_a_big_one_finishes_first(make_settings, tmp_path) -> None:
-    big = pdfgen.text_pdf(tmp_path / "big.pdf", pages=80)
+    # Text pages take milliseconds each: the big job must outlast the small one's whole submission by a margin
+    # (with 80 pages, a fast job store let it finish first on a loaded machine).
+    big_pages = 400
+    big = pdfgen.text_pdf(tmp_path / "big.pdf", pages=big_pages)
     small = pdfgen.text_pdf(tmp_path / "small.pdf", pages=1)
     app = create_app(make_settings(workers=1))
     async with running(app) as client:
@@ -295,7 +298,7 @@ async def test_a_small_job_submitted_after_a_big_one_finishes_first(make_setting
         small_state = await _wait_final(client, small_id)
         big_state = (await client.get(f"/jobs/{big_id}")).json()
         assert small_state["status"] == "succeeded"
-        assert big_state["status"] == "running" and big_state["pages_done"] < 80, big_state
+        assert big_state["status"] == "running" and big_state["pages_done"] < big_pages, big_state
         await client.delete(f"/jobs/{big_id}")
 
 
